@@ -1,0 +1,228 @@
+"""The one place where Nerve's parts are assembled.
+
+The headless runner and the desktop app both build a :class:`Nerve` here;
+tests build one with their own folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerve import __version__
+from nerve.bus import Bus
+from nerve.engine.engine import Engine
+from nerve.events import valid_type
+from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
+from nerve.packs.loader import Pack, duplicate_pack_errors, load_paths
+from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
+from nerve.storage import EventLogWriter, Store
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600.0
+STARTER = "starter.yaml"
+
+
+@dataclass
+class Options:
+    """What the user chose on the command line."""
+
+    rule_paths: list[Path] = field(default_factory=list)
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    retention_days: float = 30
+
+
+def install_starter_pack(locations: Locations) -> Path | None:
+    """On first start, copy the shipped starter pack into the user's packs folder."""
+    packs = locations.packs
+    if packs.exists():
+        return None
+    ensure_private_dir(packs)
+    source = shipped_packs_dir() / STARTER
+    if not source.exists():
+        log.warning("the starter pack is missing from this installation (%s)", source)
+        return None
+    target = packs / STARTER
+    shutil.copyfile(source, target)
+    log.info("installed the starter pack in %s", target)
+    return target
+
+
+class Nerve:
+    """Bus, storage, engine and control socket, started and stopped together."""
+
+    def __init__(self, locations: Locations, options: Options) -> None:
+        self.locations = locations
+        self.options = options
+        self.lock = InstanceLock()
+        self.store: Store | None = None
+        self.bus: Bus | None = None
+        self.engine: Engine | None = None
+        self.writer: EventLogWriter | None = None
+        self.ipc: IpcServer | None = None
+        self.packs: list[Pack] = []
+        self.stopped = threading.Event()
+        self._prune_timer: threading.Timer | None = None
+
+    # ----------------------------------------------------------------- packs
+
+    def pack_paths(self) -> list[Path]:
+        if self.options.rule_paths:
+            return list(self.options.rule_paths)
+        install_starter_pack(self.locations)
+        return [self.locations.packs] if self.locations.packs.exists() else []
+
+    def load_packs(self) -> list[Pack]:
+        """Load every pack; report the broken ones. Returns all packs."""
+        packs = load_paths(self.pack_paths(), self.options.overrides)
+        duplicate_pack_errors(packs)
+        for pack in packs:
+            for error in pack.errors:
+                log.error("%s", error)
+            if not pack.usable:
+                log.error("pack %s is not loaded because of the errors above", pack.file)
+            elif pack.errors:
+                log.warning(
+                    "pack %s: %d rule(s) skipped because of errors", pack.id, len(pack.errors)
+                )
+        self.packs = packs
+        return packs
+
+    def rules(self) -> list[Any]:
+        return [rule for pack in self.packs if pack.usable for rule in pack.rules]
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Take the single-instance lock, then start everything. Raises AlreadyRunning."""
+        self.lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        ensure_private_dir(self.locations.data)
+        self.store = Store(self.locations.database, retention_days=self.options.retention_days)
+        self.bus = Bus(first_id=self.store.next_event_id())
+        self.writer = EventLogWriter(self.bus, self.store)
+        self.writer.start()
+        self.engine = Engine(self.bus, store=self.store)
+        self.engine.start()
+        self.load_packs()
+        self.engine.call(self.engine.set_rules, self.rules())
+        self.ipc = IpcServer(socket_path(), self.handle)
+        self.ipc.start()
+        self._schedule_prune()
+        self.bus.publish("app.started", {"version": __version__, "pid": os.getpid()}, source="app")
+        log.info(
+            "Nerve %s running: %d rule(s) from %d pack(s); data in %s",
+            __version__,
+            len(self.rules()),
+            sum(1 for p in self.packs if p.usable),
+            self.locations.data,
+        )
+
+    def _schedule_prune(self) -> None:
+        if self.store is None or self.stopped.is_set():
+            return
+        try:
+            removed = self.store.prune()
+            if any(removed.values()):
+                log.info("retention: removed %s", removed)
+        except Exception:
+            log.exception("pruning the event log failed")
+        self._prune_timer = threading.Timer(PRUNE_EVERY_S, self._schedule_prune)
+        self._prune_timer.daemon = True
+        self._prune_timer.start()
+
+    def stop(self) -> None:
+        """Stop everything that was started; safe to call more than once."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+        if self.bus is not None and self.engine is not None:
+            self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
+        if self.ipc is not None:
+            self.ipc.stop()
+        if self.engine is not None:
+            self.engine.stop()
+        if self.writer is not None:
+            self.writer.stop()
+        if self.store is not None:
+            self.store.close()
+        self.lock.release()
+
+    # -------------------------------------------------------------- control
+
+    def handle(self, cmd: str, args: dict[str, Any]) -> Any:
+        """Answer a request on the control socket (runs on an IPC worker thread)."""
+        engine, bus = self.engine, self.bus
+        if engine is None or bus is None:
+            raise IpcError("Nerve is starting up; try again")
+        if cmd == "ping":
+            return {"version": __version__, "pid": os.getpid()}
+        if cmd == "status":
+            return self.status()
+        if cmd == "pause":
+            seconds = args.get("for")
+            if seconds is not None and not isinstance(seconds, (int, float)):
+                raise IpcError("'for' must be a number of seconds")
+            cancelled = engine.call(engine.pause, "nerve pause", seconds)
+            return {"paused": True, "cancelled": cancelled}
+        if cmd == "resume":
+            engine.call(engine.resume)
+            return {"paused": False}
+        if cmd == "emit":
+            type_ = args.get("type")
+            data = args.get("data", {})
+            if not isinstance(type_, str) or not valid_type(type_):
+                raise IpcError(f"not an event type: {type_!r} (use lower-case dotted names)")
+            if not isinstance(data, dict):
+                raise IpcError("event data must be an object")
+            event = bus.publish(type_, data, source="cli")
+            return {"id": event.id}
+        if cmd == "rules":
+            return engine.call(engine.rules)
+        if cmd == "reload":
+            self.load_packs()
+            engine.call(engine.set_rules, self.rules())
+            return {
+                "rules": len(self.rules()),
+                "errors": [str(e) for p in self.packs for e in p.errors],
+            }
+        raise IpcError(f"unknown command {cmd!r}")
+
+    def status(self) -> dict[str, Any]:
+        assert self.engine is not None
+        assert self.bus is not None
+        assert self.store is not None
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "engine": self.engine.call(self.engine.status),
+            "bus": self.bus.stats(),
+            "packs": [
+                {
+                    "id": p.id,
+                    "file": p.file,
+                    "loaded": p.usable,
+                    "rules": len(p.rules),
+                    "errors": len(p.errors),
+                    "capabilities": sorted(p.capabilities),
+                }
+                for p in self.packs
+            ],
+            "data": str(self.locations.data),
+            "store": self.store.stats(),
+        }

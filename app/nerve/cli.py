@@ -1,0 +1,493 @@
+"""The ``nerve`` command: arguments in, exit codes out.
+
+Exit codes: 0 ok, 1 invalid input (or a failure), 2 usage, 3 no running instance.
+No traceback reaches the user on an expected error path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import logging.handlers
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nerve import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NO_INSTANCE = 0, 1, 2, 3
+
+log = logging.getLogger("nerve")
+
+
+class UsageError(Exception):
+    """Wrong arguments: exit 2 with the message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} takes key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nerve",
+        description="Desktop automation: events in, rules, actions out.",
+    )
+    parser.add_argument("--version", action="version", version=f"nerve {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run Nerve (--headless: without a window)")
+    run.add_argument("--headless", action="store_true", help="no window, no tray")
+    run.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="a pack file or a folder of packs (repeatable); default: your packs",
+    )
+    run.add_argument("--data-dir", type=Path, help="where the event log and runs are kept")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a pack input (repeatable)"
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+
+    val = sub.add_parser("validate", help="check pack files; exit 1 listing every error")
+    val.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    sub.add_parser("schema", help="print the JSON Schema of rule packs")
+
+    emit = sub.add_parser("emit", help="publish an event into the running Nerve")
+    emit.add_argument("type", metavar="TYPE")
+    emit.add_argument(
+        "fields",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="data fields; values are read as JSON when they parse (3, true, [1])",
+    )
+
+    sub.add_parser("status", help="show the running Nerve's state")
+    pause = sub.add_parser("pause", help="pause every rule (and cancel running ones)")
+    pause.add_argument("--for", dest="duration", metavar="DURATION", help="resume after (10m)")
+    sub.add_parser("resume", help="resume after a pause")
+
+    events = sub.add_parser("events", help="read the event log")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument("--type", metavar="PATTERN", help="only these types (file.*)")
+    events.add_argument("--since", metavar="DURATION", help="only the last DURATION (1h)")
+    events.add_argument("--limit", type=int, default=100)
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.add_argument("--data-dir", type=Path)
+
+    runs = sub.add_parser("runs", help="rule run history with traces")
+    runs.add_argument("run_id", nargs="?", metavar="RUN", help="show one run's trace")
+    runs.add_argument("--rule", metavar="ID", help="only this rule (pack/rule or rule)")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--data-dir", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_console_logging(args.verbose)
+    try:
+        return _dispatch(parser, args)
+    except UsageError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    command = args.command
+    if command is None:
+        print(
+            "nerve: the desktop window is not part of this version yet; "
+            "start Nerve with `nerve run --headless` (see `nerve --help`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    handler: Any = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "schema": cmd_schema,
+        "emit": cmd_emit,
+        "status": cmd_status,
+        "pause": cmd_pause,
+        "resume": cmd_resume,
+        "events": cmd_events,
+        "runs": cmd_runs,
+    }[command]
+    code: int = handler(args)
+    return code
+
+
+def _setup_console_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nerve: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # APScheduler reports every job run at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _add_file_logging(log_file: Path) -> None:
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+        )
+    except OSError as exc:
+        log.warning("no log file (%s)", exc)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+# ---------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nerve.bootstrap import Nerve, Options
+    from nerve.ipc import AlreadyRunning
+    from nerve.paths import locations
+
+    if not args.headless:
+        raise UsageError("the desktop window is not part of this version yet; use --headless")
+    for path in args.rules:
+        if not path.exists():
+            raise UsageError(f"--rules {path}: no such file or folder")
+    where = locations(args.data_dir)
+    _add_file_logging(where.log_file)
+    app = Nerve(where, Options(rule_paths=args.rules, overrides=_pairs(args.set, "--set")))
+
+    def on_signal(signum: int, frame: Any) -> None:
+        app.stopped.set()
+
+    try:
+        app.start()
+    except AlreadyRunning as exc:
+        pid = f" (pid {exc.pid})" if getattr(exc, "pid", None) else ""
+        print(
+            f"nerve: Nerve is already running{pid}; use `nerve status`, or stop it first",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    # Ask stop() to run: the flag was set by start() failing or by a signal.
+    finished = app.stopped
+    app.stopped = type(finished)()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_signal)
+    try:
+        while not app.stopped.wait(3600):
+            pass
+    finally:
+        app.stopped = finished
+        log.info("stopping")
+        app.stop()
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- validate
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nerve.packs.loader import CAPABILITY_TEXT, duplicate_pack_errors, load_paths
+
+    overrides = _pairs(args.set, "--set")
+    for path in args.paths:
+        if not path.exists():
+            print(f"{path}: no such file or folder", file=sys.stderr)
+            return EXIT_INVALID
+    packs = load_paths(list(args.paths), overrides)
+    duplicate_pack_errors(packs)
+    if not packs:
+        print("nerve: no pack files (*.yaml, *.yml) found", file=sys.stderr)
+        return EXIT_INVALID
+    bad = 0
+    for pack in packs:
+        if pack.errors:
+            bad += 1
+            for error in pack.errors:
+                print(error, file=sys.stderr)
+        else:
+            caps = ", ".join(CAPABILITY_TEXT.get(c, c) for c in sorted(pack.capabilities))
+            print(
+                f"{pack.file}: ok, pack {pack.id}, {len(pack.rules)} rule(s)"
+                + (f"; can {caps}" if caps else "")
+            )
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from nerve.packs.schema import pack_schema
+
+    json.dump(pack_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ control
+
+
+def _request(cmd: str, args: dict[str, Any] | None = None) -> Any:
+    from nerve.ipc import NoInstance, request
+
+    try:
+        return request(cmd, args or {})
+    except NoInstance as exc:
+        raise _NoInstanceExit(str(exc)) from None
+
+
+class _NoInstanceExit(Exception):
+    pass
+
+
+def _control(fn: Any) -> Any:
+    def wrapper(args: argparse.Namespace) -> int:
+        from nerve.ipc import IpcError
+
+        try:
+            result: int = fn(args)
+            return result
+        except _NoInstanceExit as exc:
+            print(f"nerve: {exc}", file=sys.stderr)
+            return EXIT_NO_INSTANCE
+        except IpcError as exc:
+            print(f"nerve: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+
+    return wrapper
+
+
+def parse_value(text: str) -> Any:
+    """``3`` -> 3, ``true`` -> True, ``[1,2]`` -> list, anything else stays text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@_control
+def cmd_emit(args: argparse.Namespace) -> int:
+    from nerve.events import valid_type
+
+    if not valid_type(args.type):
+        raise UsageError(
+            f"{args.type!r} is not an event type: use lower-case dotted names such as build.done"
+        )
+    data = {k: parse_value(v) for k, v in _pairs(args.fields, "emit").items()}
+    result = _request("emit", {"type": args.type, "data": data})
+    print(f"event {result['id']} published")
+    return EXIT_OK
+
+
+@_control
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _request("status")
+    engine = status["engine"]
+    state = "paused" if engine["paused"] else "running"
+    print(f"Nerve {status['version']} (pid {status['pid']}): {state}")
+    if engine["paused"] and engine.get("pause_reason"):
+        print(f"  {engine['pause_reason']}")
+    print(
+        f"  rules: {engine['enabled']} active of {engine['rules']}, "
+        f"{engine['running']} running, {engine['handled']} events handled"
+    )
+    for key, reason in engine["suspended"].items():
+        print(f"  suspended: {key}: {reason}")
+    for pack in status["packs"]:
+        mark = (
+            "ok"
+            if pack["loaded"] and not pack["errors"]
+            else (f"{pack['errors']} error(s)" if pack["loaded"] else "NOT LOADED")
+        )
+        print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
+    bus = status["bus"]
+    dropped = sum(bus["dropped"].values())
+    print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
+    if dropped:
+        print("    dropped: " + ", ".join(f"{t} {n}" for t, n in bus["dropped"].items()))
+    print(f"  data: {status['data']}")
+    return EXIT_OK
+
+
+@_control
+def cmd_pause(args: argparse.Namespace) -> int:
+    from nerve.durations import parse_duration
+
+    request_args: dict[str, Any] = {}
+    if args.duration:
+        try:
+            request_args["for"] = parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}") from None
+    result = _request("pause", request_args)
+    print(f"paused ({result['cancelled']} running run(s) cancelled)")
+    return EXIT_OK
+
+
+@_control
+def cmd_resume(args: argparse.Namespace) -> int:
+    _request("resume")
+    print("resumed")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ history
+
+
+def _open_store(data_dir: Path | None) -> Any:
+    from nerve.paths import locations
+    from nerve.storage import Store
+
+    db = locations(data_dir).database
+    if not db.exists():
+        print(f"nerve: no event log yet ({db} does not exist)", file=sys.stderr)
+        return None
+    return Store.open_readonly(db)
+
+
+def _since(text: str | None) -> float | None:
+    from nerve.durations import parse_duration
+
+    if not text:
+        return None
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+
+
+def _stamp(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in event["data"].items())
+    print(f"{_stamp(event['time'])}  #{event['id']:<6} {event['type']:<20} {data}", flush=True)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    store = _open_store(args.data_dir)
+    if store is None:
+        return EXIT_INVALID
+    try:
+        events = store.query_events(
+            since=since, type_pattern=args.type, limit=args.limit, newest_first=True
+        )
+        events.reverse()
+        for event in events:
+            _print_event(event, args.json)
+        if not args.follow:
+            return EXIT_OK
+        last = events[-1]["id"] if events else store.next_event_id() - 1
+        while True:
+            time.sleep(0.5)  # another process writes the log; SQLite has no change feed
+            new = store.query_events(after_id=last, type_pattern=args.type, limit=1000)
+            for event in new:
+                _print_event(event, args.json)
+                last = event["id"]
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _open_store(args.data_dir)
+    if store is None:
+        return EXIT_INVALID
+    try:
+        if args.run_id:
+            try:
+                run = store.get_run(args.run_id)
+            except ValueError as exc:
+                print(f"nerve: {exc}", file=sys.stderr)
+                return EXIT_INVALID
+            if run is None:
+                print(f"nerve: no run {args.run_id!r}", file=sys.stderr)
+                return EXIT_INVALID
+            if args.json:
+                print(json.dumps(run, ensure_ascii=False, indent=2))
+            else:
+                _print_trace(run)
+            return EXIT_OK
+        runs = store.query_runs(
+            rule_id=None, limit=max(args.limit, 1) * 50 if args.rule else args.limit
+        )
+        if args.rule:
+            runs = [
+                r
+                for r in runs
+                if r["rule_id"] == args.rule or r["rule_id"].endswith("/" + args.rule)
+            ]
+            runs = runs[: args.limit]
+        for run in reversed(runs):
+            if args.json:
+                print(json.dumps(run, ensure_ascii=False))
+                continue
+            took = f"{(run['ended'] - run['started']) * 1000:.0f}ms" if run.get("ended") else "…"
+            error = f"  {run['error']}" if run.get("error") else ""
+            print(
+                f"{_stamp(run['started'])}  {run['id'][:10]}  {run['rule_id']:<30} "
+                f"{run['status']:<9} {took:>7}{error}"
+            )
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _print_trace(run: dict[str, Any]) -> None:
+    trace = run.get("trace") or {}
+    print(
+        f"run {run['id']} of {run['rule_id']}: {run['status']}"
+        + (f" ({run['error']})" if run.get("error") else "")
+    )
+    print(
+        f"  started {_stamp(run['started'])}"
+        + (f", took {(run['ended'] - run['started']) * 1000:.1f}ms" if run.get("ended") else "")
+    )
+    event = trace.get("event") or {}
+    if event:
+        print(f"  event #{event.get('id')} {event.get('type')} {json.dumps(event.get('data'))}")
+    for cond in trace.get("conditions", []):
+        mark = "yes" if cond["ok"] else "NO "
+        print(f"  {mark} {cond['path']} {cond['condition']}: {cond['detail']}")
+    for action in trace.get("actions", []):
+        if action.get("error"):
+            outcome = f"error: {action['error']}"
+        else:
+            outcome = json.dumps(action.get("result"), ensure_ascii=False)
+        ms = action.get("ms", 0)
+        print(f"  {action['path']:<14} {action['action']:<12} {ms:>8.1f}ms  {outcome}")

@@ -1,0 +1,1 @@
+"""The rule engine: what rules mean, and running them."""

@@ -1,0 +1,151 @@
+"""File actions: ``file.copy``, ``file.move`` and ``file.trash``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from send2trash import send2trash
+
+from nerve.engine.actions._common import text
+from nerve.engine.registry import Action, ActionError, CompileContext, actions
+from nerve.engine.runs import RunContext
+from nerve.templates import Template
+
+CONFLICTS = ("rename", "overwrite", "skip", "fail")
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(path)))
+
+
+def free_name(target: Path) -> Path:
+    """``target``, or ``name (1).ext``, ``name (2).ext``... whichever is free."""
+    if not target.exists():
+        return target
+    stem, suffix = target.stem, target.suffix
+    for n in range(1, 10_000):
+        candidate = target.with_name(f"{stem} ({n}){suffix}")
+        if not candidate.exists():
+            return candidate
+    raise ActionError(f"no free name next to {target}")
+
+
+class _Transfer(Action):
+    """Copy or move ``src`` into the folder ``dest`` (created if missing)."""
+
+    capabilities = frozenset({"writes-files"})
+    schema = {
+        "type": "object",
+        "properties": {
+            "src": {"type": "string", "minLength": 1, "description": "File or folder"},
+            "dest": {"type": "string", "minLength": 1, "description": "Destination folder"},
+            "name": {"type": "string", "minLength": 1, "description": "New name (default: same)"},
+            "on_conflict": {"enum": list(CONFLICTS), "description": "When the name is taken"},
+        },
+        "required": ["src", "dest"],
+        "additionalProperties": False,
+    }
+    verb = ""
+
+    def __init__(
+        self, src: Template, dest: Template, name: Template | None, on_conflict: str
+    ) -> None:
+        self.src = src
+        self.dest = dest
+        self.name = name
+        self.on_conflict = on_conflict
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> _Transfer:
+        return cls(
+            ctx.template(options["src"], ("src",)),
+            ctx.template(options["dest"], ("dest",)),
+            ctx.template(options["name"], ("name",)) if "name" in options else None,
+            options.get("on_conflict", "rename"),
+        )
+
+    async def execute(self, run: RunContext) -> Any:
+        scope = run.scope
+        src = _expand(text(self.src, scope))
+        folder = _expand(text(self.dest, scope))
+        name = text(self.name, scope) if self.name else src.name
+        if not name or "/" in name or name in (".", ".."):
+            raise ActionError(f"bad file name {name!r}")
+        return await run.blocking(self._transfer, src, folder / name)
+
+    def _transfer(self, src: Path, target: Path) -> dict[str, Any]:
+        if not src.exists() and not src.is_symlink():
+            raise ActionError(f"{src} does not exist")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                if self.on_conflict == "skip":
+                    return {"skipped": str(target)}
+                if self.on_conflict == "fail":
+                    raise ActionError(f"{target} already exists")
+                if self.on_conflict == "rename":
+                    target = free_name(target)
+                elif target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+            self._do(src, target)
+        except OSError as exc:
+            raise ActionError(
+                f"cannot {self.verb} {src} to {target}: {exc.strerror or exc}"
+            ) from None
+        return {"src": str(src), "dest": str(target)}
+
+    def _do(self, src: Path, target: Path) -> None:
+        raise NotImplementedError
+
+
+@actions.register
+class CopyAction(_Transfer):
+    key = "file.copy"
+    description = "Copy a file or folder into a folder"
+    verb = "copy"
+
+    def _do(self, src: Path, target: Path) -> None:
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, target, follow_symlinks=False)
+
+
+@actions.register
+class MoveAction(_Transfer):
+    key = "file.move"
+    description = "Move a file or folder into a folder"
+    verb = "move"
+
+    def _do(self, src: Path, target: Path) -> None:
+        shutil.move(src, target)
+
+
+@actions.register
+class TrashAction(Action):
+    """Move to the desktop's trash (recoverable), never a plain delete."""
+
+    key = "file.trash"
+    description = "Move a file or folder to the trash"
+    capabilities = frozenset({"writes-files"})
+    schema = {"type": "string", "minLength": 1}
+
+    def __init__(self, path: Template) -> None:
+        self.target = path
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TrashAction:
+        return cls(ctx.template(options))
+
+    async def execute(self, run: RunContext) -> Any:
+        path = _expand(text(self.target, run.scope))
+        if not path.exists() and not path.is_symlink():
+            raise ActionError(f"{path} does not exist")
+        try:
+            await run.blocking(send2trash, str(path))
+        except OSError as exc:
+            raise ActionError(f"cannot trash {path}: {exc}") from None
+        return {"trashed": str(path)}

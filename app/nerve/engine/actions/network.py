@@ -1,0 +1,105 @@
+"""``http``: call a webhook or an API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from nerve import __version__
+from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine.actions._common import rendered, templated, text
+from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
+from nerve.engine.runs import RunContext
+from nerve.templates import Template
+
+_BODY_LIMIT = 2048
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+@actions.register
+class HttpAction(Action):
+    """An HTTP request; a status of 400 or more fails the action."""
+
+    key = "http"
+    description = "An HTTP request: {url, method, headers, json or body, timeout}"
+    capabilities = frozenset({"network"})
+    schema = {
+        "anyOf": [
+            {"type": "string", "description": "A URL to GET"},
+            {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string", "minLength": 1},
+                    "method": {"enum": _METHODS + [m.lower() for m in _METHODS]},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "json": {},
+                    "body": {"type": "string"},
+                    "timeout": DURATION_SCHEMA,
+                },
+                "required": ["url"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
+        if "json" in options and "body" in options:
+            raise ConfigError("give 'json' or 'body', not both")
+        self.url: Template = ctx.template(options["url"], ("url",))
+        raw = self.url.source.lower()
+        if not raw.startswith(("http://", "https://", "{")):
+            raise ConfigError("the URL must start with http:// or https://", ("url",))
+        has_payload = "json" in options or "body" in options
+        self.method = str(options.get("method", "POST" if has_payload else "GET")).upper()
+        self.headers = {
+            k: ctx.template(v, ("headers", k)) for k, v in options.get("headers", {}).items()
+        }
+        self.json = templated(options["json"], ctx, ("json",)) if "json" in options else None
+        self.has_json = "json" in options
+        self.body = ctx.template(options["body"], ("body",)) if "body" in options else None
+        self.timeout = parse_duration(options.get("timeout", 10))
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> HttpAction:
+        if isinstance(options, str):
+            options = {"url": options}
+        return cls(options, ctx)
+
+    async def execute(self, run: RunContext) -> Any:
+        scope = run.scope
+        url = text(self.url, scope)
+        if not url.lower().startswith(("http://", "https://")):
+            raise ActionError(f"not an http(s) URL: {url!r}")
+        headers = {"User-Agent": f"Nerve/{__version__}"}
+        headers.update({k: t.render(scope) for k, t in self.headers.items()})
+        data: bytes | None = None
+        if self.has_json:
+            data = json.dumps(rendered(self.json, scope)).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif self.body is not None:
+            data = self.body.render(scope).encode()
+        request = urllib.request.Request(url, data=data, headers=headers, method=self.method)
+        return await run.blocking(_send, request, self.timeout)
+
+
+def _send(request: urllib.request.Request, timeout: float) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(_BODY_LIMIT + 1)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(200).decode("utf-8", "replace").strip()
+        raise ActionError(
+            f"{request.full_url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+        ) from None
+    except urllib.error.URLError as exc:
+        raise ActionError(f"{request.full_url}: {exc.reason}") from None
+    except (TimeoutError, OSError) as exc:
+        raise ActionError(f"{request.full_url}: {exc}") from None
+    return {
+        "status": status,
+        "body": body[:_BODY_LIMIT].decode("utf-8", "replace"),
+        "truncated": len(body) > _BODY_LIMIT,
+    }

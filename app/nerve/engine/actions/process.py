@@ -1,0 +1,251 @@
+"""Actions that start programs: ``run``, ``shell`` and ``open``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from nerve import desktop
+from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine.actions._common import text
+from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
+from nerve.engine.runs import RunContext
+from nerve.templates import Template
+
+_OUTPUT_LIMIT = 4096
+
+_PROCESS_OPTIONS: dict[str, Any] = {
+    "wait": {"type": "boolean", "description": "Wait for the program to end (default: no)"},
+    "timeout": DURATION_SCHEMA,
+    "cwd": {"type": "string", "description": "Working folder"},
+    "env": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+    "check": {"type": "boolean", "description": "With wait: a non-zero exit fails the run (yes)"},
+}
+
+
+class _Spawn(Action):
+    """Shared by run and shell: start detached, or wait with a timeout."""
+
+    def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
+        self.wait = bool(options.get("wait", False))
+        self.timeout = parse_duration(options["timeout"]) if "timeout" in options else None
+        if self.timeout is not None and not self.wait:
+            raise ConfigError("'timeout' needs 'wait: true'", ("timeout",))
+        self.check = bool(options.get("check", True))
+        self.cwd = ctx.template(options["cwd"], ("cwd",)) if "cwd" in options else None
+        self.env = {
+            str(k): ctx.template(str(v), ("env", k)) for k, v in options.get("env", {}).items()
+        }
+
+    def argv(self, run: RunContext) -> list[str]:
+        raise NotImplementedError
+
+    async def execute(self, run: RunContext) -> Any:
+        scope = run.scope
+        argv = self.argv(run)
+        cwd = os.path.expanduser(self.cwd.render(scope)) if self.cwd else None
+        env = None
+        if self.env:
+            env = {**os.environ, **{k: t.render(scope) for k, t in self.env.items()}}
+        env = _child_env(env, run)
+        if not self.wait:
+            try:
+                proc = await run.blocking(_spawn_detached, argv, cwd, env)
+            except FileNotFoundError:
+                raise ActionError(f"program not found: {argv[0]}") from None
+            except OSError as exc:
+                raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+            run.engine.reap_later(proc)
+            return {"pid": proc.pid, "argv": argv}
+        return await _run_and_wait(argv, cwd, env, self.timeout, self.check)
+
+
+def _child_env(env: dict[str, str] | None, run: RunContext) -> dict[str, str]:
+    out = dict(os.environ) if env is None else env
+    out["NERVE_RULE"] = run.rule.key
+    out["NERVE_RUN"] = run.id
+    return out
+
+
+def _spawn_detached(
+    argv: list[str], cwd: str | None, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # survives Nerve, and is not hit by its signals
+    )
+
+
+async def _run_and_wait(
+    argv: list[str], cwd: str | None, env: dict[str, str], timeout: float | None, check: bool
+) -> dict[str, Any]:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise ActionError(f"program not found: {argv[0]}") from None
+    except OSError as exc:
+        raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)  # a paused or restarted run takes its program with it
+        await proc.wait()
+        raise
+    except TimeoutError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise ActionError(f"{argv[0]} did not finish within {timeout:g}s; stopped it") from None
+    result: dict[str, Any] = {
+        "exit_code": proc.returncode,
+        "stdout": out[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
+        "stderr": err[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
+    }
+    if check and proc.returncode != 0:
+        detail = result["stderr"].strip().splitlines()[-1:] or [""]
+        raise ActionError(
+            f"{argv[0]} exited with {proc.returncode}" + (f": {detail[0]}" if detail[0] else "")
+        )
+    return result
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        if sys.platform == "win32":
+            os.kill(pid, signal.SIGTERM)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@actions.register
+class RunAction(_Spawn):
+    """Start a program with arguments; no shell, so placeholders cannot inject."""
+
+    key = "run"
+    description = "Start a program: [program, arg, ...]; each placeholder stays inside its argument"
+    capabilities = frozenset({"runs-programs"})
+    schema = {
+        "anyOf": [
+            {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+            {"type": "string", "description": "A program name without arguments"},
+            {
+                "type": "object",
+                "properties": {
+                    "argv": {
+                        "type": "array",
+                        "items": {"type": ["string", "number"]},
+                        "minItems": 1,
+                    },
+                    **_PROCESS_OPTIONS,
+                },
+                "required": ["argv"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
+        super().__init__(options, ctx)
+        self.args: list[Template] = [
+            ctx.template(str(a), ("argv", i)) for i, a in enumerate(options["argv"])
+        ]
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RunAction:
+        if isinstance(options, str):
+            if " " in options.strip():
+                raise ConfigError(
+                    f"'run' takes a list: [{', '.join(shlex.split(options))}] "
+                    "(or use 'shell' for a command line)"
+                )
+            options = [options]
+        if isinstance(options, list):
+            options = {"argv": options}
+        return cls(options, ctx)
+
+    def argv(self, run: RunContext) -> list[str]:
+        scope = run.scope
+        argv = [a.render(scope) for a in self.args]
+        argv[0] = os.path.expanduser(argv[0])
+        return argv
+
+
+@actions.register
+class ShellAction(_Spawn):
+    """A command line for the shell. Placeholder values are quoted for it."""
+
+    key = "shell"
+    description = "Run a command line in /bin/sh (placeholder values are shell-quoted)"
+    capabilities = frozenset({"runs-programs", "runs-shell"})
+    schema = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {"command": {"type": "string", "minLength": 1}, **_PROCESS_OPTIONS},
+                "required": ["command"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
+        super().__init__(options, ctx)
+        self.command = ctx.template(options["command"], ("command",))
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> ShellAction:
+        if isinstance(options, str):
+            options = {"command": options}
+        return cls(options, ctx)
+
+    def argv(self, run: RunContext) -> list[str]:
+        if sys.platform == "win32":
+            return ["cmd", "/c", self.command.render(run.scope)]
+        return ["/bin/sh", "-c", self.command.render(run.scope, quote=shlex.quote)]
+
+
+@actions.register
+class OpenAction(Action):
+    """Open a file, folder or URL with the desktop's default application."""
+
+    key = "open"
+    description = "Open a file, folder or URL with its default application"
+    capabilities = frozenset({"runs-programs"})
+    schema = {"type": "string", "minLength": 1}
+
+    def __init__(self, target: Template) -> None:
+        self.target = target
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> OpenAction:
+        return cls(ctx.template(options))
+
+    async def execute(self, run: RunContext) -> Any:
+        target = text(self.target, run.scope)
+        if "://" not in target:
+            target = os.path.expanduser(target)
+        try:
+            await run.blocking(desktop.open_target, target)
+        except OSError as exc:
+            raise ActionError(str(exc)) from None
+        return {"opened": target}

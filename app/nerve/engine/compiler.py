@@ -1,0 +1,237 @@
+"""Turning trigger, condition and action nodes of a rule into compiled objects.
+
+Two stages, as in Home Assistant: the node's shape picks the type by its key,
+the type's JSON Schema checks the options, then the type's ``compile`` checks
+what a schema cannot (placeholders, cron syntax, regexes). Every problem is
+collected in the context with its path; nothing raises past this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from nerve.engine import validation
+from nerve.engine.registry import (
+    Action,
+    AlreadyReported,
+    CompileContext,
+    Condition,
+    ConfigError,
+    ConfigPath,
+    Registry,
+    Trigger,
+    actions,
+    conditions,
+    triggers,
+)
+
+T = TypeVar("T")
+
+#: Keys any action may carry beside its own.
+COMMON_ACTION_KEYS: dict[str, dict[str, Any]] = {
+    "continue_on_error": {
+        "type": "boolean",
+        "description": "Go on with the next action when this one fails",
+    },
+}
+
+
+def _single_key(
+    node: Any, registry: Registry[Any], ctx: CompileContext, path: ConfigPath, extra: set[str]
+) -> tuple[str, Any] | None:
+    if not isinstance(node, Mapping):
+        kinds = ", ".join(registry.keys()[:6])
+        ctx.error(
+            path,
+            f"expected a {registry.kind} (a mapping such as {{{kinds.split(', ')[0]}: ...}}), "
+            f"got {validation.describe_value(node)}",
+        )
+        return None
+    found = [k for k in node if k in registry]
+    if not found:
+        unknown = [k for k in node if k not in extra]
+        if unknown:
+            ctx.error((*path, str(unknown[0])), registry.unknown(str(unknown[0])))
+        else:
+            ctx.error(path, f"no {registry.kind} here (one of: {', '.join(registry.keys())})")
+        return None
+    if len(found) > 1:
+        ctx.error(
+            path,
+            f"one {registry.kind} per item, found {', '.join(repr(f) for f in found)}; "
+            "make them separate list items",
+        )
+        return None
+    return found[0], node[found[0]]
+
+
+def _compile_one(
+    cls: type[Any],
+    options: Any,
+    ctx: CompileContext,
+    path: ConfigPath,
+    *args: Any,
+) -> Any:
+    problems = validation.check(cls.schema, options)
+    if problems:
+        for sub, message in problems:
+            ctx.error((*path, *sub), message)
+        return None
+    saved = ctx.current_path
+    ctx.current_path = path
+    try:
+        return cls.compile(options, ctx, *args)
+    except AlreadyReported:
+        return None
+    except ConfigError as exc:
+        ctx.error((*path, *exc.path), exc.message)
+        return None
+    finally:
+        ctx.current_path = saved
+
+
+def compile_trigger(node: Any, ctx: CompileContext, path: ConfigPath) -> Trigger | None:
+    picked = _single_key(node, triggers, ctx, path, set())
+    if picked is None:
+        return None
+    key, options = picked
+    if len(node) > 1:
+        extra = next(k for k in node if k != key)
+        ctx.error((*path, extra), f"unknown key {extra!r} beside trigger {key!r}")
+        return None
+    cls = triggers.get(key)
+    assert cls is not None
+    result: Trigger | None = _compile_one(cls, options, ctx, (*path, key))
+    return result
+
+
+def compile_triggers(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Trigger]:
+    items = node if isinstance(node, list) else [node]
+    paths = [(*path, i) for i in range(len(items))] if isinstance(node, list) else [path]
+    if isinstance(node, list) and not node:
+        ctx.error(path, "needs at least one trigger")
+    out = [compile_trigger(item, ctx, p) for item, p in zip(items, paths, strict=True)]
+    return [t for t in out if t is not None]
+
+
+def compile_condition(node: Any, ctx: CompileContext, path: ConfigPath) -> Condition | None:
+    picked = _single_key(node, conditions, ctx, path, set())
+    if picked is None:
+        return None
+    key, options = picked
+    if len(node) > 1:
+        extra = next(k for k in node if k != key)
+        ctx.error((*path, extra), f"unknown key {extra!r} beside condition {key!r}")
+        return None
+    cls = conditions.get(key)
+    assert cls is not None
+    result: Condition | None = _compile_one(cls, options, ctx, (*path, key))
+    return result
+
+
+def compile_conditions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Condition]:
+    items = node if isinstance(node, list) else [node]
+    paths = [(*path, i) for i in range(len(items))] if isinstance(node, list) else [path]
+    out = [compile_condition(item, ctx, p) for item, p in zip(items, paths, strict=True)]
+    return [c for c in out if c is not None]
+
+
+def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action | None:
+    # Siblings of every action type, so that e.g. `then` next to `if` is not "unknown".
+    sibling_keys = {s for _, cls in actions.items() for s in cls.siblings} | set(COMMON_ACTION_KEYS)
+    picked = _single_key(node, actions, ctx, path, sibling_keys)
+    if picked is None:
+        return None
+    key, options = picked
+    cls = actions.get(key)
+    assert cls is not None
+    allowed = {**cls.siblings, **COMMON_ACTION_KEYS}
+    siblings: dict[str, Any] = {}
+    ok = True
+    for k, v in node.items():
+        if k == key:
+            continue
+        if k not in allowed:
+            hint = f" ({key!r} takes {', '.join(repr(a) for a in allowed)})" if allowed else ""
+            ctx.error((*path, k), f"unknown key {k!r} beside action {key!r}{hint}")
+            ok = False
+            continue
+        for sub, message in validation.check(allowed[k], v):
+            ctx.error((*path, k, *sub), message)
+            ok = False
+        siblings[k] = v
+    if not ok:
+        return None
+    action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+    if action is not None:
+        action.path = format_path(path)
+        action.continue_on_error = bool(siblings.get("continue_on_error", False))
+    return action
+
+
+def compile_actions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Action]:
+    if not isinstance(node, list):
+        node_list: list[Any] = [node]
+        paths: list[ConfigPath] = [path]
+    else:
+        node_list = node
+        paths = [(*path, i) for i in range(len(node))]
+    out = [compile_action(item, ctx, p) for item, p in zip(node_list, paths, strict=True)]
+    return [a for a in out if a is not None]
+
+
+def format_path(path: ConfigPath) -> str:
+    """``("rules", 0, "do", 1, "file.move")`` -> ``rules[0].do[1].file.move``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def trigger_schema(cls: type[Trigger]) -> dict[str, Any]:
+    """The schema of one trigger item: ``{key: options}``."""
+    return {
+        "type": "object",
+        "properties": {cls.key: cls.schema},
+        "required": [cls.key],
+        "additionalProperties": False,
+        "description": cls.description,
+    }
+
+
+def any_trigger_schema() -> dict[str, Any]:
+    return {"anyOf": [trigger_schema(cls) for _, cls in triggers.items()]}
+
+
+def any_condition_schema() -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {key: cls.schema},
+                "required": [key],
+                "additionalProperties": False,
+                "description": cls.description,
+            }
+            for key, cls in conditions.items()
+        ]
+    }
+
+
+def any_action_schema() -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {key: cls.schema, **cls.siblings, **COMMON_ACTION_KEYS},
+                "required": [key],
+                "additionalProperties": False,
+                "description": cls.description,
+            }
+            for key, cls in actions.items()
+        ]
+    }

@@ -1,0 +1,657 @@
+"""The engine: matches events against rules and runs their actions.
+
+It owns one thread with an asyncio loop. Events arrive in batches from the bus
+(one wake-up per batch); timers (debounce, windows, ``for``, delays) are loop
+timers; a run is a task, so restart, pause and shutdown are cancellations.
+Blocking work in actions goes to a thread pool. Other threads talk to the
+engine only through :meth:`Engine.call`, which runs a function on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from apscheduler.triggers.base import BaseTrigger
+
+from nerve import desktop
+from nerve.bus import Bus, Subscription
+from nerve.engine.model import Rule
+from nerve.engine.registry import ActionError, Matcher, Trigger
+from nerve.engine.runs import RunContext, Stop, run_actions
+from nerve.engine.schedules import Schedules
+from nerve.events import Event, TypePattern
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_MAX_DEPTH = 8
+#: A rule re-fired by its own events more often than this within a second is suspended.
+SELF_FIRE_LIMIT = 5
+_RECENT_RUNS = 10_000
+
+
+@dataclass(eq=False)
+class RuleState:
+    """The engine's bookkeeping for one loaded rule."""
+
+    rule: Rule
+    enabled: bool = True
+    suspended: str | None = None
+    active: set[asyncio.Task[None]] = field(default_factory=set)
+    queue: deque[tuple[Event, dict[str, Any] | None]] = field(default_factory=deque)
+    last_fire_ns: int = 0
+    last_end_ns: int = 0
+    debounce: asyncio.TimerHandle | None = None
+    self_fires: deque[int] = field(default_factory=deque)
+    fired: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    last_skip: str | None = None
+    last_run: dict[str, Any] | None = None
+    host: RuleHost | None = None
+
+    def summary(self) -> dict[str, Any]:
+        rule = self.rule
+        return {
+            "key": rule.key,
+            "name": rule.name,
+            "enabled": self.enabled,
+            "suspended": self.suspended,
+            "running": len(self.active),
+            "queued": len(self.queue),
+            "fired": self.fired,
+            "skipped": dict(self.skipped),
+            "last_skip": self.last_skip,
+            "last_run": self.last_run,
+            "triggers": [t.describe() for t in rule.triggers],
+            "source": rule.source,
+        }
+
+
+class RuleHost:
+    """What a rule's triggers see of the engine (see ``triggers.TriggerHost``)."""
+
+    def __init__(self, engine: Engine, state: RuleState) -> None:
+        self.engine = engine
+        self.state = state
+        self.rule_key = state.rule.key
+
+    def fire(self, event: Event, extra: dict[str, Any] | None = None) -> None:
+        self.engine._fire(self.state, event, extra)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        assert self.engine.loop is not None
+        return self.engine.loop.call_later(seconds, callback)
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def add_schedule(self, job: str, trigger: BaseTrigger) -> None:
+        self.engine.schedules.add(job, trigger)
+
+    def remove_schedule(self, job: str) -> None:
+        self.engine.schedules.remove(job)
+
+
+@dataclass(eq=False)
+class _Binding:
+    state: RuleState
+    trigger: Trigger
+    matcher: Matcher
+
+
+@dataclass
+class _TypeEntry:
+    """Everything that may match one event type."""
+
+    indexed: dict[str, dict[Any, list[_Binding]]] = field(default_factory=dict)
+    plain: list[_Binding] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.indexed or self.plain)
+
+
+class Engine:
+    """Rules in, runs out. Start with :meth:`start`, stop with :meth:`stop`."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        store: Any = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        notifier: Callable[[str, str, str], str] | None = None,
+        workers: int = 8,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.max_depth = max_depth
+        self.notifier: Callable[[str, str, str], str] = notifier or (
+            lambda title, body, urgency: desktop.notify(title, body, urgency=urgency)
+        )
+        self.schedules = Schedules(bus)
+        self.executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="action")
+        self._store_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
+        self.variables: dict[str, Any] = dict(store.load_variables()) if store else {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.paused = False
+        self.pause_reason: str | None = None
+        self._resume_handle: asyncio.TimerHandle | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._sub: Subscription | None = None
+        self._states: dict[str, RuleState] = {}
+        self._bindings: list[_Binding] = []
+        self._exact: dict[str, list[_Binding]] = {}
+        self._globs: list[tuple[TypePattern, _Binding]] = []
+        self._entries: dict[str, _TypeEntry] = {}
+        self._waiters: list[tuple[Matcher, TypePattern, asyncio.Future[Event]]] = []
+        self._run_rules: OrderedDict[str, str] = OrderedDict()
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._reaper: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.handled = 0
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Start the engine thread and subscribe to the bus."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._drain)
+
+        self._sub = self.bus.subscribe("*", wake=wake, name="engine")
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel runs, stop triggers and the loop, wait for the thread."""
+        if self._thread is None or self.loop is None:
+            return
+        if self._sub is not None:
+            self._sub.close()
+        try:
+            self.call(self._shutdown, timeout=timeout)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            log.warning("engine did not shut down cleanly within %.0fs", timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+        self.schedules.stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._store_executor.shutdown(wait=True)
+
+    def _shutdown(self) -> None:
+        for state in self._states.values():
+            self._stop_rule(state)
+            for task in list(state.active):
+                task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 5.0) -> T:
+        """Run ``fn(*args)`` on the engine loop and return its result (thread-safe)."""
+        if threading.current_thread() is self._thread:
+            return fn(*args)
+        if self.loop is None or self.loop.is_closed():
+            raise RuntimeError("the engine is not running")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    # ----------------------------------------------------------------- rules
+
+    def set_rules(self, rules: Iterable[Rule]) -> None:
+        """Replace the loaded rules (call on the loop, or through ``call``)."""
+        old = self._states
+        new: dict[str, RuleState] = {}
+        for rule in rules:
+            previous = old.get(rule.key)
+            state = RuleState(rule, enabled=rule.enabled)
+            if previous is not None:
+                # Counters and runtime switches survive a reload of the same rule.
+                state.fired = previous.fired
+                state.skipped = previous.skipped
+                state.last_run = previous.last_run
+            new[rule.key] = state
+        for key, state in old.items():
+            self._stop_rule(state)
+            if key not in new:
+                for task in list(state.active):
+                    task.cancel()
+            else:
+                new[key].active = state.active
+        self._states = new
+        for state in new.values():
+            state.host = RuleHost(self, state)
+            if state.enabled:
+                self._start_rule(state)
+        self._reindex()
+
+    def _start_rule(self, state: RuleState) -> None:
+        assert state.host is not None
+        for trigger in state.rule.triggers:
+            try:
+                trigger.start(state.host)
+            except Exception:
+                log.exception(
+                    "trigger %s of %s failed to start", trigger.describe(), state.rule.key
+                )
+
+    def _stop_rule(self, state: RuleState) -> None:
+        if state.debounce is not None:
+            state.debounce.cancel()
+            state.debounce = None
+        for trigger in state.rule.triggers:
+            try:
+                trigger.stop()
+            except Exception:
+                log.exception("trigger %s of %s failed to stop", trigger.describe(), state.rule.key)
+
+    def _reindex(self) -> None:
+        bindings = [
+            _Binding(state, trigger, matcher)
+            for state in self._states.values()
+            if state.enabled and state.suspended is None
+            for trigger in state.rule.triggers
+            for matcher in trigger.matchers()
+        ]
+        exact: dict[str, list[_Binding]] = {}
+        globs: list[tuple[TypePattern, _Binding]] = []
+        for b in bindings:
+            if any(c in b.matcher.type for c in "*?["):
+                globs.append((TypePattern([b.matcher.type]), b))
+            else:
+                exact.setdefault(b.matcher.type, []).append(b)
+        self._bindings = bindings
+        self._exact = exact
+        self._globs = globs
+        self._entries = {}
+
+    def _entry(self, type_: str) -> _TypeEntry:
+        entry = _TypeEntry()
+        candidates = list(self._exact.get(type_, ()))
+        candidates += [b for pattern, b in self._globs if pattern.matches(type_)]
+        for b in candidates:
+            if b.matcher.index is None:
+                entry.plain.append(b)
+            else:
+                field_name, value = b.matcher.index
+                entry.indexed.setdefault(field_name, {}).setdefault(value, []).append(b)
+        if len(self._entries) < 4096:
+            self._entries[type_] = entry
+        return entry
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [s.summary() for s in self._states.values()]
+
+    def rule(self, key: str) -> Rule | None:
+        state = self._states.get(key)
+        return state.rule if state else None
+
+    def set_enabled(self, key: str, enabled: bool) -> bool:
+        """Switch a rule on or off at run time (a suspended rule is revived by enabling)."""
+        state = self._states.get(key)
+        if state is None:
+            return False
+        if enabled and (not state.enabled or state.suspended):
+            state.enabled = True
+            state.suspended = None
+            state.self_fires.clear()
+            self._start_rule(state)
+        elif not enabled and state.enabled:
+            state.enabled = False
+            self._stop_rule(state)
+            for task in list(state.active):
+                task.cancel()
+            state.queue.clear()
+        self._reindex()
+        return True
+
+    # ---------------------------------------------------------------- events
+
+    def _drain(self) -> None:
+        assert self._sub is not None
+        batch = self._sub.drain()
+        handle = self._handle
+        for event in batch:
+            try:
+                handle(event)
+            except Exception:
+                log.exception("engine failed on event %s (%s)", event.id, event.type)
+        self.handled += len(batch)
+
+    def _handle(self, event: Event) -> None:
+        entry = self._entries.get(event.type)
+        if entry is None:
+            entry = self._entry(event.type)
+        if entry:
+            for field_name, table in entry.indexed.items():
+                try:
+                    hits = table.get(event.get(field_name))
+                except TypeError:  # an unhashable value never equals an index key
+                    hits = None
+                if hits:
+                    for b in hits:
+                        self._try(b, event)
+            for b in entry.plain:
+                self._try(b, event)
+        if self._waiters:
+            self._wake_waiters(event)
+
+    def _try(self, b: _Binding, event: Event) -> None:
+        predicate = b.matcher.predicate
+        if predicate is not None and not predicate(event):
+            return
+        assert b.state.host is not None
+        b.trigger.on_match(event, b.matcher, b.state.host)
+
+    def _wake_waiters(self, event: Event) -> None:
+        for matcher, pattern, future in list(self._waiters):
+            if future.done() or not pattern.matches(event.type):
+                continue
+            if matcher.index is not None and event.get(matcher.index[0]) != matcher.index[1]:
+                continue
+            if matcher.predicate is not None and not matcher.predicate(event):
+                continue
+            future.set_result(event)
+
+    async def wait_for(self, matcher: Matcher, timeout: float) -> Event:
+        """The next event that ``matcher`` accepts; TimeoutError after ``timeout``."""
+        assert self.loop is not None
+        future: asyncio.Future[Event] = self.loop.create_future()
+        waiter = (matcher, TypePattern([matcher.type]), future)
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiters.remove(waiter)
+
+    # ---------------------------------------------------------------- firing
+
+    def _skip(self, state: RuleState, reason: str) -> None:
+        state.skipped[reason.split(" ", 1)[0]] += 1
+        state.last_skip = reason
+
+    def _fire(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
+        rule = state.rule
+        if not state.enabled or state.suspended:
+            return
+        if self.paused:
+            self._skip(state, "paused")
+            return
+        if event.depth > self.max_depth:
+            self._suspend(
+                state,
+                f"cascade: event {event.type} is {event.depth} rule runs deep "
+                f"(limit {self.max_depth})",
+                event,
+            )
+            return
+        now = time.monotonic_ns()
+        if event.cause is not None and self._run_rules.get(event.cause) == rule.key:
+            fires = state.self_fires
+            fires.append(now)
+            while fires and now - fires[0] > 1_000_000_000:
+                fires.popleft()
+            if len(fires) > SELF_FIRE_LIMIT:
+                self._suspend(
+                    state,
+                    f"loop: re-fired by its own events {len(fires)} times within 1s",
+                    event,
+                )
+                return
+        if rule.throttle and state.last_fire_ns and now - state.last_fire_ns < rule.throttle * 1e9:
+            self._skip(state, f"throttled ({rule.throttle:g}s)")
+            return
+        if rule.cooldown and state.last_end_ns and now - state.last_end_ns < rule.cooldown * 1e9:
+            self._skip(state, f"cooldown ({rule.cooldown:g}s)")
+            return
+        if rule.debounce:
+            if state.debounce is not None:
+                state.debounce.cancel()
+                self._skip(state, f"debounced ({rule.debounce:g}s)")
+            assert self.loop is not None
+            state.debounce = self.loop.call_later(
+                rule.debounce, self._debounced, state, event, extra
+            )
+            return
+        self._admit(state, event, extra)
+
+    def _debounced(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
+        state.debounce = None
+        if self.paused:
+            self._skip(state, "paused")
+            return
+        self._admit(state, event, extra)
+
+    def _admit(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
+        rule = state.rule
+        active = state.active
+        if active:
+            if rule.mode == "single":
+                self._skip(state, "busy (mode single: a run is in progress)")
+                return
+            if rule.mode == "restart":
+                for task in list(active):
+                    task.cancel()
+            elif rule.mode == "queued":
+                if len(state.queue) >= rule.max:
+                    self._skip(state, f"queue full ({rule.max} waiting)")
+                else:
+                    state.queue.append((event, extra))
+                return
+            elif rule.mode == "parallel" and len(active) >= rule.max:
+                self._skip(state, f"max ({rule.max} runs in parallel)")
+                return
+        self._start_run(state, event, extra)
+
+    def _start_run(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
+        assert self.loop is not None
+        state.fired += 1
+        state.last_fire_ns = time.monotonic_ns()
+        run_id = uuid.uuid4().hex[:16]
+        self._run_rules[run_id] = state.rule.key
+        if len(self._run_rules) > _RECENT_RUNS:
+            self._run_rules.popitem(last=False)
+        ctx = RunContext(self, state.rule, event, extra, run_id)
+        task = self.loop.create_task(self._run(state, ctx), name=f"run {state.rule.key}")
+        state.active.add(task)
+
+    async def _run(self, state: RuleState, ctx: RunContext) -> None:
+        try:
+            await self.execute(ctx)
+        finally:
+            task = asyncio.current_task()
+            state.active.discard(task)
+            if ctx.status != "condition":
+                state.last_end_ns = time.monotonic_ns()
+            state.last_run = {
+                "id": ctx.id,
+                "status": ctx.status,
+                "started": ctx.started,
+                "error": ctx.error,
+            }
+            self._record(ctx)
+            if ctx.status == "failed":
+                self._report_failure(ctx)
+            if state.queue and not self.paused and state.enabled and not state.suspended:
+                event, extra = state.queue.popleft()
+                self._start_run(state, event, extra)
+
+    async def execute(self, ctx: RunContext) -> None:
+        """Check the conditions and step through the actions, filling the trace."""
+        rule = ctx.rule
+        try:
+            for i, cond in enumerate(rule.conditions):
+                ok, why = cond.check(ctx)
+                ctx.trace.condition(f"if[{i}]", cond.key, ok, why)
+                if not ok:
+                    ctx.status = "condition"
+                    return
+            await run_actions(rule.actions, ctx)
+            ctx.status = "ok"
+        except asyncio.CancelledError:
+            ctx.status = "cancelled"
+            ctx.error = self.pause_reason if self.paused else "cancelled"
+        except Stop as exc:
+            ctx.status = "ok"
+            ctx.error = str(exc) or None
+        except ActionError as exc:
+            ctx.status = "failed"
+            ctx.error = str(exc)
+        except Exception as exc:
+            log.exception("run of %s crashed", rule.key)
+            ctx.status = "failed"
+            ctx.error = f"internal error: {exc!r}"
+        finally:
+            ctx.ended = time.time()
+
+    def _record(self, ctx: RunContext) -> None:
+        if self.store is None:
+            return
+        record = ctx.record()
+        self._store_executor.submit(self._store_run, record)
+
+    def _store_run(self, record: dict[str, Any]) -> None:
+        try:
+            self.store.record_run(record)
+        except Exception:
+            log.exception("could not record run %s", record.get("id"))
+
+    def _report_failure(self, ctx: RunContext) -> None:
+        log.warning("rule %s failed: %s", ctx.rule.key, ctx.error)
+        self.bus.publish(
+            "rule.failed",
+            {"rule": ctx.rule.key, "pack": ctx.rule.pack, "run": ctx.id, "error": ctx.error},
+            source="engine",
+            cause=ctx.id,
+            depth=ctx.event.depth + 1,
+        )
+
+    def _suspend(self, state: RuleState, reason: str, event: Event) -> None:
+        state.suspended = reason
+        self._stop_rule(state)
+        for task in list(state.active):
+            task.cancel()
+        state.queue.clear()
+        self._reindex()
+        log.warning("rule %s suspended: %s", state.rule.key, reason)
+        self.bus.publish(
+            "rule.suspended",
+            {"rule": state.rule.key, "pack": state.rule.pack, "reason": reason},
+            source="engine",
+        )
+
+    # ------------------------------------------------------------------ pause
+
+    def pause(self, reason: str = "paused", seconds: float | None = None) -> int:
+        """Stop new runs and cancel running ones; return how many were cancelled."""
+        self.paused = True
+        self.pause_reason = f"paused by {reason}"
+        cancelled = 0
+        for state in self._states.values():
+            if state.debounce is not None:
+                state.debounce.cancel()
+                state.debounce = None
+            state.queue.clear()
+            for task in list(state.active):
+                task.cancel()
+                cancelled += 1
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+        if seconds and self.loop is not None:
+            self._resume_handle = self.loop.call_later(seconds, self.resume)
+        log.info("paused by %s (%d run(s) cancelled)", reason, cancelled)
+        return cancelled
+
+    def resume(self) -> None:
+        self.paused = False
+        self.pause_reason = None
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+        log.info("resumed")
+
+    # -------------------------------------------------------------- services
+
+    def set_variable(self, name: str, value: Any) -> None:
+        if value is None:
+            self.variables.pop(name, None)
+        else:
+            self.variables[name] = value
+        if self.store is not None:
+            self._store_executor.submit(self.store.set_variable, name, value)
+
+    def reap_later(self, proc: subprocess.Popen[bytes]) -> None:
+        """Collect a detached child when it ends, so it does not linger as a zombie."""
+        self._children.add(proc)
+        if self._reaper is None and self.loop is not None:
+            self._reaper = self.loop.call_later(2.0, self._reap)
+
+    def _reap(self) -> None:
+        self._reaper = None
+        self._children = {p for p in self._children if p.poll() is None}
+        if self._children and self.loop is not None:
+            self._reaper = self.loop.call_later(2.0, self._reap)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Keep a reference to a background task of the engine's."""
+        assert self.loop is not None
+        task: asyncio.Task[Any] = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def status(self) -> dict[str, Any]:
+        states = list(self._states.values())
+        return {
+            "paused": self.paused,
+            "pause_reason": self.pause_reason,
+            "rules": len(states),
+            "enabled": sum(1 for s in states if s.enabled and not s.suspended),
+            "suspended": {s.rule.key: s.suspended for s in states if s.suspended},
+            "running": sum(len(s.active) for s in states),
+            "handled": self.handled,
+            "variables": len(self.variables),
+        }
+
+    async def dry_run(self, rule: Rule, event: Event) -> RunContext:
+        """Run ``rule`` for ``event`` without side effects (the editor's Test button)."""
+        ctx = RunContext(self, rule, event, None, "dry-" + uuid.uuid4().hex[:12], dry_run=True)
+        await self.execute(ctx)
+        return ctx

@@ -1,0 +1,190 @@
+"""One run of a rule: its context, its trace, and stepping through actions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from nerve.engine.model import Rule
+from nerve.engine.registry import Action, ActionError
+from nerve.events import PRIVATE_TYPES, Event, JSONValue
+from nerve.templates import Scope
+
+if TYPE_CHECKING:
+    from nerve.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RULE_PREFIX = re.compile(r"^rules\[\d+\]\.?")
+
+
+def redacted(event: Event) -> dict[str, JSONValue]:
+    """The event for a trace: what users type or copy is not kept."""
+    data = event.as_dict()
+    if event.type in PRIVATE_TYPES and isinstance(data.get("data"), dict):
+        data["data"] = {
+            k: ("<private>" if k in ("text", "key") else v) for k, v in data["data"].items()
+        }
+    return data
+
+
+@dataclass
+class Trace:
+    """What happened in a run, step by step, ready to store as JSON."""
+
+    conditions: list[dict[str, JSONValue]] = field(default_factory=list)
+    actions: list[dict[str, JSONValue]] = field(default_factory=list)
+
+    def condition(self, path: str, key: str, ok: bool, detail: str) -> None:
+        self.conditions.append({"path": path, "condition": key, "ok": ok, "detail": detail})
+
+    def as_dict(self) -> dict[str, JSONValue]:
+        return {"conditions": list(self.conditions), "actions": list(self.actions)}
+
+
+class Stop(Exception):
+    """Ends a run early without failing it (a ``wait_for`` that may time out)."""
+
+
+class RunContext:
+    """Everything an action or condition needs during one run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rule: Rule,
+        event: Event,
+        extra: Mapping[str, Any] | None,
+        run_id: str,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.rule = rule
+        self.event = event
+        self.extra = dict(extra or {})
+        self.id = run_id
+        self.dry_run = dry_run
+        self.started = time.time()
+        self.trace = Trace()
+        self.status = "running"
+        self.error: str | None = None
+        self.ended: float | None = None
+        # A dry run works on a scratch copy of the variables.
+        self._scratch: dict[str, Any] | None = dict(engine.variables) if dry_run else None
+
+    @property
+    def variables(self) -> Mapping[str, Any]:
+        return self._scratch if self._scratch is not None else self.engine.variables
+
+    def set_variable(self, name: str, value: Any) -> None:
+        if self._scratch is not None:
+            if value is None:
+                self._scratch.pop(name, None)
+            else:
+                self._scratch[name] = value
+        else:
+            self.engine.set_variable(name, value)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(
+            event=self.event,
+            inputs=self.rule.inputs,
+            variables=self.variables,
+            rule={"id": self.rule.id, "name": self.rule.name, "pack": self.rule.pack},
+            run={"id": self.id, "started": self.started},
+        )
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (spawning, file copies, HTTP) off the engine loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine.executor, fn, *args)
+
+    def emit(self, type_: str, data: Mapping[str, Any]) -> Event:
+        """Publish an event caused by this run (depth one more than its trigger's)."""
+        return self.engine.bus.publish(
+            type_, data, source=f"rule:{self.rule.key}", cause=self.id, depth=self.event.depth + 1
+        )
+
+    def record(self) -> dict[str, JSONValue]:
+        """The run as stored: summary and trace."""
+        return {
+            "id": self.id,
+            "rule_id": self.rule.key,
+            "pack_id": self.rule.pack,
+            "event_id": self.event.id or None,
+            "started": self.started,
+            "ended": self.ended,
+            "status": self.status,
+            "error": self.error,
+            "trace": {
+                "event": redacted(self.event),
+                "trigger": self.extra,
+                "dry_run": self.dry_run,
+                **self.trace.as_dict(),
+            },
+        }
+
+
+def short_path(path: str) -> str:
+    return _RULE_PREFIX.sub("", path)
+
+
+async def run_actions(actions: list[Action], run: RunContext) -> None:
+    """Step through ``actions`` in order, tracing each one."""
+    for action in actions:
+        entry: dict[str, JSONValue] = {"path": short_path(action.path), "action": action.key}
+        run.trace.actions.append(entry)
+        start = time.perf_counter()
+        entry["started"] = time.time()
+        try:
+            if run.dry_run and action.key not in _SAFE_IN_DRY_RUN:
+                entry["result"] = "skipped (dry run)"
+                if action.children():
+                    await _dry_children(action, run)
+                continue
+            entry["result"] = _jsonable(await action.execute(run))
+        except asyncio.CancelledError:
+            entry["error"] = "cancelled"
+            raise
+        except (ActionError, Stop) as exc:
+            entry["error"] = str(exc)
+            if isinstance(exc, Stop):
+                raise
+            if not action.continue_on_error:
+                raise
+        except Exception as exc:
+            log.exception("action %s of %s crashed", action.path, run.rule.key)
+            entry["error"] = f"internal error: {exc!r}"
+            if not action.continue_on_error:
+                raise ActionError(f"{action.key}: internal error: {exc}") from exc
+        finally:
+            entry["ms"] = round((time.perf_counter() - start) * 1000, 3)
+
+
+#: Actions that change nothing outside the run, so a dry run performs them.
+_SAFE_IN_DRY_RUN = frozenset({"if", "log", "delay", "set"})
+
+
+async def _dry_children(action: Action, run: RunContext) -> None:
+    for child in action.children():
+        run.trace.actions.append(
+            {"path": short_path(child.path), "action": child.key, "result": "skipped (dry run)"}
+        )
+
+
+def _jsonable(value: Any) -> JSONValue:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)

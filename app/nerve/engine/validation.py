@@ -1,0 +1,184 @@
+"""JSON Schema validation with messages a person can act on.
+
+jsonschema's own messages ("'dest' is a required property", "is not valid
+under any of the given schemas") are turned into short ones ("missing 'dest'",
+"expected text or a list, got 3") with the path of the offending value.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from nerve.engine.registry import ConfigPath
+
+_TYPE_NAMES = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing (null)",
+}
+
+
+def describe_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _types(schema: Any) -> list[str]:
+    """The JSON types a schema accepts, looking into anyOf/oneOf."""
+    if not isinstance(schema, dict):
+        return []
+    found: list[str] = []
+    t = schema.get("type")
+    if isinstance(t, str):
+        found.append(t)
+    elif isinstance(t, list):
+        found.extend(t)
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            found.extend(x for x in _types(sub) if x not in found)
+    if "enum" in schema and not found:
+        found.append("enum")
+    return found
+
+
+def _expected(schema: Any) -> str:
+    names = [_TYPE_NAMES.get(t, t) for t in _types(schema) if t != "enum"]
+    if not names:
+        return "something else"
+    return " or ".join(dict.fromkeys(names))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null"
+
+
+def _type_fits(schema: Any, value: Any) -> bool:
+    types = _types(schema)
+    actual = _json_type(value)
+    if actual == "integer" and "number" in types:
+        return True
+    return actual in types
+
+
+def explain(error: ValidationError) -> tuple[ConfigPath, str]:
+    """Path and message for one jsonschema error, descending into anyOf/oneOf."""
+    path: ConfigPath = tuple(error.absolute_path)
+    v = error.validator
+    schema: Any = error.schema
+    instance: Any = error.instance
+    expected_value: Any = error.validator_value
+    if v in ("anyOf", "oneOf") and error.context:
+        # Pick the branch meant for this kind of value and explain its error.
+        fitting = [e for e in error.context if _type_fits(schema[v][e.schema_path[0]], instance)]
+        if fitting:
+            best = max(fitting, key=lambda e: len(e.absolute_path))
+            sub_path, message = explain(best)
+            return sub_path, message
+        return path, f"expected {_expected(schema)}, got {describe_value(instance)}"
+    if v == "required":
+        missing = [r for r in expected_value if r not in instance]
+        return path, "missing " + ", ".join(repr(m) for m in missing)
+    if v == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        extras = [k for k in instance if k not in allowed]
+        extra = extras[0] if extras else "?"
+        close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if not close and allowed:
+            hint = f" (known: {', '.join(allowed)})"
+        return (*path, extra), f"unknown key {extra!r}{hint}"
+    if v == "type":
+        return path, f"expected {_expected(schema)}, got {describe_value(instance)}"
+    if v == "enum":
+        options = ", ".join(repr(o) for o in expected_value)
+        return path, f"expected one of {options}, got {describe_value(instance)}"
+    if v == "pattern":
+        desc = schema.get("description")
+        if desc:
+            return (
+                path,
+                f"{describe_value(instance)} is not valid: {desc[0].lower()}{desc[1:]}",
+            )
+        return path, f"{describe_value(instance)} does not match {expected_value!r}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        word = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return path, f"must be {word[v]} {expected_value}, got {instance!r}"
+    if v == "minItems":
+        return path, f"needs at least {expected_value} item(s)"
+    if v == "maxItems":
+        return path, f"takes at most {expected_value} item(s)"
+    if v == "minProperties":
+        return path, "must not be empty"
+    if v == "minLength":
+        return path, "must not be empty"
+    if v == "const":
+        return path, f"must be {expected_value!r}"
+    return path, error.message
+
+
+@lru_cache(maxsize=512)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    import json
+
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema)
+
+
+#: Nested triggers, conditions and actions are checked by compiling them (with
+#: their own schemas and better messages), so a type's own check sees them loosely.
+LOOSE_DEFS: dict[str, Any] = {
+    "trigger": {"type": "object"},
+    "condition": {"type": "object"},
+    "conditions": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+    "action": {"type": "object"},
+    "actions": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+}
+
+
+def check(schema: dict[str, Any], value: Any) -> list[tuple[ConfigPath, str]]:
+    """Every problem of ``value`` against ``schema``, most specific first."""
+    import json
+
+    if "$defs" not in schema:
+        schema = {**schema, "$defs": LOOSE_DEFS}
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors: Iterable[ValidationError] = validator.iter_errors(value)
+    out: list[tuple[ConfigPath, str]] = []
+    seen: set[tuple[ConfigPath, str]] = set()
+    for error in sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        item = explain(error)
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out

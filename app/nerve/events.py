@@ -1,0 +1,191 @@
+"""Events: the one thing that travels on the bus.
+
+An event is immutable. Its ``data`` is a read-only mapping of JSON values, so a
+subscriber cannot change what another one sees.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+JSONValue = Any  # str | int | float | bool | None | list | dict, nested
+
+_EMPTY: Mapping[str, JSONValue] = MappingProxyType({})
+
+#: Types whose data describes what the user types or copies. They are shown
+#: live but never written to disk unless the user asks for it.
+PRIVATE_TYPES = frozenset({"key.down", "key.up", "clipboard.changed"})
+
+_TYPE_RE = re.compile(r"^[a-z0-9_]+(?:[.\-][a-z0-9_]+)*$")
+
+
+def valid_type(name: str) -> bool:
+    """True for dotted lower-case names such as ``file.created`` or ``my-app.done``."""
+    return bool(_TYPE_RE.match(name)) and len(name) <= 200
+
+
+class Event(NamedTuple):
+    """Something that happened.
+
+    Immutable and compact (a typed named tuple: built in a fraction of the time
+    a frozen dataclass takes, which matters at hundreds of thousands of events
+    a second). ``id`` is the bus sequence number (0 until published), ``time``
+    epoch seconds, ``mono_ns`` a monotonic clock reading for ordering and
+    windows, ``source`` the id of the producer. ``cause`` is the id of the run
+    whose action produced this event and ``depth`` how many rule runs lie
+    between it and an outside event (0 for events from the outside world).
+    """
+
+    type: str
+    data: Mapping[str, JSONValue] = _EMPTY
+    source: str = ""
+    id: int = 0
+    time: float = 0.0
+    mono_ns: int = 0
+    cause: str | None = None
+    depth: int = 0
+
+    def get(self, path: str, default: JSONValue = None) -> JSONValue:
+        """A field by name. ``type``, ``id``, ``time``, ``source``, ``depth``
+        name the event's own attributes; anything else is looked up in data,
+        dots descending into nested mappings."""
+        if path in _ATTRS:
+            return getattr(self, path)
+        value: Any = self.data
+        for part in path.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            else:
+                return default
+        return value
+
+    def as_dict(self) -> dict[str, JSONValue]:
+        """A plain JSON-ready dictionary (for the log, IPC and bridges)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "time": self.time,
+            "source": self.source,
+            "data": thaw(self.data),
+            "cause": self.cause,
+            "depth": self.depth,
+        }
+
+
+_ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def freeze(data: Mapping[str, JSONValue] | None) -> Mapping[str, JSONValue]:
+    """A read-only copy of ``data`` (nested mappings are frozen too; lists become tuples)."""
+    if not data:
+        return _EMPTY
+    copy = dict(data)
+    for value in copy.values():
+        if type(value) not in _SCALARS:
+            copy = {str(k): _freeze_value(v) for k, v in data.items()}
+            break
+    return MappingProxyType(copy)
+
+
+def _freeze_value(value: JSONValue) -> JSONValue:
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze_value(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze_value(v) for v in value)
+    return value
+
+
+def thaw(value: JSONValue) -> JSONValue:
+    """The JSON-ready (mutable) counterpart of a frozen value."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+class TypePattern:
+    """A set of event type patterns: ``file.*``, ``*``, ``app.started``.
+
+    ``*`` matches within and across dots (``file.*`` matches
+    ``file.created``); the answer per type is cached.
+    """
+
+    __slots__ = ("_cache", "_exact", "_globs", "patterns")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._exact = frozenset(p for p in self.patterns if not _is_glob(p))
+        self._globs = tuple(_compile_glob(p) for p in self.patterns if _is_glob(p))
+        self._cache: dict[str, bool] = {}
+
+    def matches(self, type_: str) -> bool:
+        hit = self._cache.get(type_)
+        if hit is None:
+            hit = type_ in self._exact or any(g(type_) for g in self._globs)
+            if len(self._cache) < 4096:
+                self._cache[type_] = hit
+        return hit
+
+    def __repr__(self) -> str:
+        return f"TypePattern({list(self.patterns)!r})"
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+@lru_cache(maxsize=1024)
+def _compile_glob(pattern: str) -> Any:
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+#: Data fields of the event types Nerve itself produces (DESIGN.md, "Events").
+#: Placeholders such as ``{event.path}`` are checked against these at load time;
+#: custom types may carry anything.
+KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset(fields.split())
+    for name, fields in {
+        "key.down": "key modifiers injected",
+        "key.up": "key modifiers injected",
+        "hotkey": "combo",
+        "typed": "text",
+        "mouse.click": "button x y pressed modifiers",
+        "mouse.scroll": "dx dy x y modifiers",
+        "mouse.move": "x y",
+        "file.created": "path name dir is_dir dest_path",
+        "file.modified": "path name dir is_dir dest_path",
+        "file.deleted": "path name dir is_dir dest_path",
+        "file.moved": "path name dir is_dir dest_path",
+        "process.started": "pid name exe cmdline user exit_code",
+        "process.exited": "pid name exe cmdline user exit_code",
+        "window.focused": "title class process pid",
+        "schedule": "job scheduled_time",
+        "clipboard.changed": "mime text",
+        "system.idle": "idle_seconds",
+        "system.active": "idle_seconds",
+        "app.started": "version pid",
+        "app.stopping": "reason",
+        "rule.failed": "rule pack run error",
+        "rule.suspended": "rule pack reason",
+    }.items()
+}
+
+
+def fields_for(type_pattern: str) -> frozenset[str] | None:
+    """The data fields events matching ``type_pattern`` carry, or None if unknown/custom."""
+    if not _is_glob(type_pattern):
+        return KNOWN_FIELDS.get(type_pattern)
+    match = _compile_glob(type_pattern)
+    hits = [fields for name, fields in KNOWN_FIELDS.items() if match(name)]
+    if not hits or match("custom.type.that.matches.anything"):
+        return None
+    return frozenset().union(*hits)

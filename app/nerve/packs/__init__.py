@@ -1,0 +1,1 @@
+"""Rule packs: YAML files turned into validated rules."""

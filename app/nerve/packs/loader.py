@@ -1,0 +1,297 @@
+"""Pack files in, validated rules out, with every error of a file at once.
+
+A YAML problem ends the file; a broken rule is reported and skipped while the
+pack's other rules load; a broken pack header (``nerve``, ``pack``) keeps the
+whole pack from loading but its rules are still checked so that every error
+is listed in one go.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerve.durations import parse_duration
+from nerve.engine import validation
+from nerve.engine.compiler import compile_actions, compile_conditions, compile_triggers
+from nerve.engine.model import DEFAULT_MAX, Rule
+from nerve.engine.registry import CompileContext, ConfigPath, load_builtin_types
+from nerve.packs.schema import RATE_KEYS, envelope_schema, rule_schema
+from nerve.packs.yamlsource import Located, YamlError, format_path, load_yaml
+from nerve.templates import Names
+
+#: How capabilities are shown to people deciding whether to trust a pack.
+CAPABILITY_TEXT = {
+    "reads-keyboard": "read what you type (hotkeys, abbreviations)",
+    "reads-clipboard": "read the clipboard",
+    "injects-input": "type and press keys for you",
+    "runs-programs": "start programs",
+    "runs-shell": "run shell command lines",
+    "writes-files": "move, copy and trash files",
+    "network": "send requests over the network",
+    "controls-nerve": "pause Nerve or switch rules on and off",
+}
+
+
+@dataclass(frozen=True)
+class PackError:
+    """One problem, where it is: ``file:line:col: path: message``."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+@dataclass
+class Pack:
+    """A loaded pack: its header, the rules that compiled, and every error."""
+
+    file: str
+    id: str = ""
+    name: str = ""
+    version: str = ""
+    author: str = ""
+    description: str = ""
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    errors: list[PackError] = field(default_factory=list)
+    rule_count: int = 0
+    header_ok: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def usable(self) -> bool:
+        """True when the pack may run (its header is sound); broken rules are left out."""
+        return self.header_ok
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        caps: set[str] = set()
+        for rule in self.rules:
+            caps |= rule.capabilities
+        return frozenset(caps)
+
+
+def load_pack(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    filename: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Pack:
+    """Load one pack file (or text). Never raises for bad content: see ``Pack.errors``."""
+    load_builtin_types()
+    name = filename or (str(source) if isinstance(source, (str, os.PathLike)) else "<pack>")
+    pack = Pack(file=name)
+    try:
+        src: Any = Path(source) if isinstance(source, (str, os.PathLike)) else source
+        doc = load_yaml(src, filename=name)
+    except YamlError as exc:
+        pack.errors.append(PackError(exc.file, exc.line, exc.column, "", exc.message))
+        return pack
+    _Loader(doc, pack, dict(overrides or {})).run()
+    pack.errors.sort(key=lambda e: (e.line, e.column))
+    return pack
+
+
+class _Loader:
+    def __init__(self, doc: Located, pack: Pack, overrides: dict[str, str]) -> None:
+        self.doc = doc
+        self.pack = pack
+        self.overrides = overrides
+
+    def error(self, path: ConfigPath, message: str) -> None:
+        line, column = self.doc.position(path)
+        self.pack.errors.append(PackError(self.pack.file, line, column, format_path(path), message))
+
+    def run(self) -> None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.error(
+                (),
+                f"a pack is a mapping with 'nerve', 'pack' and 'rules', "
+                f"not {validation.describe_value(data)}",
+            )
+            return
+        header_errors = len(self.pack.errors)
+        for path, message in validation.check(envelope_schema(), data):
+            self.error(path, message)
+        info = data.get("pack") if isinstance(data.get("pack"), dict) else {}
+        assert isinstance(info, dict)
+        self.pack.id = str(info.get("id", ""))
+        self.pack.name = str(info.get("name", self.pack.id))
+        self.pack.version = str(info.get("version", ""))
+        self.pack.author = str(info.get("author", ""))
+        self.pack.description = str(info.get("description", ""))
+        inputs = info.get("inputs") if isinstance(info.get("inputs"), dict) else {}
+        assert isinstance(inputs, dict)
+        self.pack.inputs = {k: v for k, v in inputs.items() if isinstance(v, dict)}
+        self.resolve_inputs()
+        self.pack.header_ok = len(self.pack.errors) == header_errors and bool(self.pack.id)
+        rules = data.get("rules")
+        if not isinstance(rules, list):
+            return
+        self.pack.rule_count = len(rules)
+        seen: dict[str, int] = {}
+        for i, node in enumerate(rules):
+            rule = self.rule(node, ("rules", i))
+            if rule is None:
+                continue
+            if rule.id in seen:
+                line, _ = self.doc.position(("rules", seen[rule.id], "id"))
+                self.error(
+                    ("rules", i, "id"), f"duplicate rule id {rule.id!r} (first at line {line})"
+                )
+                continue
+            seen[rule.id] = i
+            self.pack.rules.append(rule)
+
+    def resolve_inputs(self) -> None:
+        values: dict[str, Any] = {}
+        for key in self.overrides:
+            if key not in self.pack.inputs:
+                known = ", ".join(sorted(self.pack.inputs)) or "none"
+                self.error(
+                    ("pack", "inputs"), f"--set {key}: the pack has no such input (inputs: {known})"
+                )
+        for name, spec in self.pack.inputs.items():
+            path: ConfigPath = ("pack", "inputs", name)
+            kind = spec.get("type", "text")
+            if name in self.overrides:
+                raw: Any = self.overrides[name]
+                try:
+                    value = _convert(raw, kind)
+                except ValueError as exc:
+                    self.error(path, f"--set {name}={raw}: {exc}")
+                    continue
+            elif "default" in spec:
+                value = spec["default"]
+            else:
+                self.error(path, f"input {name!r} has no default; give it with --set {name}=VALUE")
+                continue
+            choices = spec.get("choices")
+            if choices and value not in choices:
+                self.error(path, f"input {name!r} must be one of {choices}, got {value!r}")
+                continue
+            if kind == "path" and isinstance(value, str):
+                value = os.path.expanduser(value)
+            values[name] = value
+        self.pack.values = values
+
+    def rule(self, node: Any, path: ConfigPath) -> Rule | None:
+        before = len(self.pack.errors)
+        problems = validation.check(rule_schema(loose=True), node)
+        for sub, message in problems:
+            self.error((*path, *sub), message)
+        if not isinstance(node, dict):
+            return None
+        rule_id = str(node.get("id", f"#{path[-1]}"))
+        ctx = CompileContext(
+            inputs=self.pack.values,
+            names=Names(None, frozenset(self.pack.inputs)),
+            rule_key=f"{self.pack.id}/{rule_id}",
+        )
+        triggers = compile_triggers(node["when"], ctx, (*path, "when")) if "when" in node else []
+        ctx.names = _names_for(triggers, frozenset(self.pack.inputs))
+        conditions = compile_conditions(node["if"], ctx, (*path, "if")) if "if" in node else []
+        actions = compile_actions(node["do"], ctx, (*path, "do")) if "do" in node else []
+        for sub_path, message in ctx.errors:
+            self.error(sub_path, message)
+        if len(self.pack.errors) > before:
+            return None
+        rates = {k: parse_duration(node[k]) if k in node else None for k in RATE_KEYS}
+        mode = node.get("mode", "single")
+        if "max" in node and mode not in ("queued", "parallel"):
+            self.error((*path, "max"), "'max' goes with mode queued or parallel")
+            return None
+        line, _ = self.doc.position(path)
+        return Rule(
+            id=rule_id,
+            pack=self.pack.id,
+            name=str(node.get("name", rule_id)),
+            triggers=triggers,
+            conditions=conditions,
+            actions=actions,
+            mode=mode,
+            max=int(node.get("max", DEFAULT_MAX)),
+            debounce=rates["debounce"],
+            throttle=rates["throttle"],
+            cooldown=rates["cooldown"],
+            enabled=bool(node.get("enabled", True)),
+            description=str(node.get("description", "")),
+            source=f"{self.pack.file}:{line}",
+            inputs=self.pack.values,
+        )
+
+
+def _names_for(triggers: list[Any], inputs: frozenset[str]) -> Names:
+    """Which ``{event.*}`` fields the rule's actions may use: those every trigger's event has."""
+    fields: set[str] | None = None
+    hints = []
+    for trigger in triggers:
+        own = trigger.event_fields()
+        if own is None:
+            return Names(None, inputs)
+        fields = set(own) if fields is None else fields & own
+        hints.append(trigger.event_hint())
+    if fields is None:
+        return Names(None, inputs)
+    return Names(frozenset(fields), inputs, " and ".join(h for h in hints if h))
+
+
+def _convert(raw: str, kind: str) -> Any:
+    if kind == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        return int(number) if number.is_integer() else number
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return raw
+
+
+def load_paths(paths: list[Path], overrides: Mapping[str, str] | None = None) -> list[Pack]:
+    """Every pack in ``paths`` (files, or folders of ``*.yaml``/``*.yml``), sorted by name."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    return [load_pack(f, overrides=overrides) for f in files]
+
+
+def duplicate_pack_errors(packs: list[Pack]) -> None:
+    """Two usable packs with one id: the later one is reported and not run."""
+    seen: dict[str, Pack] = {}
+    for pack in packs:
+        if not pack.usable:
+            continue
+        first = seen.get(pack.id)
+        if first is not None:
+            pack.errors.append(
+                PackError(
+                    pack.file, 1, 1, "pack.id", f"pack id {pack.id!r} is also used by {first.file}"
+                )
+            )
+            pack.header_ok = False
+        else:
+            seen[pack.id] = pack

@@ -1,0 +1,128 @@
+"""The JSON Schema of rule packs, assembled from the registered types.
+
+``nerve schema`` prints it so editors can validate and complete pack files;
+the loader validates each part against the same definitions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nerve.durations import DURATION_SCHEMA
+from nerve.engine.compiler import any_action_schema, any_condition_schema, any_trigger_schema
+from nerve.engine.model import MODES
+from nerve.engine.registry import load_builtin_types
+
+SCHEMA_ID = "https://nerve.invalid/schema/pack-1.json"
+PACK_ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+INPUT_TYPES = ("text", "path", "number", "boolean")
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "description": {"type": "string"},
+        "type": {"enum": list(INPUT_TYPES)},
+        "default": {"type": ["string", "number", "boolean"]},
+        "choices": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+    },
+    "additionalProperties": False,
+}
+
+PACK_INFO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": PACK_ID_PATTERN,
+            "description": "Lower-case letters, digits, '.', '-', '_' (example.screenshots)",
+        },
+        "name": {"type": "string"},
+        "version": {"type": ["string", "number"]},
+        "author": {"type": "string"},
+        "description": {"type": "string"},
+        "homepage": {"type": "string"},
+        "inputs": {
+            "type": "object",
+            "propertyNames": {"pattern": INPUT_NAME_PATTERN},
+            "additionalProperties": INPUT_SCHEMA,
+        },
+    },
+    "required": ["id"],
+    "additionalProperties": False,
+}
+
+RATE_KEYS = ("debounce", "throttle", "cooldown")
+
+
+def rule_schema(loose: bool) -> dict[str, Any]:
+    """The schema of one rule. ``loose``: triggers, conditions and actions are
+    only checked for shape (the compiler checks them with better messages)."""
+    trigger = {"type": "object"} if loose else {"$ref": "#/$defs/trigger"}
+    conditions = {"type": ["object", "array"]} if loose else {"$ref": "#/$defs/conditions"}
+    actions = {"type": ["object", "array"]} if loose else {"$ref": "#/$defs/actions"}
+    return {
+        "type": "object",
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": RULE_ID_PATTERN,
+                "description": "Letters, digits, '.', '-', '_'; unique within the pack",
+            },
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "when": {
+                "anyOf": [trigger, {"type": "array", "items": trigger, "minItems": 1}],
+                "description": "One trigger or a list: any of them starts the rule",
+            },
+            "if": conditions,
+            "do": actions,
+            "mode": {"enum": list(MODES), "description": "What a trigger does while a run is on"},
+            "max": {"type": "integer", "minimum": 1, "description": "queued/parallel: the limit"},
+            **dict.fromkeys(RATE_KEYS, DURATION_SCHEMA),
+        },
+        "required": ["id", "when", "do"],
+        "additionalProperties": False,
+    }
+
+
+def envelope_schema() -> dict[str, Any]:
+    """The top of a pack file, with rules checked loosely."""
+    return {
+        "type": "object",
+        "properties": {
+            "nerve": {"const": 1, "description": "Pack format version"},
+            "pack": PACK_INFO_SCHEMA,
+            "rules": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["nerve", "pack", "rules"],
+        "additionalProperties": False,
+    }
+
+
+def pack_schema() -> dict[str, Any]:
+    """The complete schema, every trigger, condition and action included."""
+    load_builtin_types()
+    condition = {"$ref": "#/$defs/condition"}
+    action = {"$ref": "#/$defs/action"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "Nerve rule pack",
+        "type": "object",
+        "properties": {
+            **envelope_schema()["properties"],
+            "rules": {"type": "array", "items": rule_schema(loose=False)},
+        },
+        "required": ["nerve", "pack", "rules"],
+        "additionalProperties": False,
+        "$defs": {
+            "trigger": any_trigger_schema(),
+            "condition": any_condition_schema(),
+            "conditions": {"anyOf": [condition, {"type": "array", "items": condition}]},
+            "action": any_action_schema(),
+            "actions": {"anyOf": [action, {"type": "array", "items": action}]},
+        },
+    }

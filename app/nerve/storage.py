@@ -1,0 +1,652 @@
+"""Persistent storage: the event log, rule run history and variables.
+
+One SQLite file (``nerve.db`` in the data directory) in WAL mode, so CLI
+readers (``nerve events --follow``, ``nerve runs``) can read while the running
+instance writes. No Qt here: the core must run headless.
+
+Privacy: event types in :data:`nerve.events.PRIVATE_TYPES` (what the user
+types or copies) are never written unless the store was opened with
+``store_private=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from nerve.bus import Bus, Subscription
+from nerve.events import PRIVATE_TYPES, Event, thaw
+
+log = logging.getLogger(__name__)
+
+#: Written into the SQLite header (``PRAGMA application_id``): "NRVE".
+APPLICATION_ID = 0x4E525645
+
+#: Each entry upgrades the schema from version ``index`` to ``index + 1``
+#: (``PRAGMA user_version``). Append; never edit a released step.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            id     INTEGER PRIMARY KEY,
+            type   TEXT    NOT NULL,
+            time   REAL    NOT NULL,
+            source TEXT    NOT NULL DEFAULT '',
+            data   TEXT    NOT NULL DEFAULT '{}',
+            cause  TEXT,
+            depth  INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX events_time ON events (time)",
+        "CREATE INDEX events_type ON events (type)",
+        """CREATE TABLE runs (
+            id       TEXT PRIMARY KEY,
+            rule_id  TEXT NOT NULL,
+            pack_id  TEXT NOT NULL DEFAULT '',
+            event_id INTEGER,
+            started  REAL NOT NULL,
+            ended    REAL,
+            status   TEXT NOT NULL,
+            error    TEXT,
+            trace    TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX runs_rule_started ON runs (rule_id, started)",
+        "CREATE INDEX runs_started ON runs (started)",
+        """CREATE TABLE variables (
+            name    TEXT PRIMARY KEY,
+            value   TEXT NOT NULL,
+            updated REAL NOT NULL
+        )""",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value)",
+    ),
+)
+
+#: The schema version this code reads and writes.
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_RUN_COLUMNS = ("id", "rule_id", "pack_id", "event_id", "started", "ended", "status", "error")
+_EVENT_COLUMNS = "id, type, time, source, data, cause, depth"
+#: Rows deleted per transaction while pruning, so the log writer is never
+#: held up for long by a big clean-up.
+_PRUNE_CHUNK = 5000
+_DAY_S = 86_400.0
+
+
+class StorageError(Exception):
+    """The database cannot be opened or used (not a Nerve database, too new, closed...)."""
+
+
+def _json(value: Any) -> str:
+    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``."""
+    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents, each user-only (0700)."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # created meanwhile by someone else
+            d.mkdir(mode=0o700)
+            if os.name == "posix":
+                os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _restrict_file(path: Path) -> None:
+    """Create ``path`` user-only (0600), or tighten an existing file of ours.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.name == "posix":
+            st = os.fstat(fd)
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _glob_to_sql(pattern: str) -> str:
+    """An fnmatch-style pattern (as :class:`nerve.events.TypePattern` reads it) for SQL GLOB."""
+    return pattern.replace("[!", "[^")
+
+
+class Store:
+    """One SQLite file (``nerve.db``): events, runs, variables.
+
+    Thread-safe. One connection (``check_same_thread=False``) is shared by all
+    threads under a lock: SQLite admits one writer at a time anyway, batches
+    are short, and a single connection means our own threads never see
+    ``SQLITE_BUSY`` from each other or pay for a connection each. Readers in
+    other processes use :meth:`open_readonly`; WAL lets them read while this
+    instance writes.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_days: float | None = 30,
+        max_events: int | None = 200_000,
+        max_runs: int | None = 20_000,
+        store_private: bool = False,
+        _readonly: bool = False,
+    ) -> None:
+        """Open (creating if needed) the database at ``path``.
+
+        ``retention_days``, ``max_events`` and ``max_runs`` bound what
+        :meth:`prune` keeps; ``None`` lifts a bound. Raises
+        :class:`StorageError` when ``path`` is not a Nerve database or was
+        written by a newer Nerve.
+        """
+        for name, bound in (
+            ("retention_days", retention_days),
+            ("max_events", max_events),
+            ("max_runs", max_runs),
+        ):
+            if bound is not None and bound < 0:
+                raise ValueError(f"{name} must not be negative (got {bound!r})")
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.max_events = max_events
+        self.max_runs = max_runs
+        self.store_private = store_private
+        self.readonly = _readonly
+        self._lock = threading.Lock()
+        self._warned_duplicates = False
+        self._conn: sqlite3.Connection | None = None
+        if _readonly:
+            conn = self._connect_readonly()
+        else:
+            _make_private_dirs(self.path.parent)
+            try:
+                _restrict_file(self.path)
+            except OSError as e:
+                raise StorageError(f"cannot create the database {self.path}: {e}") from e
+            conn = self._connect(str(self.path), uri=False)
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Store:
+        """Open an existing database for reading only (CLI readers, while an instance runs)."""
+        return cls(Path(path), retention_days=None, max_events=None, max_runs=None, _readonly=True)
+
+    # -- opening --------------------------------------------------------------
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: no implicit transactions; _tx() opens them.
+            return sqlite3.connect(
+                target, timeout=10.0, isolation_level=None, check_same_thread=False, uri=uri
+            )
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open the database {self.path}: {e}") from e
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"no Nerve database at {self.path} (Nerve has not run with this data directory yet)"
+            )
+        return self._connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Check what the file is, then (writable) set WAL and bring the schema up to date."""
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StorageError(f"{self.path} is not a Nerve database: {e}") from e
+        empty = app_id == 0 and version == 0 and tables == 0
+        if not empty and app_id != APPLICATION_ID:
+            raise StorageError(
+                f"{self.path} is not a Nerve database: "
+                "it is an SQLite database of another application"
+            )
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} was written by a newer Nerve (schema {version}, "
+                f"this version reads up to {SCHEMA_VERSION})"
+            )
+        if self.readonly:
+            if empty:
+                raise StorageError(f"{self.path} is empty: not a Nerve database (yet)")
+            if version < SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} has an older schema ({version}); start Nerve once to upgrade it"
+                )
+            return
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("%s: WAL journal unavailable, using %s", self.path, mode)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if version < SCHEMA_VERSION:
+                self._migrate(conn, version)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot prepare the database {self.path}: {e}") from e
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                log.info("%s: schema upgraded to version %d", self.path, step + 1)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- plumbing -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock (no transaction: one SELECT is consistent)."""
+        with self._lock:
+            if self._conn is None:
+                raise StorageError(f"the database {self.path} is closed")
+            yield self._conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, under the lock; rolled back on error."""
+        if self.readonly:
+            raise StorageError(f"the database {self.path} is open read-only")
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StorageError(f"the database {self.path} is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close the database (idempotent). Later calls raise :class:`StorageError`."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            if not self.readonly:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA optimize")
+            conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}{', readonly' if self.readonly else ''})"
+
+    # -- events ---------------------------------------------------------------
+
+    def next_event_id(self) -> int:
+        """The id the bus should give its first event, so ids continue across restarts.
+
+        One past the highest id ever seen, including events that were not
+        stored (private types) or were pruned since.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM events), 0),"
+                " coalesce((SELECT value FROM meta WHERE key = 'last_event_id'), 0))"
+            ).fetchone()
+        return int(row[0]) + 1
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Write a batch of events in one transaction; returns how many rows were written.
+
+        Private types are skipped unless ``store_private``. An event whose id
+        is already stored is ignored (the log never rewrites history); an
+        event with id 0 (never published) gets the next free id.
+        """
+        rows: list[tuple[int | None, str, float, str, str, str | None, int]] = []
+        last_id = 0
+        for e in events:
+            last_id = max(last_id, e.id)
+            if e.type in PRIVATE_TYPES and not self.store_private:
+                continue
+            rows.append((e.id or None, e.type, e.time, e.source, _json(e.data), e.cause, e.depth))
+        if not rows and not last_id:
+            return 0
+        with self._tx() as conn:
+            written = 0
+            if rows:
+                written = conn.executemany(
+                    "INSERT OR IGNORE INTO events (id, type, time, source, data, cause, depth)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                ).rowcount
+            if last_id:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_event_id', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    (last_id,),
+                )
+        if written < len(rows) and not self._warned_duplicates:
+            self._warned_duplicates = True
+            log.warning(
+                "%s: %d event(s) not logged because their ids are already stored"
+                " (was the bus started without Store.next_event_id()?)",
+                self.path,
+                len(rows) - written,
+            )
+        return written
+
+    def query_events(
+        self,
+        *,
+        since: float | None = None,
+        type_pattern: str | None = None,
+        limit: int | None = 1000,
+        after_id: int | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Stored events as :meth:`Event.as_dict` dictionaries, in id order.
+
+        ``since``: time (epoch seconds) at or after; ``type_pattern``: an
+        exact type or a glob (``file.*``, ``*``), as subscriptions read it;
+        ``after_id``: ids greater than this (for ``--follow``); ``limit``:
+        at most this many (``None``: all), the oldest ones unless
+        ``newest_first`` (which also reverses the order).
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if type_pattern is not None and type_pattern != "*":
+            if any(c in type_pattern for c in "*?["):
+                where.append("type GLOB ?")
+                args.append(_glob_to_sql(type_pattern))
+            else:
+                where.append("type = ?")
+                args.append(type_pattern)
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(after_id)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(limit, 0))
+        with self._read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [
+            {
+                "id": r[0],
+                "type": r[1],
+                "time": r[2],
+                "source": r[3],
+                "data": json.loads(r[4]),
+                "cause": r[5],
+                "depth": r[6],
+            }
+            for r in rows
+        ]
+
+    # -- runs -----------------------------------------------------------------
+
+    def record_run(self, run: Mapping[str, Any]) -> None:
+        """Insert or replace (by ``id``) one rule run.
+
+        Keys: ``id``, ``rule_id``, ``started`` and ``status`` are required;
+        ``pack_id``, ``event_id``, ``ended``, ``error`` and ``trace`` (a
+        JSON-able mapping; odd values are stored as their ``str``) are
+        optional.
+        """
+        missing = [k for k in ("id", "rule_id", "started", "status") if run.get(k) is None]
+        if missing:
+            raise ValueError(f"run record lacks {', '.join(missing)}")
+        row = (
+            str(run["id"]),
+            str(run["rule_id"]),
+            str(run.get("pack_id") or ""),
+            run.get("event_id"),
+            float(run["started"]),
+            None if run.get("ended") is None else float(run["ended"]),
+            str(run["status"]),
+            None if run.get("error") is None else str(run["error"]),
+            _json(run.get("trace") or {}),
+        )
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO runs"
+                " (id, rule_id, pack_id, event_id, started, ended, status, error, trace)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    @staticmethod
+    def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        run = dict(zip(_RUN_COLUMNS, row, strict=False))
+        run["trace"] = json.loads(row[len(_RUN_COLUMNS)])
+        return run
+
+    def query_runs(
+        self,
+        *,
+        rule_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = 50,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest (by start time) first, with their traces decoded."""
+        where: list[str] = []
+        args: list[Any] = []
+        if rule_id is not None:
+            where.append("rule_id = ?")
+            args.append(rule_id)
+        if since is not None:
+            where.append("started >= ?")
+            args.append(since)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = f"SELECT {', '.join(_RUN_COLUMNS)}, trace FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(limit, 0))
+        with self._read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [self._run_dict(r) for r in rows]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run by id or by a prefix of its id; ``None`` if there is none.
+
+        Raises :class:`ValueError` when a prefix matches several runs.
+        """
+        if not run_id:
+            return None
+        sql = f"SELECT {', '.join(_RUN_COLUMNS)}, trace FROM runs"
+        with self._read() as conn:
+            row = conn.execute(sql + " WHERE id = ?", (run_id,)).fetchone()
+            rows = (
+                [row]
+                if row is not None
+                else conn.execute(
+                    sql + " WHERE substr(id, 1, ?) = ? LIMIT 2", (len(run_id), run_id)
+                ).fetchall()
+            )
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise ValueError(f"run id prefix {run_id!r} is ambiguous")
+        return self._run_dict(rows[0])
+
+    # -- variables ------------------------------------------------------------
+
+    def load_variables(self) -> dict[str, Any]:
+        """Every stored variable, decoded from JSON."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT name, value FROM variables").fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    def set_variable(self, name: str, value: Any) -> None:
+        """Store ``value`` (JSON-encoded) under ``name``; ``None`` deletes the variable."""
+        with self._tx() as conn:
+            if value is None:
+                conn.execute("DELETE FROM variables WHERE name = ?", (name,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO variables (name, value, updated) VALUES (?, ?, ?)",
+                    (name, _json(value), time.time()),
+                )
+
+    # -- retention ------------------------------------------------------------
+
+    def _delete_chunked(self, table: str, condition: str, args: tuple[Any, ...]) -> int:
+        """Delete matching rows a chunk per transaction, so writers get the lock in between."""
+        deleted = 0
+        while True:
+            with self._tx() as conn:
+                n = conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN"
+                    f" (SELECT rowid FROM {table} WHERE {condition} LIMIT {_PRUNE_CHUNK})",
+                    args,
+                ).rowcount
+            deleted += n
+            if n < _PRUNE_CHUNK:
+                return deleted
+
+    def prune(self, now: float | None = None) -> dict[str, int]:
+        """Apply retention: drop events and runs older than ``retention_days``, then
+        the oldest beyond ``max_events`` / ``max_runs``. Returns the counts deleted."""
+        now = time.time() if now is None else now
+        events = runs = 0
+        if self.retention_days is not None:
+            cutoff = now - self.retention_days * _DAY_S
+            events += self._delete_chunked("events", "time < ?", (cutoff,))
+            runs += self._delete_chunked("runs", "started < ?", (cutoff,))
+        if self.max_events is not None:
+            with self._read() as conn:
+                row = conn.execute(
+                    "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?", (self.max_events,)
+                ).fetchone()
+            if row is not None:
+                events += self._delete_chunked("events", "id <= ?", (row[0],))
+        if self.max_runs is not None:
+            with self._tx() as conn:
+                runs += conn.execute(
+                    "DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs"
+                    " ORDER BY started DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                    (self.max_runs,),
+                ).rowcount
+        if events or runs:
+            log.debug("%s: pruned %d event(s), %d run(s)", self.path, events, runs)
+        return {"events": events, "runs": runs}
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and size, for ``nerve status`` and the GUI."""
+        with self._read() as conn:
+            events, runs, variables = conn.execute(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM runs),"
+                " (SELECT count(*) FROM variables)"
+            ).fetchone()
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(str(self.path) + suffix)
+        return {
+            "path": str(self.path),
+            "events": events,
+            "runs": runs,
+            "variables": variables,
+            "size_bytes": size,
+            "store_private": self.store_private,
+            "readonly": self.readonly,
+        }
+
+
+class EventLogWriter:
+    """Writes every event on the bus to the Store, from a delivery thread of its own."""
+
+    def __init__(self, bus: Bus, store: Store) -> None:
+        self.bus = bus
+        self.store = store
+        self.received = 0
+        self.written = 0
+        self.failed_batches = 0
+        self._sub: Subscription | None = None
+        self._cond = threading.Condition()
+        self._stop_lock = threading.Lock()
+        self._last_warn = 0.0
+
+    def start(self) -> None:
+        """Subscribe to every event type. Idempotent while running."""
+        if self._sub is None:
+            self._sub = self.bus.subscribe("*", self._write_batch, name="event-log")
+
+    def stop(self) -> None:
+        """Unsubscribe and write what is still queued. Safe to call twice."""
+        with self._stop_lock:
+            sub, self._sub = self._sub, None
+            if sub is None:
+                return
+            sub.close()  # joins the delivery thread
+            leftover = sub.drain()  # events queued while its last batch was written
+            if leftover:
+                self._write_batch(leftover)
+
+    def _write_batch(self, batch: list[Event]) -> None:
+        try:
+            written = self.store.append_events(batch)
+        except (sqlite3.Error, StorageError) as e:
+            written = 0
+            self.failed_batches += 1
+            now = time.monotonic()
+            if now - self._last_warn >= 10.0:
+                self._last_warn = now
+                log.warning("event log: could not write %d event(s): %s", len(batch), e)
+        with self._cond:
+            self.received += len(batch)
+            self.written += written
+            self._cond.notify_all()
+
+    def wait_received(self, count: int, timeout: float | None = None) -> bool:
+        """Block until at least ``count`` events were handled (written or skipped)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.received >= count, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``nerve status``."""
+        return {
+            "received": self.received,
+            "written": self.written,
+            "failed_batches": self.failed_batches,
+            "queued": self._sub.queued if self._sub is not None else 0,
+        }

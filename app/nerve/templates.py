@@ -1,0 +1,200 @@
+"""Placeholders in rule text: ``{event.path}``, ``{input.target}``, ``{var.mode}``,
+``{rule.id}``, ``{now:%Y-%m-%d}``.
+
+Substitution is text, never evaluated. Templates are parsed once when a pack is
+loaded, so an unknown placeholder is an error at load time, not at run time.
+``{{`` and ``}}`` stand for literal braces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
+
+ROOTS = ("event", "input", "var", "rule", "now", "run")
+
+
+class TemplateError(ValueError):
+    """A placeholder that cannot be resolved; the message is for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What placeholders resolve against at run time."""
+
+    event: Any  # nerve.events.Event (kept loose to avoid an import cycle)
+    inputs: Mapping[str, Any]
+    variables: Mapping[str, Any]
+    rule: Mapping[str, Any]
+    run: Mapping[str, Any]
+
+
+# A compiled part: literal text, or a function of the scope.
+_Part = str | Callable[[Scope], Any]
+
+
+def to_text(value: Any) -> str:
+    """How a value is written into text: JSON for structures, '' for none."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    from nerve.events import thaw
+
+    return json.dumps(thaw(value), ensure_ascii=False, sort_keys=True)
+
+
+class Template:
+    """A parsed text with placeholders.
+
+    ``render`` gives text. ``value`` gives the raw value when the whole text is
+    one placeholder (``"{event.size}"`` stays a number), else the text.
+    """
+
+    __slots__ = ("_parts", "names", "source")
+
+    def __init__(self, source: str, parts: list[_Part], names: tuple[str, ...]) -> None:
+        self.source = source
+        self._parts = parts
+        self.names = names
+
+    @property
+    def is_constant(self) -> bool:
+        return not self.names
+
+    def render(self, scope: Scope, quote: Callable[[str], str] | None = None) -> str:
+        """The text with every placeholder replaced (each passed through ``quote`` if given)."""
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                text = to_text(part(scope))
+                out.append(quote(text) if quote else text)
+        return "".join(out)
+
+    def value(self, scope: Scope) -> Any:
+        if len(self._parts) == 1 and not isinstance(self._parts[0], str):
+            return self._parts[0](scope)
+        return self.render(scope)
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+@dataclass(frozen=True)
+class Names:
+    """What may be named in placeholders of one rule.
+
+    ``event_fields`` None means any field (custom events); ``inputs`` are the
+    pack's declared inputs.
+    """
+
+    event_fields: frozenset[str] | None
+    inputs: frozenset[str]
+    event_hint: str = ""
+
+
+EVENT_ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
+
+
+def parse(source: str, names: Names) -> Template:
+    """Parse ``source``; raise TemplateError naming the first bad placeholder."""
+    parts: list[_Part] = []
+    used: list[str] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(source):
+        if m.start() > pos:
+            parts.append(source[pos : m.start()])
+        pos = m.end()
+        token = m.group(0)
+        if token == "{{":
+            parts.append("{")
+        elif token == "}}":
+            parts.append("}")
+        elif m.group(1) is None:
+            raise TemplateError(
+                f"unmatched '{token}' in {source!r} (write '{token}{token}' for a literal brace)"
+            )
+        else:
+            parts.append(_resolver(m.group(1).strip(), names))
+            used.append(m.group(1).strip())
+    if pos < len(source):
+        parts.append(source[pos:])
+    # Merge adjacent literal text.
+    merged: list[_Part] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return Template(source, merged, tuple(used))
+
+
+def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
+    if expr == "now" or expr.startswith("now:"):
+        fmt = expr[4:] if expr.startswith("now:") else "%Y-%m-%d %H:%M:%S"
+        try:
+            time.strftime(fmt)
+        except ValueError as exc:
+            raise TemplateError(f"bad time format in {{{expr}}}: {exc}") from None
+        return lambda scope: time.strftime(fmt)
+    root, _, rest = expr.partition(".")
+    if root not in ROOTS:
+        raise TemplateError(
+            f"unknown placeholder {{{expr}}}: placeholders start with "
+            "event., input., var., rule. or run., or are {now} / {now:FORMAT}"
+        )
+    if not rest or not _NAME.match(rest):
+        raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")
+    if root == "event":
+        head = rest.split(".", 1)[0]
+        allowed = names.event_fields
+        if head not in EVENT_ATTRS and allowed is not None and head not in allowed:
+            known = ", ".join(sorted(allowed)) or "no fields"
+            what = names.event_hint or "this rule's events"
+            raise TemplateError(f"unknown placeholder {{{expr}}}: {what} have {known}")
+        return lambda scope: scope.event.get(rest) if scope.event is not None else None
+    if root == "input":
+        if rest not in names.inputs:
+            declared = ", ".join(sorted(names.inputs)) or "none"
+            raise TemplateError(
+                f"unknown placeholder {{{expr}}}: the pack declares no input {rest!r} "
+                f"(inputs: {declared})"
+            )
+        return lambda scope: scope.inputs.get(rest)
+    if root == "var":
+        return lambda scope: _lookup(scope.variables, rest)
+    if root == "rule":
+        if rest not in ("id", "name", "pack"):
+            raise TemplateError(
+                f"unknown placeholder {{{expr}}}: use rule.id, rule.name or rule.pack"
+            )
+        return lambda scope: scope.rule.get(rest)
+    if rest not in ("id", "started"):
+        raise TemplateError(f"unknown placeholder {{{expr}}}: use run.id or run.started")
+    return lambda scope: scope.run.get(rest)
+
+
+def _lookup(mapping: Mapping[str, Any], path: str) -> Any:
+    value: Any = mapping
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def has_placeholders(text: str) -> bool:
+    """True when ``text`` holds at least one placeholder (not just escaped braces)."""
+    return any(m.group(1) is not None for m in _PLACEHOLDER.finditer(text))
