@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -18,6 +19,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 500ms, 2s, 10m or 1h, got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"a duration must be a finite number (got {value})")
         if value < 0:
             raise ValueError(f"a duration cannot be negative (got {value})")
         return float(value)
@@ -30,7 +33,7 @@ def parse_duration(value: object) -> float:
         except ValueError:
             pass
         else:
-            if seconds >= 0:
+            if seconds >= 0 and math.isfinite(seconds):  # not "inf", "1e999" or "nan"
                 return seconds
     raise ValueError(f"expected a duration such as 500ms, 2s, 10m or 1h, got {value!r}")
 

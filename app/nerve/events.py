@@ -58,7 +58,9 @@ class Event(NamedTuple):
             return getattr(self, path)
         value: Any = self.data
         for part in path.split("."):
-            if isinstance(value, Mapping) and part in value:
+            # The engine calls this for every indexed field of every event:
+            # test the concrete read-only type first, the (slow) ABC second.
+            if (type(value) is MappingProxyType or isinstance(value, Mapping)) and part in value:
                 value = value[part]
             else:
                 return default
@@ -80,16 +82,20 @@ class Event(NamedTuple):
 _ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+#: Types of values that freeze() keeps as they are (immutable and atomic).
+SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def freeze(data: Mapping[str, JSONValue] | None) -> Mapping[str, JSONValue]:
     """A read-only copy of ``data`` (nested mappings are frozen too; lists become tuples)."""
     if not data:
         return _EMPTY
-    copy = dict(data)
+    # Flat data of scalars (most events) needs one shallow copy; dict.copy()
+    # is the quickest one, and keeps the copy out of the garbage collector's
+    # sight when the values are atomic.
+    copy = data.copy() if type(data) is dict else dict(data)
     for value in copy.values():
-        if type(value) not in _SCALARS:
+        if type(value) not in SCALAR_TYPES:
             copy = {str(k): _freeze_value(v) for k, v in data.items()}
             break
     return MappingProxyType(copy)

@@ -515,13 +515,19 @@ class IpcServer:
             await self._send(writer, _error(None, "Nerve is busy (too many connections)"))
             return False
         self._waiting += 1
+        transport = writer.transport
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()  # buffer nothing for a connection that waits
         try:
-            await asyncio.wait_for(slots.acquire(), self._idle_timeout)
+            async with asyncio.timeout(self._idle_timeout):
+                await slots.acquire()
         except TimeoutError:
             await self._send(writer, _error(None, "Nerve is busy (too many connections)"))
             return False
         finally:
             self._waiting -= 1
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.resume_reading()
         return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -529,7 +535,8 @@ class IpcServer:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), self._idle_timeout)
+                async with asyncio.timeout(self._idle_timeout):
+                    line = await reader.readuntil(b"\n")
             except TimeoutError:
                 log.debug("closing idle IPC connection")
                 return
@@ -556,7 +563,8 @@ class IpcServer:
             return False
         try:
             writer.write(data)
-            await asyncio.wait_for(writer.drain(), self._idle_timeout)
+            async with asyncio.timeout(self._idle_timeout):
+                await writer.drain()
         except (OSError, TimeoutError):
             return False
         return True
@@ -567,7 +575,8 @@ class IpcServer:
             return
         writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await writer.wait_closed()
         except (OSError, TimeoutError):
             writer.transport.abort()
 

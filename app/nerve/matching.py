@@ -56,10 +56,22 @@ SPEC_SCHEMA: dict[str, Any] = {
 
 
 def is_exact(spec: Any) -> bool:
-    """True when ``spec`` is plain equality with a hashable value (usable as an index key)."""
-    if isinstance(spec, str):
-        return not spec.startswith("!") and not (_GLOB_CHARS & set(spec))
-    return spec is None or isinstance(spec, (bool, int, float))
+    """True when ``spec`` is plain equality on text (usable as an index key, see
+    :func:`index_key`). Numbers, booleans and null are not: ``5`` also matches
+    ``"5"`` and ``5.0``, and ``1`` must not match ``true``, which a dict lookup
+    cannot tell apart."""
+    return isinstance(spec, str) and not spec.startswith("!") and not (_GLOB_CHARS & set(spec))
+
+
+def index_key(value: Any) -> Any:
+    """The key to look ``value`` up under in an index of exact text specs: its
+    text, as plain equality with text compares it (``5`` finds ``"5"``, ``True``
+    finds ``"true"``, never ``1``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return _text(value)
+    return value
 
 
 def compile_spec(spec: Any) -> Predicate:

@@ -36,9 +36,10 @@ class Locations:
 
 def locations(data_dir: Path | None = None) -> Locations:
     """The platform's folders; ``data_dir`` (``--data-dir``) overrides the data folder."""
+    data = Path(data_dir).expanduser().absolute() if data_dir else None
     return Locations(
         config=Path(platformdirs.user_config_dir(APP)),
-        data=Path(data_dir).expanduser() if data_dir else Path(platformdirs.user_data_dir(APP)),
+        data=data or Path(platformdirs.user_data_dir(APP)),
         logs=Path(platformdirs.user_log_dir(APP)),
     )
 

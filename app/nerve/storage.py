@@ -251,7 +251,10 @@ class Store:
             for step in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
-                log.info("%s: schema upgraded to version %d", self.path, step + 1)
+                if version:
+                    log.info("%s: schema upgraded to version %d", self.path, step + 1)
+            if not version:
+                log.info("created %s", self.path)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")

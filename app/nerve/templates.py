@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,15 +71,27 @@ class Template:
     def is_constant(self) -> bool:
         return not self.names
 
-    def render(self, scope: Scope, quote: Callable[[str], str] | None = None) -> str:
-        """The text with every placeholder replaced (each passed through ``quote`` if given)."""
+    @property
+    def pieces(self) -> tuple[str | None, ...]:
+        """The literal text in order, with None where each placeholder goes."""
+        return tuple(p if isinstance(p, str) else None for p in self._parts)
+
+    def render(
+        self,
+        scope: Scope,
+        quote: Callable[[str], str] | Sequence[Callable[[str], str]] | None = None,
+    ) -> str:
+        """The text with every placeholder replaced, each passed through ``quote``
+        if given (one function for all, or one per placeholder in order)."""
         out: list[str] = []
+        quoters = iter(quote) if quote is not None and not callable(quote) else None
         for part in self._parts:
             if isinstance(part, str):
                 out.append(part)
             else:
                 text = to_text(part(scope))
-                out.append(quote(text) if quote else text)
+                q = next(quoters) if quoters is not None else quote
+                out.append(q(text) if callable(q) else text)
         return "".join(out)
 
     def value(self, scope: Scope) -> Any:

@@ -157,6 +157,14 @@ def test_flow_and_scalar_positions(parser: str) -> None:
     assert located.marks[("b", 1)] == (4, 5)
 
 
+def test_columns_count_characters(parser: str) -> None:
+    located = load_yaml("é: [x, ü, 😀, y]\nü: {a: 1}\n".encode())
+    assert located.marks[("é", 1)] == (1, 8)
+    assert located.marks[("é", 3)] == (1, 14)
+    assert located.marks[("ü", "a")] == (2, 5)
+    assert where(fails("ééé: [1\n")) == (2, 1)
+
+
 def test_scalar_root_and_null_root() -> None:
     assert load_yaml("hello\n").data == "hello"
     assert load_yaml("~\n").data is None

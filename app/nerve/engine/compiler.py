@@ -37,15 +37,45 @@ COMMON_ACTION_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The key shown in "expected a trigger: a mapping such as {event: ...}".
+_EXAMPLE_KEYS = {"trigger": "event", "condition": "time", "action": "log"}
+
+
+def _as_written(options: Any, sub: ConfigPath) -> ConfigPath:
+    """The part of ``sub`` (below a type's key) that exists in the file.
+
+    Types turn shorthand forms into their long form before compiling
+    (``run: [a, b]`` is ``{argv: [a, b]}``, ``log: text`` is ``{message: text}``),
+    so the path of a ConfigError may name a key the author never wrote. Report
+    where the problem is as written: ``run[1]``, not ``run.argv[1]``.
+    """
+    node = options
+    out: list[str | int] = []
+    for i, part in enumerate(sub):
+        written = (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if written:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, str) and i + 1 < len(sub):
+            continue  # the long form's key for a list written directly
+        else:
+            break
+        out.append(part)
+    return tuple(out)
+
+
 def _single_key(
     node: Any, registry: Registry[Any], ctx: CompileContext, path: ConfigPath, extra: set[str]
 ) -> tuple[str, Any] | None:
     if not isinstance(node, Mapping):
-        kinds = ", ".join(registry.keys()[:6])
+        keys = registry.keys()
+        example = _EXAMPLE_KEYS.get(registry.kind, keys[0] if keys else "...")
+        article = "an" if registry.kind[:1] in "aeiou" else "a"
         ctx.error(
             path,
-            f"expected a {registry.kind} (a mapping such as {{{kinds.split(', ')[0]}: ...}}), "
-            f"got {validation.describe_value(node)}",
+            f"expected {article} {registry.kind}: a mapping such as {{{example}: ...}} "
+            f"(one of: {', '.join(keys)}), got {validation.describe_value(node)}",
         )
         return None
     found = [k for k in node if k in registry]
@@ -85,7 +115,7 @@ def _compile_one(
     except AlreadyReported:
         return None
     except ConfigError as exc:
-        ctx.error((*path, *exc.path), exc.message)
+        ctx.error((*path, *_as_written(options, exc.path)), exc.message)
         return None
     finally:
         ctx.current_path = saved
@@ -228,7 +258,7 @@ def any_action_schema() -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {key: cls.schema, **cls.siblings, **COMMON_ACTION_KEYS},
-                "required": [key],
+                "required": [key, *cls.required_siblings],
                 "additionalProperties": False,
                 "description": cls.description,
             }

@@ -139,7 +139,12 @@ class VarCondition(Condition):
 class _Group(Condition):
     children: list[Condition]
 
-    schema = {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "minItems": 1}]}
+    schema = {
+        "anyOf": [
+            {"$ref": "#/$defs/condition"},
+            {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1},
+        ]
+    }
 
     def __init__(self, children: list[Condition]) -> None:
         self.children = children

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from apscheduler.triggers.base import BaseTrigger
 
-from nerve import desktop
+from nerve import desktop, matching
 from nerve.bus import Bus, Subscription
 from nerve.engine.model import Rule
 from nerve.engine.registry import ActionError, Matcher, Trigger
@@ -195,7 +195,8 @@ class Engine:
         if self._sub is not None:
             self._sub.close()
         try:
-            self.call(self._shutdown, timeout=timeout)
+            # Cancelled runs still record themselves (and kill programs they wait for).
+            asyncio.run_coroutine_threadsafe(self._shutdown(timeout / 2), self.loop).result(timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             log.warning("engine did not shut down cleanly within %.0fs", timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -205,13 +206,16 @@ class Engine:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self._store_executor.shutdown(wait=True)
 
-    def _shutdown(self) -> None:
+    async def _shutdown(self, grace: float) -> None:
+        tasks: list[asyncio.Task[Any]] = []
         for state in self._states.values():
             self._stop_rule(state)
-            for task in list(state.active):
-                task.cancel()
-        for task in list(self._tasks):
+            tasks.extend(state.active)
+        tasks.extend(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 5.0) -> T:
         """Run ``fn(*args)`` on the engine loop and return its result (thread-safe)."""
@@ -310,7 +314,8 @@ class Engine:
                 entry.plain.append(b)
             else:
                 field_name, value = b.matcher.index
-                entry.indexed.setdefault(field_name, {}).setdefault(value, []).append(b)
+                key = matching.index_key(value)
+                entry.indexed.setdefault(field_name, {}).setdefault(key, []).append(b)
         if len(self._entries) < 4096:
             self._entries[type_] = entry
         return entry
@@ -361,7 +366,7 @@ class Engine:
         if entry:
             for field_name, table in entry.indexed.items():
                 try:
-                    hits = table.get(event.get(field_name))
+                    hits = table.get(matching.index_key(event.get(field_name)))
                 except TypeError:  # an unhashable value never equals an index key
                     hits = None
                 if hits:
@@ -383,7 +388,9 @@ class Engine:
         for matcher, pattern, future in list(self._waiters):
             if future.done() or not pattern.matches(event.type):
                 continue
-            if matcher.index is not None and event.get(matcher.index[0]) != matcher.index[1]:
+            if matcher.index is not None and matching.index_key(
+                event.get(matcher.index[0])
+            ) != matching.index_key(matcher.index[1]):
                 continue
             if matcher.predicate is not None and not matcher.predicate(event):
                 continue
@@ -469,8 +476,9 @@ class Engine:
                 for task in list(active):
                     task.cancel()
             elif rule.mode == "queued":
-                if len(state.queue) >= rule.max:
-                    self._skip(state, f"queue full ({rule.max} waiting)")
+                # As in Home Assistant, 'max' counts the running run and the waiting ones.
+                if len(active) + len(state.queue) >= rule.max:
+                    self._skip(state, f"queue full (max {rule.max} runs, running or waiting)")
                 else:
                     state.queue.append((event, extra))
                 return

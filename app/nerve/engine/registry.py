@@ -160,6 +160,8 @@ class Action(ABC):
     description: ClassVar[str] = ""
     #: Other keys allowed beside the action's own key (``then``/``else`` of ``if``).
     siblings: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Siblings that must be present (``then`` of ``if``).
+    required_siblings: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
     #: Set by the compiler: where this action sits in the rule, for traces.

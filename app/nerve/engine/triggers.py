@@ -215,7 +215,7 @@ class ScheduleTrigger(Trigger):
         previous = None
         for _ in range(count):
             nxt = self.trigger.get_next_fire_time(previous, now)
-            if nxt is None:
+            if nxt is None or nxt < now:  # a one-off moment already past fires no more
                 break
             out.append(nxt)
             previous = nxt

@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from nerve.durations import DURATION_SCHEMA
 from nerve.engine.registry import ConfigPath
 
 _TYPE_NAMES = {
@@ -25,6 +26,21 @@ _TYPE_NAMES = {
     "object": "a mapping",
     "array": "a list",
     "null": "nothing (null)",
+}
+
+
+#: What a pattern stands for, for patterns whose schema has no description of its own
+#: (a regular expression means nothing to most people writing a pack).
+PATTERN_HINTS: dict[str, str] = {
+    **{
+        branch["pattern"]: "a duration such as 500ms, 2s, 10m or 1h"
+        for branch in DURATION_SCHEMA["anyOf"]
+        if "pattern" in branch
+    },
+    # The variable names of the 'set' action.
+    r"^[A-Za-z_][A-Za-z0-9_\-]*$": (
+        "a variable name (letters, digits, '_' and '-', not starting with a digit or '-')"
+    ),
 }
 
 
@@ -90,6 +106,14 @@ def _type_fits(schema: Any, value: Any) -> bool:
     return actual in types
 
 
+def _wrong_type(schema: Any, instance: Any) -> str:
+    message = f"expected {_expected(schema)}, got {describe_value(instance)}"
+    if isinstance(instance, bool) and "string" in _types(schema):
+        # `log: no`, `level: off`: YAML 1.1 reads these words as booleans.
+        message += " (YAML reads yes/no/on/off/true/false as true or false; quote the word)"
+    return message
+
+
 def explain(error: ValidationError) -> tuple[ConfigPath, str]:
     """Path and message for one jsonschema error, descending into anyOf/oneOf."""
     path: ConfigPath = tuple(error.absolute_path)
@@ -104,7 +128,7 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
             best = max(fitting, key=lambda e: len(e.absolute_path))
             sub_path, message = explain(best)
             return sub_path, message
-        return path, f"expected {_expected(schema)}, got {describe_value(instance)}"
+        return path, _wrong_type(schema, instance)
     if v == "required":
         missing = [r for r in expected_value if r not in instance]
         return path, "missing " + ", ".join(repr(m) for m in missing)
@@ -118,7 +142,7 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
             hint = f" (known: {', '.join(allowed)})"
         return (*path, extra), f"unknown key {extra!r}{hint}"
     if v == "type":
-        return path, f"expected {_expected(schema)}, got {describe_value(instance)}"
+        return path, _wrong_type(schema, instance)
     if v == "enum":
         options = ", ".join(repr(o) for o in expected_value)
         return path, f"expected one of {options}, got {describe_value(instance)}"
@@ -129,12 +153,17 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
                 path,
                 f"{describe_value(instance)} is not valid: {desc[0].lower()}{desc[1:]}",
             )
+        meaning = PATTERN_HINTS.get(expected_value)
+        if meaning:
+            return path, f"expected {meaning}, got {describe_value(instance)}"
         return path, f"{describe_value(instance)} does not match {expected_value!r}"
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         word = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
         return path, f"must be {word[v]} {expected_value}, got {instance!r}"
     if v == "minItems":
-        return path, f"needs at least {expected_value} item(s)"
+        if expected_value == 1:
+            return path, "must not be empty"
+        return path, f"needs at least {expected_value} items"
     if v == "maxItems":
         return path, f"takes at most {expected_value} item(s)"
     if v == "minProperties":
@@ -142,7 +171,7 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
     if v == "minLength":
         return path, "must not be empty"
     if v == "const":
-        return path, f"must be {expected_value!r}"
+        return path, f"must be {expected_value!r}, got {describe_value(instance)}"
     return path, error.message
 
 

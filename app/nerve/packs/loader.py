@@ -67,6 +67,8 @@ class Pack:
     errors: list[PackError] = field(default_factory=list)
     rule_count: int = 0
     header_ok: bool = False
+    #: Where ``pack.id`` is written (line, column), for errors about the id.
+    id_position: tuple[int, int] = (1, 1)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +133,7 @@ class _Loader:
         info = data.get("pack") if isinstance(data.get("pack"), dict) else {}
         assert isinstance(info, dict)
         self.pack.id = str(info.get("id", ""))
+        self.pack.id_position = self.doc.position(("pack", "id"))
         self.pack.name = str(info.get("name", self.pack.id))
         self.pack.version = str(info.get("version", ""))
         self.pack.author = str(info.get("author", ""))
@@ -152,7 +155,9 @@ class _Loader:
             if rule.id in seen:
                 line, _ = self.doc.position(("rules", seen[rule.id], "id"))
                 self.error(
-                    ("rules", i, "id"), f"duplicate rule id {rule.id!r} (first at line {line})"
+                    ("rules", i, "id"),
+                    f"duplicate rule id {rule.id!r} (first at line {line}); "
+                    "give each rule of a pack its own id",
                 )
                 continue
             seen[rule.id] = i
@@ -182,8 +187,10 @@ class _Loader:
                 self.error(path, f"input {name!r} has no default; give it with --set {name}=VALUE")
                 continue
             choices = spec.get("choices")
-            if choices and value not in choices:
-                self.error(path, f"input {name!r} must be one of {choices}, got {value!r}")
+            if isinstance(choices, list) and choices and value not in choices:
+                # At the default when that is where the value came from.
+                where = path if name in self.overrides else (*path, "default")
+                self.error(where, f"input {name!r} must be one of {choices}, got {value!r}")
                 continue
             if kind == "path" and isinstance(value, str):
                 value = os.path.expanduser(value)
@@ -209,13 +216,16 @@ class _Loader:
         actions = compile_actions(node["do"], ctx, (*path, "do")) if "do" in node else []
         for sub_path, message in ctx.errors:
             self.error(sub_path, message)
+        mode = node.get("mode", "single")
+        if "max" in node and mode in ("single", "restart"):
+            self.error(
+                (*path, "max"),
+                f"'max' limits runs of mode queued or parallel, and this rule's mode is "
+                f"{mode}; set 'mode: queued' or 'mode: parallel', or remove 'max'",
+            )
         if len(self.pack.errors) > before:
             return None
         rates = {k: parse_duration(node[k]) if k in node else None for k in RATE_KEYS}
-        mode = node.get("mode", "single")
-        if "max" in node and mode not in ("queued", "parallel"):
-            self.error((*path, "max"), "'max' goes with mode queued or parallel")
-            return None
         line, _ = self.doc.position(path)
         return Rule(
             id=rule_id,
@@ -287,9 +297,14 @@ def duplicate_pack_errors(packs: list[Pack]) -> None:
             continue
         first = seen.get(pack.id)
         if first is not None:
+            line, column = pack.id_position
             pack.errors.append(
                 PackError(
-                    pack.file, 1, 1, "pack.id", f"pack id {pack.id!r} is also used by {first.file}"
+                    pack.file,
+                    line,
+                    column,
+                    "pack.id",
+                    f"pack id {pack.id!r} is also used by {first.file}; packs need different ids",
                 )
             )
             pack.header_ok = False

@@ -28,6 +28,14 @@ INPUT_SCHEMA: dict[str, Any] = {
         "choices": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
     },
     "additionalProperties": False,
+    # A default is of the input's type (text and path take any value as text).
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {"properties": {"default": {"type": kind}}},
+        }
+        for kind in ("number", "boolean")
+    ],
 }
 
 PACK_INFO_SCHEMA: dict[str, Any] = {
@@ -45,7 +53,12 @@ PACK_INFO_SCHEMA: dict[str, Any] = {
         "homepage": {"type": "string"},
         "inputs": {
             "type": "object",
-            "propertyNames": {"pattern": INPUT_NAME_PATTERN},
+            "propertyNames": {
+                "pattern": INPUT_NAME_PATTERN,
+                "description": (
+                    "Input names: up to 64 letters, digits and '_', not starting with a digit"
+                ),
+            },
             "additionalProperties": INPUT_SCHEMA,
         },
     },
@@ -57,11 +70,18 @@ RATE_KEYS = ("debounce", "throttle", "cooldown")
 
 
 def rule_schema(loose: bool) -> dict[str, Any]:
-    """The schema of one rule. ``loose``: triggers, conditions and actions are
-    only checked for shape (the compiler checks them with better messages)."""
-    trigger = {"type": "object"} if loose else {"$ref": "#/$defs/trigger"}
-    conditions = {"type": ["object", "array"]} if loose else {"$ref": "#/$defs/conditions"}
-    actions = {"type": ["object", "array"]} if loose else {"$ref": "#/$defs/actions"}
+    """The schema of one rule. ``loose``: ``when``, ``if`` and ``do`` are left to
+    the compiler, which checks their shape too, with better messages (checking
+    them here as well reported each such problem twice)."""
+    if loose:
+        when: dict[str, Any] = {}
+        conditions: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+    else:
+        trigger = {"$ref": "#/$defs/trigger"}
+        when = {"anyOf": [trigger, {"type": "array", "items": trigger, "minItems": 1}]}
+        conditions = {"$ref": "#/$defs/conditions"}
+        actions = {"$ref": "#/$defs/actions"}
     return {
         "type": "object",
         "properties": {
@@ -73,10 +93,7 @@ def rule_schema(loose: bool) -> dict[str, Any]:
             "name": {"type": "string"},
             "description": {"type": "string"},
             "enabled": {"type": "boolean"},
-            "when": {
-                "anyOf": [trigger, {"type": "array", "items": trigger, "minItems": 1}],
-                "description": "One trigger or a list: any of them starts the rule",
-            },
+            "when": {**when, "description": "One trigger or a list: any of them starts the rule"},
             "if": conditions,
             "do": actions,
             "mode": {"enum": list(MODES), "description": "What a trigger does while a run is on"},
@@ -85,6 +102,18 @@ def rule_schema(loose: bool) -> dict[str, Any]:
         },
         "required": ["id", "when", "do"],
         "additionalProperties": False,
+        # The loader says this with a better message (the loose schema leaves it out).
+        **(
+            {}
+            if loose
+            else {
+                "if": {"required": ["max"]},
+                "then": {
+                    "properties": {"mode": {"enum": ["queued", "parallel"]}},
+                    "required": ["mode"],
+                },
+            }
+        ),
     }
 
 
@@ -95,7 +124,8 @@ def envelope_schema() -> dict[str, Any]:
         "properties": {
             "nerve": {"const": 1, "description": "Pack format version"},
             "pack": PACK_INFO_SCHEMA,
-            "rules": {"type": "array", "items": {"type": "object"}},
+            # Each rule is checked on its own: a broken rule is not a broken header.
+            "rules": {"type": "array"},
         },
         "required": ["nerve", "pack", "rules"],
         "additionalProperties": False,

@@ -9,10 +9,11 @@ Every problem is a :class:`YamlError` carrying file, line, column and message.
 
 How it works: the file is parsed into YAML *events* (libyaml when available,
 else PyYAML's pure-Python parser; both are iterative, so no input can exhaust
-the Python stack). The events are composed into a node graph here, not by
-PyYAML's recursive composer, checking every limit as each event arrives:
-depth, node count and alias expansion all fail before anything large is
-built. Python values are then built from the graph with an explicit stack.
+the Python stack; when libyaml's own 1000-level nesting limit fires first,
+the text is parsed again in Python to report ours). The events are composed
+into a node graph here, not by PyYAML's recursive composer, checking every
+limit as each event arrives: depth, node count and alias expansion all fail
+before anything large is built. Python values are then built from the graph with an explicit stack.
 Nothing is ever constructed through a tag, so no YAML input can make an
 object of an arbitrary type.
 
@@ -35,7 +36,8 @@ Decisions:
   ``!local``, the non-specific ``!``), is an error at the tagged node.
 - **Keys** must be text. A key that YAML 1.1 reads as a boolean (``on``,
   ``yes``, ``no``, ``off``, ``true``...) gets its own message telling the
-  author to quote it; number, null, list and mapping keys are errors too.
+  author to quote it; number, null, list and mapping keys are errors too
+  (a date key such as ``2024-01-01:`` is kept as its text, like date values).
   Duplicate keys are errors at the second one (PyYAML silently keeps the
   last). Duplicate anchors are errors, as in PyYAML.
 - **Merge keys** (``<<: *base`` or ``<<: [*a, *b]``) are supported with the
@@ -356,7 +358,18 @@ _KIND_WORDS: Final = {_SCALAR: "a value", _SEQ: "a list", _MAP: "a mapping"}
 class _Node:
     """A composed node. Aliases are not nodes: they refer to the anchored node."""
 
-    __slots__ = ("complete", "entries", "height", "items", "kind", "pos", "tag", "text", "value")
+    __slots__ = (
+        "complete",
+        "entries",
+        "height",
+        "items",
+        "kind",
+        "pos",
+        "size",
+        "tag",
+        "text",
+        "value",
+    )
 
     def __init__(self, kind: int, pos: _Pos) -> None:
         self.kind = kind
@@ -367,6 +380,7 @@ class _Node:
         # Sequence items and mapping entries, each with where it is written.
         self.items: list[tuple[_Node, _Pos]] = []
         self.entries: dict[str, tuple[_Pos, _Node, _Pos]] = {}
+        self.size = 1  # nodes it stands for, aliases inside it expanded (capped)
         self.height = 0  # 0 for scalars, 1 + the tallest child for collections
         self.complete = False
 
@@ -412,7 +426,6 @@ class _Composer:
         self.anchors: dict[str, _Node] = {}
         self.stack: list[_Node] = []
         self.map_frames: dict[int, _MapFrame] = {}
-        self.sizes: dict[int, int] = {}  # id(node) -> expanded size
         self.nodes = 0
         self.expanded = 0
         self.documents = 0
@@ -505,7 +518,6 @@ class _Composer:
         node.text = text
         node.value = self.scalar_value(tag, text, pos)
         node.complete = True
-        self.sizes[id(node)] = 1
         self.anchor(event.anchor, node)
         return node
 
@@ -540,7 +552,7 @@ class _Composer:
             raise self.error(pos, f"unknown alias '*{name}' (no anchor '&{name}' before it)")
         if not target.complete:
             raise self.error(pos, f"recursive alias '*{name}': it is inside the node it refers to")
-        self.expanded += self.sizes[id(target)]
+        self.expanded += target.size
         if self.expanded > self.max_alias_expansion:
             raise self.error(
                 pos,
@@ -569,7 +581,7 @@ class _Composer:
         height = 0
         if node.kind == _SEQ:
             for child, _ in node.items:
-                size += self.sizes[id(child)]
+                size += child.size
                 height = max(height, child.height)
         else:
             frame = self.map_frames.pop(id(node))
@@ -583,11 +595,11 @@ class _Composer:
             else:
                 node.entries = frame.explicit
             for _, child, _ in node.entries.values():
-                size += 1 + self.sizes[id(child)]
+                size += 1 + child.size
                 height = max(height, child.height)
         # Capped: only comparisons with the limits matter, and a billion laughs
         # must not turn into arithmetic on huge integers.
-        self.sizes[id(node)] = min(size, self.max_alias_expansion + self.max_nodes + 1)
+        node.size = min(size, self.max_alias_expansion + self.max_nodes + 1)
         node.height = height + 1
         node.complete = True
         self.deliver(node, node.pos)

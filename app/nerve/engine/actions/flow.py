@@ -119,6 +119,7 @@ class IfAction(Action):
         "then": {"$ref": "#/$defs/actions"},
         "else": {"$ref": "#/$defs/actions"},
     }
+    required_siblings = ("then",)
 
     def __init__(self, conds: list[Condition], then: list[Action], other: list[Action]):
         self.conds = conds
@@ -336,9 +337,19 @@ class PauseAction(Action):
         return cls(seconds)
 
     async def execute(self, run: RunContext) -> Any:
-        # Pausing cancels this run too, so hand it to the loop and return.
-        asyncio.get_running_loop().call_soon(run.engine.pause, f"rule {run.rule.key}", self.seconds)
+        # Pausing cancels every run, this one included. Let that cancellation
+        # land here: otherwise the next action would still start (and a program,
+        # a request or a notification handed to a worker thread would go ahead).
+        run.engine.pause(f"rule {run.rule.key}", self.seconds)
+        await _yield_if_cancelled()
         return {"paused_for_s": self.seconds}
+
+
+async def _yield_if_cancelled() -> None:
+    """Raise CancelledError now if this run's task was just cancelled by its own action."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        await asyncio.sleep(0)
 
 
 class _RuleSwitch(Action):
@@ -357,6 +368,8 @@ class _RuleSwitch(Action):
         key = self.target if "/" in self.target else f"{run.rule.pack}/{self.target}"
         if not run.engine.set_enabled(key, self.enable):
             raise ActionError(f"no rule {key!r} is loaded")
+        # Disabling its own rule cancels this run (as in Home Assistant): stop here.
+        await _yield_if_cancelled()
         return {"rule": key, "enabled": self.enable}
 
 

@@ -12,6 +12,7 @@ from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine.actions._common import rendered, templated, text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
+from nerve.events import thaw
 from nerve.templates import Template
 
 _BODY_LIMIT = 2048
@@ -76,7 +77,8 @@ class HttpAction(Action):
         headers.update({k: t.render(scope) for k, t in self.headers.items()})
         data: bytes | None = None
         if self.has_json:
-            data = json.dumps(rendered(self.json, scope)).encode()
+            # A whole-placeholder value may be an event's (frozen) mapping or list.
+            data = json.dumps(thaw(rendered(self.json, scope))).encode()
             headers.setdefault("Content-Type", "application/json")
         elif self.body is not None:
             data = self.body.render(scope).encode()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nerve import desktop
@@ -211,6 +213,10 @@ class ShellAction(_Spawn):
     def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
         super().__init__(options, ctx)
         self.command = ctx.template(options["command"], ("command",))
+        try:
+            self.quoters = shell_quoters(self.command.pieces)
+        except ValueError as exc:
+            raise ConfigError(str(exc), ("command",)) from None
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> ShellAction:
@@ -221,7 +227,100 @@ class ShellAction(_Spawn):
     def argv(self, run: RunContext) -> list[str]:
         if sys.platform == "win32":
             return ["cmd", "/c", self.command.render(run.scope)]
-        return ["/bin/sh", "-c", self.command.render(run.scope, quote=shlex.quote)]
+        return ["/bin/sh", "-c", self.command.render(run.scope, quote=self.quoters)]
+
+
+def _quote_in_single(value: str) -> str:
+    """For inside '...': close the quotes around each literal ' and reopen them."""
+    return value.replace("'", "'\\''")
+
+
+_SPECIAL_IN_DOUBLE = re.compile(r'([\\$`"])')
+
+
+def _quote_in_double(value: str) -> str:
+    """For inside "...": escape the characters that stay special there."""
+    return _SPECIAL_IN_DOUBLE.sub(r"\\\1", value)
+
+
+def _quote_in_comment(value: str) -> str:
+    """For inside a # comment: a line break would end it."""
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+_QUOTERS: dict[str, Callable[[str], str]] = {
+    "'": _quote_in_single,
+    '"': _quote_in_double,
+    "#": _quote_in_comment,
+}
+_WORD_BREAKS = frozenset(" \t\n;&|()<>")
+
+
+def shell_quoters(pieces: Sequence[str | None]) -> list[Callable[[str], str]]:
+    """How to quote each placeholder (None in ``pieces``) of a command line.
+
+    Users quote placeholders out of habit (``cp "{event.path}" ~/x``), so the
+    quoting follows the quotes around each one: unquoted, the value is
+    shell-quoted; inside '...' or "...", the characters special there are
+    escaped. Either way the value arrives as literal text, never as code.
+    ``$(...)`` and backticks start a new unquoted context. Raises ValueError
+    where a value cannot be made safe (after a backslash, in a here-document).
+    """
+    # Innermost context last: "" unquoted, "'", '"', "#" (a comment), or
+    # "$(", "(", "`" (unquoted again, until their end).
+    stack = [""]
+    out: list[Callable[[str], str]] = []
+    escaped = heredoc = False
+    prev = "\n"
+    for piece in pieces:
+        if piece is None:
+            if escaped:
+                raise ValueError("a placeholder cannot follow a backslash in a shell command")
+            if heredoc:
+                raise ValueError(
+                    "a placeholder cannot go into a here-document (<<); "
+                    "pass it as an argument or use 'run'"
+                )
+            out.append(_QUOTERS.get(stack[-1], shlex.quote))
+            prev = "x"  # the value is (part of) a word
+            continue
+        i = 0
+        while i < len(piece):
+            c, top = piece[i], stack[-1]
+            if escaped:
+                escaped = False
+            elif top == "#":
+                if c == "\n":
+                    stack.pop()
+            elif top == "'":
+                if c == "'":
+                    stack.pop()
+            elif c == "\\":
+                escaped = True
+            elif c == "`":
+                if top == "`":
+                    stack.pop()
+                else:
+                    stack.append("`")
+            elif c == "$" and piece.startswith("(", i + 1):
+                stack.append("$(")
+                i += 1
+            elif top == '"':
+                if c == '"':
+                    stack.pop()
+            elif c in "'\"":
+                stack.append(c)
+            elif c == "#" and prev in _WORD_BREAKS:
+                stack.append("#")
+            elif c == "(":
+                stack.append("(")
+            elif c == ")" and top in ("(", "$("):
+                stack.pop()
+            elif c == "<" and piece.startswith("<", i + 1):
+                heredoc = True
+            prev = c
+            i += 1
+    return out
 
 
 @actions.register
