@@ -17,6 +17,7 @@ from nerve.engine.engine import Engine
 from nerve.engine.model import Rule
 from nerve.events import Event
 from nerve.packs.loader import load_pack
+from nerve.storage import Store
 
 
 class Recorder:
@@ -129,6 +130,22 @@ class Harness:
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     h = Harness()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real event/run/variable store in a temporary folder."""
+    s = Store(tmp_path / "nerve.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stored(store: Store) -> Iterator[Harness]:
+    """A harness whose engine records runs and variables in a real Store."""
+    h = Harness(store=store)
     yield h
     h.close()
 

@@ -4,8 +4,6 @@ variables, and all/any/not, with the verdicts a run records."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,20 +135,6 @@ def test_time_errors(options: str, message: str) -> None:
 
 
 # --------------------------------------------------------- conditions in runs
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "nerve.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stored(store: Store) -> Iterator[Harness]:
-    h = Harness(store=store)
-    yield h
-    h.close()
 
 
 def verdicts(

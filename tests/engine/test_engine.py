@@ -8,8 +8,6 @@ instead of sleeping, so the tests decide when they end.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,21 +21,6 @@ GATED = """
       - wait_for: {event: t.release, timeout: 10s}
       - emit: {type: done, data: {n: "{event.n}"}}
 """
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "nerve.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stored(store: Store) -> Iterator[Harness]:
-    """A harness whose engine records runs and variables in a real Store."""
-    h = Harness(store=store)
-    yield h
-    h.close()
 
 
 def runs_of(store: Store, rule_id: str, count: int = 1) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +10,6 @@ import pytest
 from conftest import PACK_HEAD, Harness, wait_until
 from nerve.packs.loader import load_pack
 from nerve.storage import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "nerve.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stored(store: Store) -> Iterator[Harness]:
-    h = Harness(store=store)
-    yield h
-    h.close()
 
 
 def do(h: Harness, store: Store, action: str, **data: Any) -> dict[str, Any]:

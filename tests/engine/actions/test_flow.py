@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,6 @@ import pytest
 from conftest import PACK_HEAD, Harness, wait_until
 from nerve.packs.loader import load_pack
 from nerve.storage import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "nerve.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stored(store: Store) -> Iterator[Harness]:
-    h = Harness(store=store)
-    yield h
-    h.close()
 
 
 def run_record(store: Store, rule: str = "r", count: int = 1) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +26,6 @@ HOSTILE = "a b  'c' \"d\" ; touch {pwn} ; `touch {pwn}` $(touch {pwn}) \\ * ~ $H
 PY = sys.executable
 # Writes its arguments (after the output file) to that file as JSON.
 ARGV_DUMP = "import sys,json; open(sys.argv[1],'w').write(json.dumps(sys.argv[2:]))"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "nerve.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def stored(store: Store) -> Iterator[Harness]:
-    h = Harness(store=store)
-    yield h
-    h.close()
 
 
 def last_run(h: Harness, rule: str = "r") -> dict[str, Any]:
