@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -161,6 +161,9 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.handled = 0
         self.started_at = time.time()
+        #: Called (on the engine loop) when what the rules need of listeners changes.
+        self.on_needs: Callable[[dict[str, list[Hashable]]], None] | None = None
+        self.needs: dict[str, list[Hashable]] = {}
 
     # ------------------------------------------------------------------ life
 
@@ -304,6 +307,18 @@ class Engine:
         self._exact = exact
         self._globs = globs
         self._entries = {}
+        needs: dict[str, list[Hashable]] = {}
+        for state in self._states.values():
+            if state.enabled and state.suspended is None:
+                for lid, need in state.rule.needs():
+                    needs.setdefault(lid, []).append(need)
+        if needs != self.needs:
+            self.needs = needs
+            if self.on_needs is not None:
+                try:
+                    self.on_needs(needs)
+                except Exception:
+                    log.exception("could not hand the listener needs on")
 
     def _entry(self, type_: str) -> _TypeEntry:
         entry = _TypeEntry()

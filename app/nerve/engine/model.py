@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +52,18 @@ class Rule:
             caps |= action.action_capabilities()
         return frozenset(caps)
 
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        """What this rule asks of listeners while it is enabled."""
+        for trigger in self.triggers:
+            yield from trigger.needs()
+        for cond in self.conditions:
+            yield from cond.needs()
+        for action in self.all_actions():
+            yield from action.needs()
+
     @property
     def listeners(self) -> frozenset[str]:
-        out: set[str] = set()
-        for trigger in self.triggers:
-            out |= _trigger_listeners(trigger)
-        return frozenset(out)
+        return frozenset(lid for lid, _ in self.needs())
 
 
 def _children(trigger: Trigger) -> list[Trigger]:
@@ -69,10 +75,3 @@ def _trigger_caps(trigger: Trigger) -> set[str]:
     for child in _children(trigger):
         caps |= _trigger_caps(child)
     return caps
-
-
-def _trigger_listeners(trigger: Trigger) -> set[str]:
-    out = set(trigger.listeners)
-    for child in _children(trigger):
-        out |= _trigger_listeners(child)
-    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -111,6 +111,14 @@ class Trigger(ABC):
         """A matching event arrived. Simple triggers fire straight away."""
         host.fire(event)
 
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        """``(listener id, need)`` pairs this trigger asks for while its rule is loaded
+        (a folder to watch, a combo to grab). The default: each of ``listeners``."""
+        for lid in self.listeners:
+            yield lid, None
+        for child in getattr(self, "children", ()):
+            yield from child.needs()
+
     def event_fields(self) -> frozenset[str] | None:
         """Fields of the event that starts a run (None: any), for placeholder checks."""
         return None
@@ -147,6 +155,11 @@ class Condition(ABC):
     def check(self, run: RunContext) -> tuple[bool, str]:
         """The verdict and a short reason for the trace."""
 
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        """Listeners this condition relies on (the active window, say)."""
+        for child in getattr(self, "children", ()):
+            yield from child.needs()
+
 
 # --------------------------------------------------------------------------
 # Actions
@@ -182,6 +195,10 @@ class Action(ABC):
 
     def action_capabilities(self) -> frozenset[str]:
         return self.capabilities
+
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        """Listeners this action relies on (conditions of an ``if``)."""
+        return iter(())
 
 
 class ActionError(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from nerve.durations import DURATION_SCHEMA, parse_duration
@@ -145,6 +145,10 @@ class IfAction(Action):
 
     def action_capabilities(self) -> frozenset[str]:
         return frozenset()
+
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        for cond in self.conds:
+            yield from cond.needs()
 
     async def execute(self, run: RunContext) -> Any:
         for i, cond in enumerate(self.conds):
