@@ -127,6 +127,43 @@ class Harness:
         self.recorder.close()
 
 
+class LiveHarness(Harness):
+    """A Harness whose rules start real listeners through a ListenerManager."""
+
+    def __init__(self, store: Any = None) -> None:
+        from nerve.listeners.manager import ListenerManager
+
+        super().__init__(store)
+        self.listeners = ListenerManager(self.bus)
+        self.listeners.start()
+        self.engine.on_needs = self.listeners.update
+
+    def listener(self, lid: str, state: str = "running", timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until listener ``lid`` is in ``state``; return its status."""
+
+        def current() -> dict[str, Any] | None:
+            for s in self.listeners.status():
+                if s["id"] == lid and s["state"] == state:
+                    return s
+            return None
+
+        found: dict[str, Any] = wait_until(current, timeout, f"listener {lid} {state}")
+        return found
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.listeners.stop()
+        self.recorder.close()
+
+
+@pytest.fixture
+def live() -> Iterator[LiveHarness]:
+    """Engine + bus + real listeners started on demand by the loaded rules."""
+    h = LiveHarness()
+    yield h
+    h.close()
+
+
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     h = Harness()
@@ -178,3 +215,7 @@ def nerve_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     env.pop("DISPLAY", None)  # notifications go to the log in tests
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     return env
+
+
+# A real X server for the modules that need one (fixtures: xserver, xserver_wm).
+from xserver import xserver, xserver_wm  # noqa: E402, F401

@@ -135,7 +135,9 @@ def test_broken_packs_are_rejected(
 
 
 @pytest.mark.parametrize("filename", ["if_without_then.yaml", "nested_group_condition"])
-def test_schema_catches_nested_problems(validator: jsonschema.Draft202012Validator, filename: str) -> None:
+def test_schema_catches_nested_problems(
+    validator: jsonschema.Draft202012Validator, filename: str
+) -> None:
     if filename == "nested_group_condition":
         text = (
             "nerve: 1\npack: {id: gap.nested}\nrules:\n"

@@ -247,7 +247,20 @@ actions: Registry[Action] = Registry("action")
 
 
 def load_builtin_types() -> None:
-    """Import the modules that register the built-in types (idempotent)."""
+    """Import the modules that register the built-in types (idempotent).
+
+    Every module of ``nerve.listeners`` registers its listener and the
+    triggers, conditions and actions that go with it; they import platform
+    libraries lazily, so importing them works everywhere.
+    """
+    import importlib
+    import pkgutil
+
+    import nerve.listeners
     from nerve.engine import actions as _a  # noqa: F401
     from nerve.engine import conditions as _c  # noqa: F401
     from nerve.engine import triggers as _t  # noqa: F401
+
+    for module in pkgutil.iter_modules(nerve.listeners.__path__):
+        if not module.name.startswith("_") and module.name not in ("base", "manager"):
+            importlib.import_module(f"nerve.listeners.{module.name}")
