@@ -176,8 +176,11 @@ class Nerve:
             return self.status()
         if cmd == "pause":
             seconds = args.get("for")
-            if seconds is not None and not isinstance(seconds, (int, float)):
-                raise IpcError("'for' must be a number of seconds")
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0
+            ):
+                # 0 would pause for good (the engine treats it as "no end"); true would be 1s.
+                raise IpcError("'for' must be a positive number of seconds")
             cancelled = engine.call(engine.pause, "nerve pause", seconds)
             return {"paused": True, "cancelled": cancelled}
         if cmd == "resume":

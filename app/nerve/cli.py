@@ -11,8 +11,11 @@ import datetime as dt
 import json
 import logging
 import logging.handlers
+import math
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`nerve events | head`): stop quietly, as `cat` would.
+        # Point stdout at /dev/null so the flush at exit does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -175,6 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nerve.bootstrap import Nerve, Options
     from nerve.ipc import AlreadyRunning
     from nerve.paths import locations
+    from nerve.storage import StorageError
 
     if not args.headless:
         raise UsageError("the desktop window is not part of this version yet; use --headless")
@@ -185,9 +196,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     _add_file_logging(where.log_file)
     app = Nerve(where, Options(rule_paths=args.rules, overrides=_pairs(args.set, "--set")))
 
-    def on_signal(signum: int, frame: Any) -> None:
-        app.stopped.set()
+    stop_requested = threading.Event()
 
+    def on_signal(signum: int, frame: Any) -> None:
+        stop_requested.set()
+
+    # Before start(): a signal that arrives while starting stops Nerve cleanly
+    # once it is up, instead of killing it half-started.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_signal)
     try:
         app.start()
     except AlreadyRunning as exc:
@@ -197,21 +216,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    # Ask stop() to run: the flag was set by start() failing or by a signal.
-    finished = app.stopped
-    app.stopped = type(finished)()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, on_signal)
+    except (OSError, StorageError) as exc:
+        print(f"nerve: cannot start: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INVALID
     try:
-        while not app.stopped.wait(3600):
+        while not stop_requested.wait(3600):
             pass
     finally:
-        app.stopped = finished
         log.info("stopping")
         app.stop()
     return EXIT_OK
+
+
+def _os_error_text(exc: BaseException) -> str:
+    """``path: reason`` for an OSError about a file, ``str(exc)`` otherwise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 # ----------------------------------------------------------------- validate
@@ -286,11 +307,25 @@ def _control(fn: Any) -> Any:
     return wrapper
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_value(text: str) -> Any:
-    """``3`` -> 3, ``true`` -> True, ``[1,2]`` -> list, anything else stays text."""
+    """``3`` -> 3, ``true`` -> True, ``[1,2]`` -> list, anything else stays text.
+
+    NaN, Infinity and numbers out of float range are not JSON: they stay text.
+    """
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
         return text
 
 
@@ -348,6 +383,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
             request_args["for"] = parse_duration(args.duration)
         except ValueError as exc:
             raise UsageError(f"--for: {exc}") from None
+        if request_args["for"] <= 0:
+            raise UsageError(f"--for: expected a time longer than 0, got {args.duration!r}")
     result = _request("pause", request_args)
     print(f"paused ({result['cancelled']} running run(s) cancelled)")
     return EXIT_OK
@@ -365,13 +402,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _open_store(data_dir: Path | None) -> Any:
     from nerve.paths import locations
-    from nerve.storage import Store
+    from nerve.storage import StorageError, Store
 
     db = locations(data_dir).database
     if not db.exists():
         print(f"nerve: no event log yet ({db} does not exist)", file=sys.stderr)
         return None
-    return Store.open_readonly(db)
+    try:
+        return Store.open_readonly(db)
+    except (OSError, StorageError) as exc:
+        print(f"nerve: cannot read the event log: {_os_error_text(exc)}", file=sys.stderr)
+        return None
 
 
 def _since(text: str | None) -> float | None:
