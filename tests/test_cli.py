@@ -774,3 +774,59 @@ def test_output_to_a_closed_pipe_is_no_traceback(nerve_env: dict[str, str]) -> N
     assert b"Traceback" not in err
     assert b"Exception ignored" not in err
     assert proc.returncode != EXIT_OK
+
+
+# --------------------------------------------------------------------- reload
+
+
+RELOAD_PACK = """\
+nerve: 1
+pack: {{id: test.reload}}
+rules:
+  - id: touch
+    when: {{event: {event}}}
+    do:
+      - run: {{argv: [touch, "{{event.path}}"], wait: true}}
+"""
+
+
+@pytest.mark.parametrize("how", ["command", "sighup"])
+def test_reload_reads_changed_packs(
+    start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path, how: str
+) -> None:
+    pack = short_tmp / "reload.yaml"
+    pack.write_text(RELOAD_PACK.format(event="x.old"))
+    instance = start_nerve("--rules", pack)
+    pack.write_text(RELOAD_PACK.format(event="x.new"))
+    if how == "command":
+        out = cli_ok(nerve_env, "reload")
+        assert "reloaded: 1 rule(s) running" in out
+    else:
+        instance.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded: 1 rule(s)" in instance.output(), what="the reload")
+    cli_ok(nerve_env, "emit", "x.new", f"path={short_tmp / 'new'}")
+    wait_for_path(short_tmp / "new")
+    assert instance.proc.poll() is None  # SIGHUP reloads; it does not stop Nerve
+
+
+def test_reload_reports_errors_and_keeps_the_good_rules(
+    start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    pack = short_tmp / "reload.yaml"
+    pack.write_text(RELOAD_PACK.format(event="x.old"))
+    start_nerve("--rules", pack)
+    pack.write_text(
+        RELOAD_PACK.format(event="x.new") + "  - id: broken\n    when: {nope: 1}\n    do: []\n"
+    )
+    proc = cli(nerve_env, "reload")
+    assert proc.returncode == EXIT_INVALID
+    assert "reload.yaml:9:12: rules[1].when.nope:" in proc.stderr
+    assert "unknown trigger 'nope'" in proc.stderr
+    cli_ok(nerve_env, "emit", "x.new", f"path={short_tmp / 'new'}")
+    wait_for_path(short_tmp / "new")
+
+
+def test_status_lists_listeners(start_nerve: StartNerve, nerve_env: dict[str, str]) -> None:
+    start_nerve("--rules", PACK)
+    # No rule needs a listener: none runs (no keyboard hook, no file watch).
+    assert "listener " not in cli_ok(nerve_env, "status")

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.events import valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
+from nerve.listeners.manager import ListenerManager
 from nerve.packs.loader import Pack, duplicate_pack_errors, load_paths
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
+from nerve.settings import Settings
 from nerve.storage import EventLogWriter, Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,6 @@ class Options:
 
     rule_paths: list[Path] = field(default_factory=list)
     overrides: Mapping[str, str] = field(default_factory=dict)
-    retention_days: float = 30
 
 
 def install_starter_pack(locations: Locations) -> Path | None:
@@ -61,7 +62,9 @@ class Nerve:
     def __init__(self, locations: Locations, options: Options) -> None:
         self.locations = locations
         self.options = options
+        self.settings = Settings.load(locations.config / "settings.yaml")
         self.lock = InstanceLock()
+        self.listeners: ListenerManager | None = None
         self.store: Store | None = None
         self.bus: Bus | None = None
         self.engine: Engine | None = None
@@ -111,11 +114,20 @@ class Nerve:
 
     def _start(self) -> None:
         ensure_private_dir(self.locations.data)
-        self.store = Store(self.locations.database, retention_days=self.options.retention_days)
-        self.bus = Bus(first_id=self.store.next_event_id())
+        settings = self.settings
+        self.store = Store(
+            self.locations.database,
+            retention_days=settings.retention_days,
+            max_events=settings.max_events,
+            store_private=settings.store_private,
+        )
+        self.bus = Bus(settings.bus_capacity, first_id=self.store.next_event_id())
         self.writer = EventLogWriter(self.bus, self.store)
         self.writer.start()
-        self.engine = Engine(self.bus, store=self.store)
+        self.listeners = ListenerManager(self.bus)
+        self.listeners.start()
+        self.engine = Engine(self.bus, store=self.store, max_depth=settings.max_depth)
+        self.engine.on_needs = self._listener_needs
         self.engine.start()
         self.load_packs()
         self.engine.call(self.engine.set_rules, self.rules())
@@ -130,6 +142,22 @@ class Nerve:
             sum(1 for p in self.packs if p.usable),
             self.locations.data,
         )
+
+    def reload(self) -> None:
+        """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
+        assert self.engine is not None
+        self.settings = Settings.load(self.locations.config / "settings.yaml")
+        self.load_packs()
+        self.engine.call(self.engine.set_rules, self.rules())
+        log.info("reloaded: %d rule(s) from %d pack(s)", len(self.rules()), len(self.packs))
+
+    def _listener_needs(self, needs: dict[str, list[Hashable]]) -> None:
+        """What the rules need, less the listeners the user switched off."""
+        assert self.listeners is not None
+        disabled = set(self.settings.disabled_listeners)
+        for lid in sorted(disabled & set(needs)):
+            log.warning("listener %s is switched off in the settings; its rules stay idle", lid)
+        self.listeners.update({k: v for k, v in needs.items() if k not in disabled})
 
     def _schedule_prune(self) -> None:
         if self.store is None or self.stopped.is_set():
@@ -155,6 +183,8 @@ class Nerve:
             self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
         if self.ipc is not None:
             self.ipc.stop()
+        if self.listeners is not None:
+            self.listeners.stop()
         if self.engine is not None:
             self.engine.stop()
         if self.writer is not None:
@@ -198,8 +228,7 @@ class Nerve:
         if cmd == "rules":
             return engine.call(engine.rules)
         if cmd == "reload":
-            self.load_packs()
-            engine.call(engine.set_rules, self.rules())
+            self.reload()
             return {
                 "rules": len(self.rules()),
                 "errors": [str(e) for p in self.packs for e in p.errors],
@@ -214,6 +243,7 @@ class Nerve:
             "version": __version__,
             "pid": os.getpid(),
             "engine": self.engine.call(self.engine.status),
+            "listeners": self.listeners.status() if self.listeners else [],
             "bus": self.bus.stats(),
             "packs": [
                 {

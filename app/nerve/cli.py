@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     pause = sub.add_parser("pause", help="pause every rule (and cancel running ones)")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="resume after (10m)")
     sub.add_parser("resume", help="resume after a pause")
+    sub.add_parser("reload", help="read the packs again (also: SIGHUP)")
 
     events = sub.add_parser("events", help="read the event log")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
@@ -148,6 +149,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "status": cmd_status,
         "pause": cmd_pause,
         "resume": cmd_resume,
+        "reload": cmd_reload,
         "events": cmd_events,
         "runs": cmd_runs,
     }[command]
@@ -196,10 +198,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     _add_file_logging(where.log_file)
     app = Nerve(where, Options(rule_paths=args.rules, overrides=_pairs(args.set, "--set")))
 
-    stop_requested = threading.Event()
+    wake = threading.Event()
+    requests: set[int] = set()
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop_requested.set()
+        requests.add(signum)
+        wake.set()
 
     # Before start(): a signal that arrives while starting stops Nerve cleanly
     # once it is up, instead of killing it half-started.
@@ -220,8 +224,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nerve: cannot start: {_os_error_text(exc)}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        while not stop_requested.wait(3600):
-            pass
+        while True:
+            wake.wait()
+            wake.clear()
+            if requests - {getattr(signal, "SIGHUP", None)}:
+                break
+            if requests:
+                requests.clear()
+                log.info("SIGHUP: reloading packs")
+                app.reload()
     finally:
         log.info("stopping")
         app.stop()
@@ -364,6 +375,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             else (f"{pack['errors']} error(s)" if pack["loaded"] else "NOT LOADED")
         )
         print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
+    for listener in status.get("listeners", []):
+        line = f"  listener {listener['id']}: {listener['state']}"
+        if listener.get("detail"):
+            line += f" ({listener['detail']})"
+        if listener.get("error"):
+            line += f": {listener['error']}"
+        if listener.get("restarts"):
+            line += f", restarted {listener['restarts']} time(s)"
+        if listener.get("retry_in") is not None:
+            line += f", retrying in {listener['retry_in']:g}s"
+        print(line)
     bus = status["bus"]
     dropped = sum(bus["dropped"].values())
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
@@ -395,6 +417,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _request("resume")
     print("resumed")
     return EXIT_OK
+
+
+@_control
+def cmd_reload(args: argparse.Namespace) -> int:
+    result = _request("reload")
+    for error in result["errors"]:
+        print(error, file=sys.stderr)
+    print(f"reloaded: {result['rules']} rule(s) running")
+    return EXIT_INVALID if result["errors"] else EXIT_OK
 
 
 # ------------------------------------------------------------------ history
@@ -484,16 +515,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
             else:
                 _print_trace(run)
             return EXIT_OK
-        runs = store.query_runs(
-            rule_id=None, limit=max(args.limit, 1) * 50 if args.rule else args.limit
-        )
-        if args.rule:
+        if args.rule and "/" not in args.rule:
+            # A bare rule id: match it in any pack.
             runs = [
                 r
-                for r in runs
-                if r["rule_id"] == args.rule or r["rule_id"].endswith("/" + args.rule)
-            ]
-            runs = runs[: args.limit]
+                for r in store.query_runs(limit=None)
+                if r["rule_id"].rpartition("/")[2] == args.rule
+            ][: args.limit]
+        else:
+            runs = store.query_runs(rule_id=args.rule, limit=args.limit)
         for run in reversed(runs):
             if args.json:
                 print(json.dumps(run, ensure_ascii=False))
