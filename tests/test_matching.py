@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from nerve import matching
-from nerve.matching import MISSING, SpecError, compile_fields, compile_spec, index_key, is_exact
+from nerve.matching import (
+    MISSING,
+    SpecError,
+    compile_fields,
+    compile_spec,
+    is_exact,
+    number_key,
+    text_key,
+)
 
 
 def matches(spec: Any, value: Any) -> bool:
@@ -158,9 +166,11 @@ def test_fields_all_must_hold() -> None:
         ("*.png", False),
         ("!world", False),
         ("a[b", False),
-        # Numbers, booleans and null are never used as index keys: their
-        # equality is not a dict lookup's (5 == "5" here, 1 != True).
-        (5, False),
+        # Finite numbers are indexed by number_key; booleans and null never
+        # are (true must not find 1).
+        (5, True),
+        (2.5, True),
+        (float("inf"), False),
         (True, False),
         (None, False),
         ({"equals": "x"}, False),
@@ -170,18 +180,25 @@ def test_is_exact(spec: Any, exact: bool) -> None:
     assert is_exact(spec) is exact
 
 
-@pytest.mark.parametrize(
-    "value", ["5", 5, 5.5, True, False, "true", "", "ctrl+alt+t", None, (1, 2)]
-)
-def test_index_key_agrees_with_plain_text_equality(value: Any) -> None:
+VALUES = ["5", 5, 5.0, " 5", 5.5, "5.50", True, False, "true", "", "ctrl+alt+t", None, (1, 2), "x"]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_text_key_agrees_with_plain_text_equality(value: Any) -> None:
     """An exact text spec found by index lookup is one the predicate accepts, and back."""
     for spec in ("5", "5.5", "true", "false", "", "ctrl+alt+t", "None"):
-        by_index = index_key(value) == index_key(spec)
-        by_predicate = matches(spec, value)
-        if value is None or isinstance(value, tuple):
-            assert not by_index  # never indexed under a text key
-        else:
-            assert by_index is by_predicate, (spec, value)
+        key = text_key(value)
+        by_index = key is not None and key == text_key(spec)
+        assert by_index is matches(spec, value), (spec, value)
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_number_key_agrees_with_numeric_equality(value: Any) -> None:
+    """An exact number spec found by index lookup is one the predicate accepts, and back."""
+    for spec in (5, 5.5, 0, 1):
+        key = number_key(value)
+        by_index = key is not None and key == number_key(spec)
+        assert by_index is matches(spec, value), (spec, value)
 
 
 def test_spec_schema_is_json_schema() -> None:

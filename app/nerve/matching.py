@@ -24,6 +24,7 @@ _MISSING = object()
 ALIASES = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "equals", "!=": "not"}
 OPERATORS = ("equals", "not", "glob", "regex", "in", "gt", "ge", "lt", "le", "exists")
 _GLOB_CHARS = frozenset("*?[")
+_TEXT_TYPES = frozenset({str, int, float, bool})
 
 
 class SpecError(ValueError):
@@ -56,22 +57,29 @@ SPEC_SCHEMA: dict[str, Any] = {
 
 
 def is_exact(spec: Any) -> bool:
-    """True when ``spec`` is plain equality on text (usable as an index key, see
-    :func:`index_key`). Numbers, booleans and null are not: ``5`` also matches
-    ``"5"`` and ``5.0``, and ``1`` must not match ``true``, which a dict lookup
-    cannot tell apart."""
-    return isinstance(spec, str) and not spec.startswith("!") and not (_GLOB_CHARS & set(spec))
+    """True when ``spec`` is plain equality that an index can serve: text (looked
+    up by :func:`text_key`) or a finite number (looked up by :func:`number_key`).
+    Booleans and null are not: ``true`` must not find ``1``."""
+    if isinstance(spec, str):
+        return not spec.startswith("!") and not (_GLOB_CHARS & set(spec))
+    return isinstance(spec, (int, float)) and not isinstance(spec, bool) and math.isfinite(spec)
 
 
-def index_key(value: Any) -> Any:
-    """The key to look ``value`` up under in an index of exact text specs: its
-    text, as plain equality with text compares it (``5`` finds ``"5"``, ``True``
-    finds ``"true"``, never ``1``)."""
+def text_key(value: Any) -> str | None:
+    """The key of ``value`` in an index of exact text specs: its text, as plain
+    equality with text compares it (``5`` finds ``"5"``, ``True`` finds ``"true"``)."""
     if isinstance(value, str):
         return value
     if isinstance(value, (bool, int, float)):
         return _text(value)
-    return value
+    return None
+
+
+def number_key(value: Any) -> float | None:
+    """The key of ``value`` in an index of exact number specs, as numeric equality
+    compares it (``"5"``, ``5`` and ``5.0`` find ``5``; ``True`` finds nothing)."""
+    number = _number(value)
+    return None if math.isnan(number) else number
 
 
 def compile_spec(spec: Any) -> Predicate:
@@ -103,7 +111,8 @@ def _equals(expected: Any) -> Predicate:
     if isinstance(expected, (int, float)):
         return lambda v: _number(v) == expected
     text = str(expected)
-    return lambda v: v is not _MISSING and _text(v) == text
+    # Only scalars have a text to compare: null is not "None", a list not "[1]".
+    return lambda v: type(v) in _TEXT_TYPES and _text(v) == text
 
 
 def _glob(pattern: str) -> Predicate:

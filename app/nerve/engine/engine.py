@@ -30,6 +30,7 @@ from nerve.engine.registry import ActionError, Matcher, Trigger
 from nerve.engine.runs import RunContext, Stop, run_actions
 from nerve.engine.schedules import Schedules
 from nerve.events import Event, TypePattern
+from nerve.templates import EVENT_ATTRS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,15 +110,11 @@ class _Binding:
     matcher: Matcher
 
 
-@dataclass
-class _TypeEntry:
-    """Everything that may match one event type."""
-
-    indexed: dict[str, dict[Any, list[_Binding]]] = field(default_factory=dict)
-    plain: list[_Binding] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.indexed or self.plain)
+#: One indexed field of an event type: (name, is a top-level data field,
+#: bindings by exact text, bindings by exact number).
+_Field = tuple[str, bool, dict[str, list[_Binding]], dict[float, list[_Binding]]]
+#: Everything that may match one event type: indexed fields and the rest.
+_TypeEntry = tuple[tuple[_Field, ...], tuple[_Binding, ...]]
 
 
 class Engine:
@@ -153,8 +150,9 @@ class Engine:
         self._bindings: list[_Binding] = []
         self._exact: dict[str, list[_Binding]] = {}
         self._globs: list[tuple[TypePattern, _Binding]] = []
-        self._entries: dict[str, _TypeEntry] = {}
-        self._waiters: list[tuple[Matcher, TypePattern, asyncio.Future[Event]]] = []
+        # Per event type seen: what may match it (None: nothing, the common case).
+        self._entries: dict[str, _TypeEntry | None] = {}
+        self._waiters: list[tuple[Callable[[Event], bool], TypePattern, asyncio.Future[Event]]] = []
         self._run_rules: OrderedDict[str, str] = OrderedDict()
         self._children: set[subprocess.Popen[bytes]] = set()
         self._reaper: asyncio.TimerHandle | None = None
@@ -320,17 +318,31 @@ class Engine:
                 except Exception:
                     log.exception("could not hand the listener needs on")
 
-    def _entry(self, type_: str) -> _TypeEntry:
-        entry = _TypeEntry()
+    def _entry(self, type_: str) -> _TypeEntry | None:
         candidates = list(self._exact.get(type_, ()))
         candidates += [b for pattern, b in self._globs if pattern.matches(type_)]
+        plain: list[_Binding] = []
+        texts: dict[str, dict[str, list[_Binding]]] = {}
+        numbers: dict[str, dict[float, list[_Binding]]] = {}
         for b in candidates:
             if b.matcher.index is None:
-                entry.plain.append(b)
+                plain.append(b)
+                continue
+            name, value = b.matcher.index
+            if isinstance(value, str):
+                texts.setdefault(name, {}).setdefault(value, []).append(b)
             else:
-                field_name, value = b.matcher.index
-                key = matching.index_key(value)
-                entry.indexed.setdefault(field_name, {}).setdefault(key, []).append(b)
+                numbers.setdefault(name, {}).setdefault(float(value), []).append(b)
+        fields = tuple(
+            (
+                name,
+                "." not in name and name not in EVENT_ATTRS,
+                texts.get(name, {}),
+                numbers.get(name, {}),
+            )
+            for name in dict.fromkeys([*texts, *numbers])
+        )
+        entry: _TypeEntry | None = (fields, tuple(plain)) if candidates else None
         if len(self._entries) < 4096:
             self._entries[type_] = entry
         return entry
@@ -375,19 +387,29 @@ class Engine:
         self.handled += len(batch)
 
     def _handle(self, event: Event) -> None:
-        entry = self._entries.get(event.type)
-        if entry is None:
-            entry = self._entry(event.type)
-        if entry:
-            for field_name, table in entry.indexed.items():
-                try:
-                    hits = table.get(matching.index_key(event.get(field_name)))
-                except TypeError:  # an unhashable value never equals an index key
-                    hits = None
-                if hits:
-                    for b in hits:
-                        self._try(b, event)
-            for b in entry.plain:
+        # The hot path: most events match nothing and cost one dict lookup.
+        entries = self._entries
+        entry = entries[event.type] if event.type in entries else self._entry(event.type)
+        if entry is not None:
+            fields, plain = entry
+            data = event.data
+            for name, top, texts, numbers in fields:
+                value = data.get(name) if top else event.get(name)
+                if value is None:
+                    continue
+                if texts:
+                    key = value if type(value) is str else matching.text_key(value)
+                    hits = texts.get(key) if key is not None else None
+                    if hits:
+                        for b in hits:
+                            self._try(b, event)
+                if numbers:
+                    number = matching.number_key(value)
+                    hits = numbers.get(number) if number is not None else None
+                    if hits:
+                        for b in hits:
+                            self._try(b, event)
+            for b in plain:
                 self._try(b, event)
         if self._waiters:
             self._wake_waiters(event)
@@ -400,22 +422,25 @@ class Engine:
         b.trigger.on_match(event, b.matcher, b.state.host)
 
     def _wake_waiters(self, event: Event) -> None:
-        for matcher, pattern, future in list(self._waiters):
-            if future.done() or not pattern.matches(event.type):
-                continue
-            if matcher.index is not None and matching.index_key(
-                event.get(matcher.index[0])
-            ) != matching.index_key(matcher.index[1]):
-                continue
-            if matcher.predicate is not None and not matcher.predicate(event):
-                continue
-            future.set_result(event)
+        for accepts, pattern, future in list(self._waiters):
+            if not future.done() and pattern.matches(event.type) and accepts(event):
+                future.set_result(event)
 
     async def wait_for(self, matcher: Matcher, timeout: float) -> Event:
         """The next event that ``matcher`` accepts; TimeoutError after ``timeout``."""
         assert self.loop is not None
         future: asyncio.Future[Event] = self.loop.create_future()
-        waiter = (matcher, TypePattern([matcher.type]), future)
+        index_ok: Callable[[Event], bool] = lambda event: True  # noqa: E731
+        if matcher.index is not None:
+            name, spec = matcher.index
+            equal = matching.compile_spec(spec)
+            index_ok = lambda event: equal(event.get(name, matching.MISSING))  # noqa: E731
+        predicate = matcher.predicate
+
+        def accepts(event: Event) -> bool:
+            return index_ok(event) and (predicate is None or predicate(event))
+
+        waiter = (accepts, TypePattern([matcher.type]), future)
         self._waiters.append(waiter)
         try:
             return await asyncio.wait_for(future, timeout)
