@@ -22,7 +22,7 @@ from nerve.engine.engine import Engine
 from nerve.events import valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
 from nerve.listeners.manager import ListenerManager
-from nerve.packs.loader import Pack, duplicate_pack_errors, load_paths
+from nerve.packs.loader import Pack, UnknownInput, duplicate_pack_errors, load_paths
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
 from nerve.settings import Settings
 from nerve.storage import EventLogWriter, Store
@@ -241,7 +241,10 @@ class Nerve:
         if cmd == "rules":
             return engine.call(engine.rules)
         if cmd == "reload":
-            self.reload()
+            try:
+                self.reload()
+            except UnknownInput as exc:
+                raise IpcError(f"not reloaded: {exc}") from None
             return {
                 "rules": len(self.rules()),
                 "errors": [str(e) for p in self.packs for e in p.errors],

@@ -186,6 +186,7 @@ def _add_file_logging(log_file: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from nerve.bootstrap import Nerve, Options
     from nerve.ipc import AlreadyRunning
+    from nerve.packs.loader import UnknownInput
     from nerve.paths import locations
     from nerve.storage import StorageError
 
@@ -223,6 +224,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (OSError, StorageError) as exc:
         print(f"nerve: cannot start: {_os_error_text(exc)}", file=sys.stderr)
         return EXIT_INVALID
+    except UnknownInput as exc:
+        raise UsageError(str(exc)) from None
     try:
         while True:
             wake.wait()
@@ -250,14 +253,17 @@ def _os_error_text(exc: BaseException) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from nerve.packs.loader import CAPABILITY_TEXT, duplicate_pack_errors, load_paths
+    from nerve.packs.loader import CAPABILITY_TEXT, UnknownInput, duplicate_pack_errors, load_paths
 
     overrides = _pairs(args.set, "--set")
     for path in args.paths:
         if not path.exists():
             print(f"{path}: no such file or folder", file=sys.stderr)
             return EXIT_INVALID
-    packs = load_paths(list(args.paths), overrides)
+    try:
+        packs = load_paths(list(args.paths), overrides)
+    except UnknownInput as exc:
+        raise UsageError(str(exc)) from None
     duplicate_pack_errors(packs)
     if not packs:
         print("nerve: no pack files (*.yaml, *.yml) found", file=sys.stderr)

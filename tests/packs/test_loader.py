@@ -428,3 +428,20 @@ def test_an_empty_folder(tmp_path: Path, run_cli: Any) -> None:
     result = run_cli("validate", tmp_path)
     assert result.code == 1
     assert result.err == "nerve: no pack files (*.yaml, *.yml) found\n"
+
+
+def test_set_on_a_folder_goes_to_the_packs_that_declare_the_input(
+    tmp_path: Path, run_cli: Any
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "nerve: 1\npack:\n  id: a\n  inputs: {target: {type: path}}\n"
+        "rules:\n  - {id: r, when: {event: x.y}, do: [{log: '{input.target}'}]}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "nerve: 1\npack: {id: b}\nrules:\n  - {id: r, when: {event: x.y}, do: [{log: b}]}\n"
+    )
+    result = run_cli("validate", "--set", "target=/srv", tmp_path)
+    assert result.code == 0, result.err
+    result = run_cli("validate", "--set", "nope=1", tmp_path)
+    assert result.code == 2
+    assert "--set nope: none of the packs has an input named 'nope'" in result.err

@@ -92,8 +92,13 @@ def load_pack(
     *,
     filename: str | None = None,
     overrides: Mapping[str, str] | None = None,
+    strict_overrides: bool = True,
 ) -> Pack:
-    """Load one pack file (or text). Never raises for bad content: see ``Pack.errors``."""
+    """Load one pack file (or text). Never raises for bad content: see ``Pack.errors``.
+
+    ``overrides`` are ``--set`` values for the pack's inputs; with
+    ``strict_overrides`` one the pack does not declare is an error (when
+    several packs load together, a value is for whichever declares it)."""
     load_builtin_types()
     name = filename or (str(source) if isinstance(source, (str, os.PathLike)) else "<pack>")
     pack = Pack(file=name)
@@ -103,16 +108,19 @@ def load_pack(
     except YamlError as exc:
         pack.errors.append(PackError(exc.file, exc.line, exc.column, "", exc.message))
         return pack
-    _Loader(doc, pack, dict(overrides or {})).run()
+    _Loader(doc, pack, dict(overrides or {}), strict_overrides).run()
     pack.errors.sort(key=lambda e: (e.line, e.column))
     return pack
 
 
 class _Loader:
-    def __init__(self, doc: Located, pack: Pack, overrides: dict[str, str]) -> None:
+    def __init__(
+        self, doc: Located, pack: Pack, overrides: dict[str, str], strict: bool = True
+    ) -> None:
         self.doc = doc
         self.pack = pack
         self.overrides = overrides
+        self.strict = strict
 
     def error(self, path: ConfigPath, message: str) -> None:
         line, column = self.doc.position(path)
@@ -165,7 +173,7 @@ class _Loader:
 
     def resolve_inputs(self) -> None:
         values: dict[str, Any] = {}
-        for key in self.overrides:
+        for key in self.overrides if self.strict else ():
             if key not in self.pack.inputs:
                 known = ", ".join(sorted(self.pack.inputs)) or "none"
                 self.error(
@@ -286,7 +294,17 @@ def load_paths(paths: list[Path], overrides: Mapping[str, str] | None = None) ->
             files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
         else:
             files.append(path)
-    return [load_pack(f, overrides=overrides) for f in files]
+    if len(files) == 1:
+        return [load_pack(files[0], overrides=overrides)]
+    packs = [load_pack(f, overrides=overrides, strict_overrides=False) for f in files]
+    for key in overrides or {}:
+        if not any(key in pack.inputs for pack in packs):
+            raise UnknownInput(f"--set {key}: none of the packs has an input named {key!r}")
+    return packs
+
+
+class UnknownInput(ValueError):
+    """A ``--set`` value that no pack being loaded declares."""
 
 
 def duplicate_pack_errors(packs: list[Pack]) -> None:
