@@ -28,6 +28,7 @@ CAPABILITY_TEXT = {
     "reads-keyboard": "read what you type (hotkeys, abbreviations)",
     "reads-clipboard": "read the clipboard",
     "injects-input": "type and press keys for you",
+    "writes-clipboard": "change the clipboard",
     "runs-programs": "start programs",
     "runs-shell": "run shell command lines",
     "writes-files": "move, copy and trash files",
