@@ -10,17 +10,19 @@ import gc
 import logging
 import os
 import shutil
+import sys
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerve import __version__
+from nerve import __version__, injection
 from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.events import valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
+from nerve.listeners import keyboard, x11
 from nerve.listeners.manager import ListenerManager
 from nerve.packs.loader import Pack, UnknownInput, duplicate_pack_errors, load_paths
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
@@ -76,6 +78,7 @@ class Nerve:
         self.settings = Settings.load(locations.config / "settings.yaml")
         self.lock = InstanceLock()
         self.listeners: ListenerManager | None = None
+        self._detach_panic: Callable[[], None] | None = None
         self.store: Store | None = None
         self.bus: Bus | None = None
         self.engine: Engine | None = None
@@ -140,8 +143,10 @@ class Nerve:
         self.engine = Engine(self.bus, store=self.store, max_depth=settings.max_depth)
         self.engine.on_needs = self._listener_needs
         self.engine.start()
+        self._detach_panic = keyboard.on_panic(self._panic)
         self.load_packs()
         self.engine.call(self.engine.set_rules, self.rules())
+        self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
@@ -167,10 +172,22 @@ class Nerve:
     def _listener_needs(self, needs: dict[str, list[Hashable]]) -> None:
         """What the rules need, less the listeners the user switched off."""
         assert self.listeners is not None
+        combo = self.settings.panic_hotkey
+        if combo and (sys.platform != "linux" or os.environ.get("DISPLAY")):
+            try:
+                needs = keyboard.with_panic(needs, combo)
+            except x11.ComboError as exc:
+                log.error("settings: panic_hotkey %r: %s (no panic hotkey)", combo, exc)
         disabled = set(self.settings.disabled_listeners)
         for lid in sorted(disabled & set(needs)):
             log.warning("listener %s is switched off in the settings; its rules stay idle", lid)
         self.listeners.update({k: v for k, v in needs.items() if k not in disabled})
+
+    def _panic(self, combo: str) -> None:
+        """The panic hotkey (called on the hotkey thread): pause everything now."""
+        engine = self.engine
+        if engine is not None and engine.loop is not None:
+            engine.loop.call_soon_threadsafe(engine.pause, f"the panic hotkey ({combo})")
 
     def _schedule_prune(self) -> None:
         if self.store is None or self.stopped.is_set():
@@ -196,8 +213,11 @@ class Nerve:
             self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
         if self.ipc is not None:
             self.ipc.stop()
+        if self._detach_panic is not None:
+            self._detach_panic()
         if self.listeners is not None:
             self.listeners.stop()
+        injection.reset()
         if self.engine is not None:
             self.engine.stop()
         if self.writer is not None:

@@ -167,10 +167,10 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "mouse.click": "button x y pressed modifiers",
         "mouse.scroll": "dx dy x y modifiers",
         "mouse.move": "x y",
-        "file.created": "path name dir is_dir dest_path",
-        "file.modified": "path name dir is_dir dest_path",
-        "file.deleted": "path name dir is_dir dest_path",
-        "file.moved": "path name dir is_dir dest_path",
+        "file.created": "path name dir is_dir dest_path src_path src_dir",
+        "file.modified": "path name dir is_dir dest_path src_path src_dir",
+        "file.deleted": "path name dir is_dir dest_path src_path src_dir",
+        "file.moved": "path name dir is_dir dest_path src_path src_dir",
         "process.started": "pid name exe cmdline user exit_code",
         "process.exited": "pid name exe cmdline user exit_code",
         "window.focused": "title class instance process pid window change",
@@ -181,6 +181,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "app.started": "version pid",
         "app.stopping": "reason",
         "rule.failed": "rule pack run error",
+        "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",
     }.items()
 }

@@ -27,6 +27,7 @@ from nerve.templates import Names
 CAPABILITY_TEXT = {
     "reads-keyboard": "read what you type (hotkeys, abbreviations)",
     "reads-clipboard": "read the clipboard",
+    "reads-mouse": "see your mouse clicks and scrolling",
     "injects-input": "type and press keys for you",
     "writes-clipboard": "change the clipboard",
     "runs-programs": "start programs",

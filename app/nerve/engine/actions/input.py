@@ -1,0 +1,237 @@
+"""Input actions: ``type``, ``keys``, ``click`` and ``mouse.move``.
+
+They inject through XTEST (:mod:`nerve.injection`) on a worker thread; a
+cancelled run (pause, restart) stops between bursts and never leaves a key
+pressed. In a run started by an abbreviation (``typed``), the first ``type``
+or ``keys`` action erases the abbreviation before sending its own input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from nerve import injection
+from nerve.engine.actions._common import text
+from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
+from nerve.engine.runs import RunContext
+from nerve.listeners import x11
+from nerve.templates import Template
+
+_CAPS = frozenset({"injects-input"})
+#: Runs whose abbreviation has already been erased.
+_erased: weakref.WeakSet[RunContext] = weakref.WeakSet()
+
+BUTTONS = {"left": 1, "middle": 2, "right": 3, "back": 8, "forward": 9}
+
+
+def _take_erase(run: RunContext) -> tuple[int, str]:
+    """(BackSpaces to send, separator to type back) owed to a ``typed`` trigger."""
+    erase = run.extra.get("erase")
+    if not isinstance(erase, int) or erase <= 0 or run in _erased:
+        return 0, ""
+    _erased.add(run)
+    suffix = run.extra.get("suffix")
+    return erase, suffix if isinstance(suffix, str) else ""
+
+
+async def _inject(
+    run: RunContext, work: Callable[[injection.Injector, threading.Event], Any]
+) -> Any:
+    stop = threading.Event()
+    try:
+        return await run.blocking(_call, work, stop)
+    except asyncio.CancelledError:
+        stop.set()  # the worker finishes its burst (keys released) and stops
+        raise
+
+
+def _call(work: Callable[[injection.Injector, threading.Event], Any], stop: threading.Event) -> Any:
+    try:
+        return work(injection.injector(), stop)
+    except injection.InjectionError as exc:
+        raise ActionError(str(exc)) from None
+
+
+@actions.register
+class TypeAction(Action):
+    """Type text into the focused window, as if from the keyboard."""
+
+    key = "type"
+    description = (
+        "Type text into the focused window (any Unicode, newlines and tabs); placeholders allowed"
+    )
+    capabilities = _CAPS
+    schema = {
+        "anyOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TypeAction:
+        if isinstance(options, dict):
+            return cls(ctx.template(options["text"], ("text",)))
+        return cls(ctx.template(options))
+
+    async def execute(self, run: RunContext) -> Any:
+        value = text(self.template, run.scope)
+        erase, suffix = _take_erase(run)
+        return await _inject(
+            run, lambda inj, stop: inj.type_text(value + suffix, erase=erase, stop=stop)
+        )
+
+
+@actions.register
+class KeysAction(Action):
+    """Press a combo, or several in turn."""
+
+    key = "keys"
+    description = "Press a key combination (ctrl+s) or several in turn ([ctrl+a, ctrl+c])"
+    capabilities = _CAPS
+    schema = {
+        "anyOf": [
+            {"type": "string", "description": "A combo: modifiers and a key joined by +"},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        ]
+    }
+
+    def __init__(self, combos: list[x11.Combo]) -> None:
+        self.combos = combos
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> KeysAction:
+        items = [options] if isinstance(options, str) else list(options)
+        combos = []
+        for i, item in enumerate(items):
+            try:
+                combos.append(x11.parse_combo(item))
+            except x11.ComboError as exc:
+                raise ConfigError(str(exc), () if isinstance(options, str) else (i,)) from None
+        return cls(combos)
+
+    async def execute(self, run: RunContext) -> Any:
+        erase, _ = _take_erase(run)
+        return await _inject(
+            run, lambda inj, stop: inj.send_combos(self.combos, erase=erase, stop=stop)
+        )
+
+
+_COORD = {
+    "anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"\{"}],
+    "description": "Screen pixels; a placeholder such as {event.x} is allowed",
+}
+
+
+def _coordinate(value: Any, ctx: CompileContext, path: tuple[str, ...]) -> int | Template | None:
+    if value is None or isinstance(value, int):
+        return value
+    return ctx.template(str(value), path)
+
+
+def _resolve(value: int | Template | None, run: RunContext, name: str) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    rendered = value.render(run.scope)
+    try:
+        return int(float(rendered))
+    except ValueError:
+        raise ActionError(f"{name} is not a number: {rendered!r}") from None
+
+
+@actions.register
+class ClickAction(Action):
+    """Click a mouse button, where the pointer is or at x/y."""
+
+    key = "click"
+    description = "Click a mouse button (left, right, middle, back, forward), optionally at x/y"
+    capabilities = _CAPS
+    schema = {
+        "anyOf": [
+            {"type": "null"},
+            {"enum": list(BUTTONS)},
+            {
+                "type": "object",
+                "properties": {
+                    "button": {"anyOf": [{"enum": list(BUTTONS)}, {"type": "integer"}]},
+                    "x": _COORD,
+                    "y": _COORD,
+                    "count": {"type": "integer", "minimum": 1, "maximum": 3},
+                },
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(
+        self, button: int, x: int | Template | None, y: int | Template | None, count: int
+    ) -> None:
+        self.button = button
+        self.x = x
+        self.y = y
+        self.count = count
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> ClickAction:
+        if options is None or isinstance(options, str):
+            options = {"button": options or "left"}
+        button = options.get("button", "left")
+        number = BUTTONS[button] if isinstance(button, str) else button
+        if not 1 <= number <= 255:
+            raise ConfigError("button numbers go from 1 to 255", ("button",))
+        if ("x" in options) != ("y" in options):
+            raise ConfigError("give both x and y, or neither")
+        return cls(
+            number,
+            _coordinate(options.get("x"), ctx, ("x",)),
+            _coordinate(options.get("y"), ctx, ("y",)),
+            int(options.get("count", 1)),
+        )
+
+    async def execute(self, run: RunContext) -> Any:
+        x, y = _resolve(self.x, run, "x"), _resolve(self.y, run, "y")
+        return await _inject(run, lambda inj, stop: inj.click(self.button, x, y, self.count))
+
+
+@actions.register
+class MouseMoveAction(Action):
+    """Move the pointer to x/y, or by x/y with ``relative``."""
+
+    key = "mouse.move"
+    description = "Move the mouse pointer to x, y (or by x, y with relative: true)"
+    capabilities = _CAPS
+    schema = {
+        "type": "object",
+        "properties": {"x": _COORD, "y": _COORD, "relative": {"type": "boolean"}},
+        "required": ["x", "y"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self, x: int | Template | None, y: int | Template | None, relative: bool) -> None:
+        self.x = x
+        self.y = y
+        self.relative = relative
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> MouseMoveAction:
+        return cls(
+            _coordinate(options["x"], ctx, ("x",)),
+            _coordinate(options["y"], ctx, ("y",)),
+            bool(options.get("relative")),
+        )
+
+    async def execute(self, run: RunContext) -> Any:
+        x, y = _resolve(self.x, run, "x") or 0, _resolve(self.y, run, "y") or 0
+        return await _inject(run, lambda inj, stop: inj.move(x, y, self.relative))

@@ -1,0 +1,544 @@
+"""Sending keys and clicks to the desktop through XTEST, and knowing what we sent.
+
+Injection goes through XTEST, so every application receives it as if from a
+keyboard (pynput's Controller sends characters with XSendEvent, which many
+applications ignore), with a round trip (``sync``) after each burst so that
+the events are processed before the call returns.
+
+X11 marks injected events no differently from real ones, so Nerve keeps
+track of what it injects:
+
+- Listeners reading the key stream (RECORD) register an :class:`Expectations`
+  queue with :func:`track`; before each burst the injector appends the events
+  it is about to send, and the listener recognises them, in order, as they
+  come back. (XInput2 could tell XTEST events by their source device, but
+  every XTEST client shares that device: xdotool and test tools included.)
+- The hotkey listener registers itself as a :class:`GrabHolder`: a burst that
+  would press a combo Nerve grabs is sent with that grab lifted, so the
+  focused application receives it and the rule does not fire itself.
+
+Modifiers the user still holds (the Ctrl+Alt of the hotkey that started the
+run) would turn typed text into shortcuts: the injector waits briefly for
+them to be released, then releases them itself. It always releases what it
+pressed, even when a run is cancelled half way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from nerve.listeners import x11
+from nerve.listeners.base import ListenerUnavailable
+from nerve.listeners.x11 import BUTTON_PRESS, BUTTON_RELEASE, KEY_PRESS, KEY_RELEASE, Combo
+
+log = logging.getLogger(__name__)
+
+#: How long an expected event stays expected (it normally comes back in a few ms).
+EXPECT_TTL_S = 2.0
+#: How long to wait for the user to let go of modifiers before typing.
+MODIFIER_SETTLE_S = 0.5
+#: Characters per burst: a cancelled run stops between bursts.
+CHUNK = 32
+#: A spare keycode just used is not remapped to another character sooner than
+#: this: applications look the key up after the mapping change arrives.
+SPARE_REUSE_S = 0.2
+
+_MODIFIER_KEYSYMS = {
+    "ctrl": (0xFFE3, 0xFFE4),
+    "shift": (0xFFE1, 0xFFE2),
+    "alt": (0xFFE9, 0xFFEA),
+    "super": (0xFFEB, 0xFFEC),
+    "altgr": (0xFE03, 0xFF7E),
+}
+_CAPS_LOCK = 0xFFE5
+
+
+class InjectionError(Exception):
+    """Input could not be sent; the message says why."""
+
+
+# ---------------------------------------------------------------------------
+# Knowing our own input
+
+
+class Expectations:
+    """Events Nerve sent that one consumer will see come back, in order.
+
+    ``kinds`` are the event types the consumer sees (KeyPress, ButtonPress...):
+    only those are expected of it."""
+
+    def __init__(self, kinds: Iterable[int], ttl: float = EXPECT_TTL_S) -> None:
+        self.kinds = frozenset(kinds)
+        self.ttl = ttl
+        self._queue: deque[tuple[int, int, float]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, events: Iterable[tuple[int, int]]) -> None:
+        deadline = time.monotonic() + self.ttl
+        kinds = self.kinds
+        with self._lock:
+            self._queue.extend((k, detail, deadline) for k, detail in events if k in kinds)
+
+    def take(self, kind: int, detail: int) -> bool:
+        """True if this event is the next one Nerve sent (and forget it)."""
+        queue = self._queue
+        if not queue:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            while queue and queue[0][2] < now:
+                queue.popleft()
+            if queue and queue[0][0] == kind and queue[0][1] == detail:
+                queue.popleft()
+                return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class GrabHolder(Protocol):
+    """A listener holding passive grabs that injected input must get past."""
+
+    def collides(self, presses: Sequence[tuple[int, int]]) -> bool:
+        """Would one of these (keycode, modifier state) presses hit a grab?"""
+
+    def suspend(self, presses: Sequence[tuple[int, int]]) -> None:
+        """Lift the grabs these presses hit; return once the server has done it."""
+
+    def resume(self) -> None:
+        """Put lifted grabs back (the burst was processed); return once done."""
+
+
+_registry_lock = threading.Lock()
+_trackers: list[Expectations] = []
+_holders: list[GrabHolder] = []
+
+
+def track(kinds: Iterable[int]) -> Expectations:
+    """Start receiving expectations of Nerve's own input of ``kinds`` (X event
+    types); call :func:`untrack` when done."""
+    expectations = Expectations(kinds)
+    with _registry_lock:
+        _trackers.append(expectations)
+    return expectations
+
+
+def untrack(expectations: Expectations) -> None:
+    with _registry_lock:
+        if expectations in _trackers:
+            _trackers.remove(expectations)
+
+
+def add_grab_holder(holder: GrabHolder) -> None:
+    with _registry_lock:
+        _holders.append(holder)
+
+
+def remove_grab_holder(holder: GrabHolder) -> None:
+    with _registry_lock:
+        if holder in _holders:
+            _holders.remove(holder)
+
+
+# ---------------------------------------------------------------------------
+# Bursts
+
+
+class _Plan:
+    """Fake events of one burst, with the modifier state each key press sees."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, int]] = []
+        self.presses: list[tuple[int, int]] = []
+        self.down: dict[int, int] = {}
+
+    @property
+    def state(self) -> int:
+        out = 0
+        for bit in self.down.values():
+            out |= bit
+        return out
+
+    def clear(self) -> None:
+        """Forget the events (they were sent); only between whole taps."""
+        assert not self.down
+        self.events.clear()
+        self.presses.clear()
+
+    def press(self, keycode: int, bit: int = 0) -> None:
+        self.events.append((KEY_PRESS, keycode))
+        self.presses.append((keycode, self.state))
+        self.down[keycode] = bit
+
+    def release(self, keycode: int) -> None:
+        self.events.append((KEY_RELEASE, keycode))
+        self.down.pop(keycode, None)
+
+    def tap(self, keycode: int, modifiers: Sequence[tuple[int, int]] = ()) -> None:
+        for mod_keycode, bit in modifiers:
+            self.press(mod_keycode, bit)
+        self.press(keycode)
+        self.release(keycode)
+        for mod_keycode, _ in reversed(modifiers):
+            self.release(mod_keycode)
+
+
+class Injector:
+    """XTEST on a connection of its own; one burst at a time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.conn = x11.connect(name)
+        if not self.conn.has_extension("XTEST"):
+            self.conn.close()
+            raise InjectionError(
+                f"the X server at {name} has no XTEST extension, which sending keys and "
+                "clicks needs"
+            )
+        self.keymap = x11.Keymap(self.conn)
+        self.broken = False
+        self.lock = threading.Lock()
+        self._pool = self.keymap.spare_keycodes()
+        #: spare keycode -> keysym we mapped on it, least recently used first.
+        self._assigned: OrderedDict[int, int] = OrderedDict()
+        self._used_at: dict[int, float] = {}
+
+    # ------------------------------------------------------------ plumbing
+
+    def _fake(self, kind: int, detail: int = 0, x: int = 0, y: int = 0) -> None:
+        from Xlib.ext import xtest
+
+        if kind == x11.MOTION_NOTIFY:
+            xtest.fake_input(self.conn, kind, detail, x=x, y=y)
+        else:
+            xtest.fake_input(self.conn, kind, detail)
+
+    def _send(self, plan: _Plan) -> None:
+        """Send a burst: tell trackers, lift colliding grabs, inject, round trip."""
+        if not plan.events:
+            return
+        with _registry_lock:
+            trackers = list(_trackers)
+            holders = [h for h in _holders if h.collides(plan.presses)]
+        for holder in holders:
+            holder.suspend(plan.presses)
+        try:
+            for tracker in trackers:
+                tracker.add(plan.events)
+            for kind, detail in plan.events:
+                self._fake(kind, detail)
+            self.conn.sync()
+        finally:
+            for holder in holders:
+                holder.resume()
+        now = time.monotonic()
+        for _, detail in plan.events:
+            if detail in self._assigned:
+                self._used_at[detail] = now
+
+    def _guard(self) -> Any:
+        return _Guard(self)
+
+    def _read_events(self) -> None:
+        """Handle what the server told us since the last burst (mapping changes)."""
+        changed = False
+        while self.conn.pending_events():
+            event = self.conn.next_event()
+            if event.type == 34:  # MappingNotify
+                changed = True
+        if changed:
+            self.keymap.refresh(self.conn)
+            for keycode, keysym in list(self._assigned.items()):
+                if keysym not in self.keymap.keysyms(keycode):
+                    del self._assigned[keycode]  # someone reloaded the layout
+            self._pool = [
+                k for k in self._pool if k in self._assigned or not any(self.keymap.keysyms(k))
+            ]
+
+    # ------------------------------------------------------------- keys
+
+    def modifier_keycode(self, name: str) -> tuple[int, int]:
+        """(keycode, modifier bit) to press for ``ctrl``, ``ctrl_r``, ``shift``..."""
+        generic = x11.SIDED.get(name, name)
+        left, right = _MODIFIER_KEYSYMS[generic]
+        keysyms = (right, left) if name.endswith("_r") else (left, right)
+        bit = self.keymap.masks.bit(generic)
+        for keysym in keysyms:
+            for keycode, index in self.keymap.keycodes_for(keysym):
+                if index == 0:
+                    return keycode, bit
+        raise InjectionError(f"the keyboard layout has no {name} key")
+
+    def _held_modifiers(self, stop: threading.Event | None) -> list[int]:
+        """Modifier keys still down; waits up to MODIFIER_SETTLE_S for the user to let go."""
+        modifier_keys = set(self.keymap.modifier_keycodes())
+        deadline = time.monotonic() + MODIFIER_SETTLE_S
+        while True:
+            held = x11.keys_down(self.conn) & modifier_keys
+            if not held or time.monotonic() >= deadline or (stop and stop.is_set()):
+                return sorted(held)
+            time.sleep(0.01)  # the server has no event for "keys released"; poll briefly
+
+    def _prepare(self, stop: threading.Event | None) -> tuple[list[int], bool]:
+        """Release modifiers the user still holds and switch CapsLock off; returns
+        what to restore (CapsLock only: re-pressing modifiers would leave them stuck)."""
+        self._read_events()
+        held = self._held_modifiers(stop)
+        plan = _Plan()
+        for keycode in held:
+            plan.release(keycode)
+        caps = bool(self.conn.screen().root.query_pointer().mask & x11.LOCK_MASK)
+        caps_keys = [k for k, i in self.keymap.keycodes_for(_CAPS_LOCK) if i == 0]
+        if caps and caps_keys:
+            plan.tap(caps_keys[0])
+        self._send(plan)
+        return held, bool(caps and caps_keys)
+
+    def _finish(self, caps: bool) -> None:
+        if caps:
+            caps_keys = [k for k, i in self.keymap.keycodes_for(_CAPS_LOCK) if i == 0]
+            plan = _Plan()
+            plan.tap(caps_keys[0])
+            self._send(plan)
+
+    def _char_key(self, char: str, plan: _Plan) -> tuple[int, list[tuple[int, int]]]:
+        """(keycode, modifiers to hold) typing ``char``; maps a spare keycode if needed
+        (which may first send ``plan``, see :meth:`_spare_for`)."""
+        best: tuple[int, int] | None = None
+        for keysym in x11.char_keysyms(char):
+            for keycode, index in self.keymap.keycodes_for(keysym):
+                if index in (0, 1, 4, 5) and (best is None or index < best[1]):
+                    best = (keycode, index)
+            if best is not None:
+                break
+        if best is not None:
+            keycode, index = best
+            mods: list[tuple[int, int]] = []
+            if index in (4, 5):
+                if not self.keymap.masks.altgr:
+                    best = None
+                else:
+                    mods.append(self.modifier_keycode("altgr"))
+            if best is not None:
+                if index in (1, 5):
+                    mods.append(self.modifier_keycode("shift"))
+                if keycode in self._assigned:
+                    self._assigned.move_to_end(keycode)
+                return keycode, mods
+        return self._spare_for(x11.char_keysyms(char)[-1], plan), []
+
+    def _spare_for(self, keysym: int, plan: _Plan) -> int:
+        """A spare keycode mapped to ``keysym``.
+
+        When every spare keycode is in use, the least recently used one is
+        remapped; an application reads a key's meaning only when it handles
+        the press, so the press must have gone out (``plan`` is sent first if
+        it holds one) and SPARE_REUSE_S passed."""
+        for keycode, mapped in self._assigned.items():
+            if mapped == keysym:
+                self._assigned.move_to_end(keycode)
+                return keycode
+        free = [k for k in self._pool if k not in self._assigned]
+        if free:
+            keycode = free[0]
+        elif self._assigned:
+            keycode = next(iter(self._assigned))
+            if any(detail == keycode for _, detail in plan.events):
+                self._send(plan)
+                plan.clear()
+            del self._assigned[keycode]
+            wait = self._used_at.get(keycode, 0.0) + SPARE_REUSE_S - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # no event says "the application has read it"
+        else:
+            raise InjectionError("no spare keycode to type a character the layout lacks")
+        self.conn.change_keyboard_mapping(keycode, [(keysym, keysym)])
+        self.conn.sync()
+        row = self.keymap.rows[keycode - self.keymap.first]
+        row[:] = [keysym, keysym] + [x11.NO_SYMBOL] * max(0, len(row) - 2)
+        self.keymap.refresh_index()
+        self._assigned[keycode] = keysym
+        self._used_at[keycode] = time.monotonic()
+        return keycode
+
+    def type_text(
+        self, text: str, *, erase: int = 0, stop: threading.Event | None = None
+    ) -> dict[str, Any]:
+        """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces."""
+        with self.lock, self._guard():
+            self._prepare_and_type(text, erase, stop)
+        return {"typed": len(text), "erased": erase}
+
+    def _prepare_and_type(self, text: str, erase: int, stop: threading.Event | None) -> None:
+        _, caps = self._prepare(stop)
+        try:
+            backspace = self._keysym_key(x11.KEYSYM_BACKSPACE)
+            plan = _Plan()
+            for _ in range(erase):
+                plan.tap(backspace)
+            self._send(plan)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            plan = _Plan()
+            for i, char in enumerate(text):
+                if i % CHUNK == 0:
+                    self._send(plan)
+                    plan.clear()
+                    if stop is not None and stop.is_set():
+                        break
+                if char not in "\n\t" and not char.isprintable():
+                    continue  # other control characters have no key
+                keycode, mods = self._char_key(char, plan)
+                plan.tap(keycode, mods)
+            else:
+                self._send(plan)
+        finally:
+            self._finish(caps)
+
+    def _keysym_key(self, keysym: int) -> int:
+        for keycode, index in self.keymap.keycodes_for(keysym):
+            if index == 0:
+                return keycode
+        raise InjectionError(f"the keyboard layout has no key for {x11.keysym_name(keysym)}")
+
+    def send_combos(
+        self, combos: Sequence[Combo], *, erase: int = 0, stop: threading.Event | None = None
+    ) -> dict[str, Any]:
+        """Press each combo in turn (modifiers down, key, all up again)."""
+        with self.lock, self._guard():
+            _, caps = self._prepare(stop)
+            try:
+                if erase:
+                    plan = _Plan()
+                    backspace = self._keysym_key(x11.KEYSYM_BACKSPACE)
+                    for _ in range(erase):
+                        plan.tap(backspace)
+                    self._send(plan)
+                for combo in combos:
+                    if stop is not None and stop.is_set():
+                        break
+                    plan = _Plan()
+                    keycode, extra = self._combo_key(combo)
+                    mods = [
+                        self.modifier_keycode(
+                            next((s for s in combo.sides if x11.SIDED[s] == m), m)
+                        )
+                        for m in x11.MODIFIERS
+                        if m in combo.modifiers
+                    ]
+                    mods += [m for m in extra if m not in mods]
+                    plan.tap(keycode, mods)
+                    self._send(plan)
+            finally:
+                self._finish(caps)
+        return {"sent": [str(c) for c in combos]}
+
+    def _combo_key(self, combo: Combo) -> tuple[int, list[tuple[int, int]]]:
+        keysym = combo.keysym
+        options = sorted(self.keymap.keycodes_for(keysym), key=lambda p: p[1])
+        for keycode, index in options:
+            if index == 0:
+                return keycode, []
+            if index == 1:
+                return keycode, [self.modifier_keycode("shift")]
+        if len(combo.key) == 1 or combo.key.startswith("u"):
+            return self._char_key(x11.keysym_char(keysym) or combo.key, _Plan())
+        raise InjectionError(f"the keyboard layout has no key for {combo.key}")
+
+    # ------------------------------------------------------------ mouse
+
+    def click(self, button: int, x: int | None, y: int | None, count: int = 1) -> dict[str, Any]:
+        with self.lock, self._guard():
+            if x is not None and y is not None:
+                self._fake(x11.MOTION_NOTIFY, 0, x, y)
+            events = [(BUTTON_PRESS, button), (BUTTON_RELEASE, button)] * count
+            with _registry_lock:
+                trackers = list(_trackers)
+            for tracker in trackers:
+                tracker.add(events)
+            for kind, detail in events:
+                self._fake(kind, detail)
+            self.conn.sync()
+        return {"button": button, "x": x, "y": y, "count": count}
+
+    def move(self, x: int, y: int, relative: bool = False) -> dict[str, Any]:
+        with self.lock, self._guard():
+            self._fake(x11.MOTION_NOTIFY, 1 if relative else 0, x, y)
+            self.conn.sync()
+            pointer = self.conn.screen().root.query_pointer()
+        return {"x": pointer.root_x, "y": pointer.root_y}
+
+    def close(self) -> None:
+        """Give the spare keycodes back and close the connection."""
+        with self.lock:
+            try:
+                for keycode in list(self._assigned):
+                    self.conn.change_keyboard_mapping(keycode, [(x11.NO_SYMBOL, x11.NO_SYMBOL)])
+                self._assigned.clear()
+                self.conn.close()
+            except Exception:
+                log.debug("closing the injector failed", exc_info=True)
+            self.broken = True
+
+
+class _Guard:
+    """Turns a dropped connection into InjectionError and marks the injector broken."""
+
+    def __init__(self, injector: Injector) -> None:
+        self.injector = injector
+
+    def __enter__(self) -> None:
+        if self.injector.broken:
+            raise InjectionError("the X connection for sending input was closed")
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, InjectionError):
+            return
+        from Xlib import error as xerror
+
+        if isinstance(exc, (xerror.ConnectionClosedError, OSError)):
+            self.injector.broken = True
+            raise InjectionError(f"the X connection for sending input dropped: {exc}") from exc
+
+
+class _Current:
+    """The process's injector (one X connection for all input actions)."""
+
+    lock = threading.Lock()
+    injector: Injector | None = None
+
+
+def injector() -> Injector:
+    """The process's injector for the current DISPLAY (reconnects when needed).
+
+    Raises InjectionError with a plain reason if input cannot be sent."""
+    try:
+        name = x11.display_name()
+    except ListenerUnavailable as exc:
+        raise InjectionError(str(exc)) from None
+    with _Current.lock:
+        current = _Current.injector
+        if current is not None and (current.broken or current.name != name):
+            if not current.broken:
+                current.close()
+            current = None
+        if current is None:
+            try:
+                current = Injector(name)
+            except (ConnectionError, ListenerUnavailable) as exc:
+                raise InjectionError(str(exc)) from None
+            _Current.injector = current
+        return current
+
+
+def reset() -> None:
+    """Close the process's injector (tests switching X servers, shutdown)."""
+    with _Current.lock:
+        if _Current.injector is not None:
+            _Current.injector.close()
+            _Current.injector = None
