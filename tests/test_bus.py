@@ -153,3 +153,29 @@ def test_concurrent_producers_lose_nothing_below_capacity() -> None:
     for n in range(4):
         mine = [e.data["i"] for e in events if e.data["t"] == n]
         assert mine == list(range(per_thread))  # per-producer order is kept
+
+
+def test_linger_gathers_a_batch() -> None:
+    bus = Bus()
+    batches: list[list[Event]] = []
+    got = threading.Event()
+
+    def on_batch(batch: list[Event]) -> None:
+        batches.append(batch)
+        got.set()
+
+    sub = bus.subscribe("*", on_batch, name="lingering", linger=0.5)
+    bus.publish("a.one")
+    bus.publish("a.two")  # arrives while the subscriber lingers
+    assert got.wait(5)
+    sub.close()
+    assert [e.type for e in batches[0]] == ["a.one", "a.two"]
+
+
+def test_close_does_not_wait_out_the_linger() -> None:
+    bus = Bus()
+    sub = bus.subscribe("*", lambda batch: None, name="lingering", linger=30)
+    bus.publish("a.one")
+    start = time.monotonic()
+    sub.close()
+    assert time.monotonic() - start < 5

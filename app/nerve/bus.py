@@ -43,7 +43,9 @@ class Subscription:
     Either the bus delivers batches to ``callback`` on a thread of the
     subscription's own (``wake`` not given), or ``wake()`` is called from the
     producer's thread whenever the queue turns non-empty and the consumer calls
-    :meth:`drain` where it likes (an asyncio loop, the Qt thread).
+    :meth:`drain` where it likes (an asyncio loop, the Qt thread). With
+    ``linger``, a delivery thread waits that long after being woken before it
+    drains (larger batches for consumers that need no hurry, such as the log).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Subscription:
         capacity: int,
         callback: BatchCallback | None,
         wake: Callable[[], None] | None,
+        linger: float = 0.0,
     ) -> None:
         self.name = name
         self.pattern = TypePattern(patterns)
@@ -69,6 +72,8 @@ class Subscription:
         self._callback = callback
         self._thread: threading.Thread | None = None
         self._signal = threading.Event()
+        self._closing = threading.Event()
+        self.linger = linger
         if wake is None:
             if callback is None:
                 raise ValueError("a subscription needs a callback or a wake function")
@@ -121,6 +126,10 @@ class Subscription:
         assert self._callback is not None
         while True:
             self._signal.wait()
+            if self.linger and not self._closed:
+                # Gather a larger batch, and keep out of the way (and of the
+                # GIL) of the engine while it handles the event that woke us.
+                self._closing.wait(self.linger)
             self._signal.clear()
             batch = self.drain()
             if batch:
@@ -137,6 +146,7 @@ class Subscription:
             return
         self._closed = True
         self._bus._remove(self)
+        self._closing.set()
         self._signal.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -222,6 +232,7 @@ class Bus:
         wake: Callable[[], None] | None = None,
         name: str = "",
         capacity: int | None = None,
+        linger: float = 0.0,
     ) -> Subscription:
         """Receive events whose type matches one of ``patterns`` (``*``, ``file.*``).
 
@@ -236,6 +247,7 @@ class Bus:
             patterns,
             name=name or getattr(callback, "__qualname__", "subscriber"),
             capacity=capacity or self.capacity,
+            linger=linger,
             callback=callback,
             wake=wake,
         )

@@ -595,6 +595,10 @@ class Store:
         }
 
 
+#: How long the event log waits after an event for more to write in one go.
+WRITE_LINGER_S = 0.05
+
+
 class EventLogWriter:
     """Writes every event on the bus to the Store, from a delivery thread of its own."""
 
@@ -612,7 +616,11 @@ class EventLogWriter:
     def start(self) -> None:
         """Subscribe to every event type. Idempotent while running."""
         if self._sub is None:
-            self._sub = self.bus.subscribe("*", self._write_batch, name="event-log")
+            # A short linger batches writes and keeps the writer off the GIL
+            # while the engine handles the event that woke it.
+            self._sub = self.bus.subscribe(
+                "*", self._write_batch, name="event-log", linger=WRITE_LINGER_S
+            )
 
     def stop(self) -> None:
         """Unsubscribe and write what is still queued. Safe to call twice."""
