@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from nerve import matching
 from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine.compiler import any_trigger_schema, compile_trigger
+from nerve.engine.cron_text import describe_cron
 from nerve.engine.registry import (
     AlreadyReported,
     CompileContext,
@@ -173,12 +174,12 @@ class ScheduleTrigger(Trigger):
         trigger: BaseTrigger
         if kind == "cron":
             try:
-                trigger = CronTrigger.from_crontab(options["cron"])
+                trigger = CronTrigger.from_crontab(_apscheduler_crontab(options["cron"]))
             except ValueError as exc:
                 raise ConfigError(
                     f"bad cron expression {options['cron']!r}: {exc}", ("cron",)
                 ) from None
-            text = f"cron {options['cron']}"
+            text = describe_cron(options["cron"])
         elif kind == "every":
             seconds = parse_duration(options["every"])
             if seconds < 0.1:
@@ -227,6 +228,42 @@ class ScheduleTrigger(Trigger):
 
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _apscheduler_crontab(expression: str) -> str:
+    """``expression`` with its day-of-week numbers written as names.
+
+    In crontab 0 (and 7) is Sunday; APScheduler 3 reads numbers as 0=Monday,
+    so ``0 9 * * 1`` would fire on Tuesdays. Names mean the same to both.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        return expression  # APScheduler explains what is wrong
+    items = []
+    for item in fields[4].split(","):
+        spec, _, step_text = item.partition("/")
+        step = int(step_text) if step_text.isdigit() else None
+        lo, dash, hi = spec.partition("-")
+        if spec == "*":
+            if step is None:
+                items.append("*")
+                continue
+            days = list(range(0, 7, step))
+        elif lo.isdigit() and (not dash or hi.isdigit()):
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first > 7 or last > 7 or first > last:
+                items.append(item)  # let APScheduler report it
+                continue
+            days = list(range(first, last + 1, step or 1))
+        else:
+            items.append(item)  # names, or something APScheduler will report
+            continue
+        items.extend(dict.fromkeys(_CRON_DAYS[d] for d in days))
+    fields[4] = ",".join(dict.fromkeys(items))
+    return " ".join(fields)
 
 
 def _at_trigger(text: str, weekdays: list[str] | None) -> tuple[BaseTrigger, str]:
