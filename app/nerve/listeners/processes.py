@@ -163,6 +163,7 @@ class ProcSource:
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
         self._loadavg = f"{root}/loadavg"
+        self._loadavg_fd = -1
 
     def pids(self) -> set[int]:
         return {int(n) for n in os.listdir(self.root) if n.isdigit()}
@@ -172,11 +173,19 @@ class ProcSource:
         pid the kernel handed out (the end of ``/proc/loadavg``). Every new
         task moves the second, every ended one changes the first."""
         try:
+            if self._loadavg_fd < 0:
+                self._loadavg_fd = os.open(self._loadavg, os.O_RDONLY)
+            # Kept open, read from the start each time: one system call a round.
             # "0.10 0.20 0.30 2/107 27570": running/total tasks, last pid.
-            parts = _read(self._loadavg).split()
+            parts = os.pread(self._loadavg_fd, 256, 0).split()
             return int(parts[3].partition(b"/")[2]), int(parts[4])
-        except (ProcessGone, OSError, IndexError, ValueError):
+        except (OSError, IndexError, ValueError):
             return None
+
+    def close(self) -> None:
+        if self._loadavg_fd >= 0:
+            os.close(self._loadavg_fd)
+            self._loadavg_fd = -1
 
     def exists(self, pid: int) -> bool:
         return os.path.exists(f"{self.root}/{pid}")
@@ -241,6 +250,9 @@ class PsutilSource:
 
     def counters(self) -> tuple[int, int] | None:
         return None
+
+    def close(self) -> None:
+        pass
 
     def exists(self, pid: int) -> bool:
         return bool(self._psutil.pid_exists(pid))
@@ -556,7 +568,6 @@ class ProcessListener(Listener):
             self.backend = "connector"
             # Subscribed first, then read what already runs: nothing falls between.
             self._rescan(publish=False)
-            self._wake_r, self._wake_w = os.pipe()
             target: Callable[[], None] = self._connector_loop
         else:
             self.backend = "poll"
@@ -564,6 +575,7 @@ class ProcessListener(Listener):
             self._counters = self._source.counters()
             self._rescan(publish=False)
             target = self._poll_loop
+        self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(
             target=target, name=f"processes-{self.backend}", daemon=True
         )
@@ -591,6 +603,8 @@ class ProcessListener(Listener):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._source is not None:
+            self._source.close()
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
@@ -606,11 +620,15 @@ class ProcessListener(Listener):
                 how += f"; proc connector not used: {self.fallback_reason}"
         else:
             return ""
-        extra = f", {self.missed} too short-lived to read" if self.missed else ""
-        return f"{how}; {count} matching process(es) running{extra}"
+        parts = [how]
+        if self._wanted.exits:
+            parts.append(f"{count} matching process(es) running")
+        if self.missed:
+            parts.append(f"{self.missed} ended before they could be read")
+        return "; ".join(parts)
 
     def tracked(self) -> list[ProcInfo]:
-        """The running processes that match a loaded rule."""
+        """The running processes that match a rule about exits (kept until they end)."""
         with self._lock:
             return list(self._tracked.values())
 
@@ -780,9 +798,9 @@ class ProcessListener(Listener):
         sweep_every = max(1, round(ZOMBIE_SWEEP_S / self.interval))
         ticks = 0
         try:
-            while not self._stopping.wait(self.interval):
+            for _ in self._rounds():
                 ticks += 1
-                if ticks % sweep_every == 0:
+                if self._tracked and ticks % sweep_every == 0:
                     self._sweep_zombies()
                 if self._fresh:
                     self._recheck()
@@ -803,6 +821,19 @@ class ProcessListener(Listener):
             if not self._stopping.is_set():
                 log.exception("process polling stopped")
                 self.failed(exc)
+
+    def _rounds(self) -> Iterator[None]:
+        """Once per interval until stop(). Sleeping in poll() on the wake-up
+        pipe: a round costs one system call to wait (Event.wait costs more)."""
+        if not hasattr(select, "poll"):  # Windows
+            while not self._stopping.wait(self.interval):
+                yield
+            return
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        timeout_ms = max(1, round(self.interval * 1000))
+        while not poller.poll(timeout_ms) and not self._stopping.is_set():
+            yield
 
     def _poll_new(self, pids: range) -> None:
         """Tasks were created (their pids are ``pids``) and maybe some ended:
