@@ -753,10 +753,10 @@ def test_run_with_an_unusable_data_dir_fails_cleanly(
 
 
 @pytest.mark.parametrize("args", [[], ["run"]], ids=["nerve", "nerve-run"])
-def test_the_window_is_not_there_yet(nerve_env: dict[str, str], args: list[str]) -> None:
+def test_no_window_without_a_display(nerve_env: dict[str, str], args: list[str]) -> None:
     proc = cli(nerve_env, *args)
     assert proc.returncode == EXIT_USAGE
-    assert "the desktop window is not part of this version yet" in proc.stderr
+    assert "the desktop window cannot start here (no display" in proc.stderr
     assert "--headless" in proc.stderr
 
 

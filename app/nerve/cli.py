@@ -135,8 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     command = args.command
     if command is None:
+        reason = gui_unavailable()
+        if reason is None:
+            return _run_gui([], {}, None)
         print(
-            "nerve: the desktop window is not part of this version yet; "
+            f"nerve: the desktop window cannot start here ({reason}); "
             "start Nerve with `nerve run --headless` (see `nerve --help`)",
             file=sys.stderr,
         )
@@ -190,11 +193,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nerve.paths import locations
     from nerve.storage import StorageError
 
-    if not args.headless:
-        raise UsageError("the desktop window is not part of this version yet; use --headless")
     for path in args.rules:
         if not path.exists():
             raise UsageError(f"--rules {path}: no such file or folder")
+    if not args.headless:
+        reason = gui_unavailable()
+        if reason is not None:
+            raise UsageError(f"the desktop window cannot start here ({reason}); use --headless")
+        return _run_gui(args.rules, _pairs(args.set, "--set"), args.data_dir)
     where = locations(args.data_dir)
     _add_file_logging(where.log_file)
     app = Nerve(where, Options(rule_paths=args.rules, overrides=_pairs(args.set, "--set")))
@@ -240,6 +246,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("stopping")
         app.stop()
     return EXIT_OK
+
+
+def gui_unavailable() -> str | None:
+    """Why the desktop window cannot start here, or None if it can."""
+    import importlib.util
+
+    if importlib.util.find_spec("PySide6") is None:
+        return "PySide6 is not installed"
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        # QT_QPA_PLATFORM=offscreen alone does not count: nobody would see the window.
+        return "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+    return None
+
+
+def _run_gui(rules: list[Path], overrides: dict[str, str], data_dir: Path | None) -> int:
+    from nerve.bootstrap import Options
+    from nerve.gui import app
+    from nerve.paths import locations
+
+    where = locations(data_dir)
+    _add_file_logging(where.log_file)
+    return app.run(where, Options(rule_paths=list(rules), overrides=overrides))
 
 
 def _os_error_text(exc: BaseException) -> str:

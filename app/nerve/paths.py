@@ -46,10 +46,19 @@ def locations(data_dir: Path | None = None) -> Locations:
 
 def shipped_packs_dir() -> Path:
     """The folder of packs shipped with Nerve (package data, or ``rules/`` in a checkout)."""
-    packaged = resources.files("nerve") / "data" / "rules"
+    return _shipped("rules")
+
+
+def resources_dir() -> Path:
+    """Icons, the .desktop file and styles (package data, or ``resources/`` in a checkout)."""
+    return _shipped("resources")
+
+
+def _shipped(name: str) -> Path:
+    packaged = resources.files("nerve") / "data" / name
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "rules"
+    return Path(__file__).resolve().parents[2] / name
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -1,0 +1,77 @@
+"""What the window talks to: the running bus, engine, store and listeners.
+
+The GUI never reaches into listeners or the engine's internals: it reads
+summaries (``engine.rules()``, ``engine.status()``, the store's runs) and asks
+for changes through :meth:`Engine.call`, exactly as the control socket does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nerve.bootstrap import Nerve
+    from nerve.bus import Bus
+    from nerve.engine.engine import Engine
+    from nerve.listeners.manager import ListenerManager
+    from nerve.storage import Store
+
+#: How long the Qt thread waits for the engine loop before giving up on a read.
+ENGINE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Core:
+    """The parts of a running Nerve the window needs."""
+
+    bus: Bus
+    engine: Engine
+    store: Store | None = None
+    listeners: ListenerManager | None = None
+    pack_names: Callable[[], dict[str, str]] = field(default=dict)
+
+    @classmethod
+    def of(cls, nerve: Nerve) -> Core:
+        """The core of a started :class:`~nerve.bootstrap.Nerve`."""
+        assert nerve.bus is not None
+        assert nerve.engine is not None
+        return cls(
+            bus=nerve.bus,
+            engine=nerve.engine,
+            store=nerve.store,
+            listeners=nerve.listeners,
+            pack_names=lambda: {p.id: p.name for p in nerve.packs if p.id},
+        )
+
+    def rules(self) -> list[dict[str, Any]]:
+        engine = self.engine
+        return engine.call(engine.rules, timeout=ENGINE_TIMEOUT_S)
+
+    def set_enabled(self, key: str, enabled: bool) -> bool:
+        engine = self.engine
+        return engine.call(engine.set_enabled, key, enabled, timeout=ENGINE_TIMEOUT_S)
+
+    def engine_status(self) -> dict[str, Any]:
+        engine = self.engine
+        return engine.call(engine.status, timeout=ENGINE_TIMEOUT_S)
+
+    def pause(self, reason: str) -> int:
+        engine = self.engine
+        return engine.call(engine.pause, reason, timeout=ENGINE_TIMEOUT_S)
+
+    def resume(self) -> None:
+        engine = self.engine
+        engine.call(engine.resume, timeout=ENGINE_TIMEOUT_S)
+
+    def listener_status(self) -> list[dict[str, Any]]:
+        return self.listeners.status() if self.listeners is not None else []
+
+    def drops(self) -> int:
+        stats = self.bus.stats()
+        dropped = stats.get("dropped")
+        return sum(int(v) for v in dropped.values()) if isinstance(dropped, dict) else 0
+
+    def runs(self, limit: int = 500) -> list[dict[str, Any]]:
+        return self.store.query_runs(limit=limit) if self.store is not None else []
