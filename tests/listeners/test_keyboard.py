@@ -228,9 +228,16 @@ def test_a_focus_change_resets_what_was_typed(
         first.wait(lambda m: m.get("focus") is True, what="focus on the first window")
         user.type(";si")
         first.wait_text(";si")
+        changes = listener_instance(live, "keyboard").focus_changes
         second = TextField(title="second")
         try:
             second.wait(lambda m: m.get("focus") is True, what="focus on the second window")
+            # The focus change reaches the listener on its control connection,
+            # the keys on the RECORD one: type once it has seen the change.
+            wait_until(
+                lambda: listener_instance(live, "keyboard").focus_changes > changes,
+                what="the keyboard listener to see the focus change",
+            )
             user.type("g;sig")
             second.wait_text("gSIG")
             wait_until(lambda: run_status(live, "sig") == "ok")

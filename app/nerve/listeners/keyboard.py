@@ -502,6 +502,8 @@ class KeyboardListener(Listener):
         self._events = False
         self._typed: list[TypedNeed] = []
         self._buffer: deque[str] = deque(maxlen=BUFFER)
+        #: Active-window changes seen (they reset what was typed).
+        self.focus_changes = 0
         self._at_start = True  # the buffer begins at a word boundary
         self._active_atom = 0
         self._name = ""
@@ -585,6 +587,7 @@ class KeyboardListener(Listener):
             self._keymap = x11.Keymap(self._session.control)
         elif event.type == _PROPERTY_NOTIFY and event.atom == self._active_atom:
             self._reset()  # another window has the focus: what was typed is not there
+            self.focus_changes += 1
 
     def _on_event(self, kind: int, keycode: int, state: int, x: int, y: int) -> None:
         if kind == x11.BUTTON_PRESS:
