@@ -7,13 +7,13 @@ variables for this process too); the command line itself is in test_cli.py.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import wait_until as wait_for
 from nerve import bootstrap
 from nerve.bootstrap import Nerve, Options, install_starter_pack
 from nerve.ipc import AlreadyRunning, InstanceLock, IpcError, request, socket_path
@@ -23,17 +23,6 @@ from nerve.storage import StorageError, Store
 DATA = Path(__file__).parent / "cli_data"
 PACK = DATA / "cli.yaml"  # x.touch path=P -> touch P
 SHIPPED_STARTER = Path(__file__).resolve().parents[1] / "rules" / "starter.yaml"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from typing import Any
 import psutil
 import pytest
 
+from conftest import wait_until as wait_for
+
 NERVE = [sys.executable, "-m", "nerve"]
 DATA = Path(__file__).parent / "cli_data"
 PACK = DATA / "cli.yaml"  # x.touch path=P -> touch P
@@ -61,22 +63,6 @@ def cli_ok(env: dict[str, str], *args: object) -> str:
         f"nerve {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
     )
     return proc.stdout
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``.
-
-    For things that happen in another process (a file, a row in the event
-    log): there is nothing to wait on but the outcome itself.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 def wait_for_path(path: Path, timeout: float = 10.0, lines: int = 0) -> Path:
