@@ -41,6 +41,7 @@ from nerve.engine.engine import Engine  # noqa: E402
 from nerve.engine.model import Rule  # noqa: E402
 from nerve.events import Event, freeze  # noqa: E402
 from nerve.packs.loader import load_pack  # noqa: E402
+from procstat import thread_counters  # noqa: E402
 
 SECTIONS = ("throughput", "scaling", "latency", "idle")
 
@@ -611,25 +612,6 @@ def section_latency(args: argparse.Namespace, report: Report) -> None:
 
 
 # ------------------------------------------------------------------ 4. idle
-
-
-def thread_counters(pid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, context switches) summed over every thread of ``pid``, from
-    /proc (Linux): finer than the clock ticks of cpu_times(), and counting the
-    threads that psutil's num_ctx_switches() (the main thread's) leaves out."""
-    tasks = Path(f"/proc/{pid}/task")
-    if not tasks.is_dir():
-        return None
-    run_ns = switches = 0
-    for task in tasks.iterdir():
-        try:
-            run_ns += int((task / "schedstat").read_text().split()[0])
-            for line in (task / "status").read_text().splitlines():
-                if "ctxt_switches:" in line:
-                    switches += int(line.split(":")[1])
-        except (OSError, ValueError, IndexError):
-            continue  # a thread that ended meanwhile
-    return run_ns, switches
 
 
 def nerve_command() -> list[str]:

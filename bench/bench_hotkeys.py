@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from procstat import thread_counters  # noqa: E402
 from xserver import XServer  # noqa: E402
 
 SECTIONS = ("compare", "inprocess", "idle")
@@ -298,23 +299,6 @@ rules:
         f"hotkey -> action start (in-process): {summary(latencies)}",
         f"  target p50 <= 1 ms: {'met' if p50 <= 1.0 else 'MISSED'}",
     ]
-
-
-def thread_counters(pid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, context switches) over every thread of ``pid`` (Linux /proc)."""
-    tasks = Path(f"/proc/{pid}/task")
-    if not tasks.is_dir():
-        return None
-    run_ns = switches = 0
-    for task in tasks.iterdir():
-        try:
-            run_ns += int((task / "schedstat").read_text().split()[0])
-            for line in (task / "status").read_text().splitlines():
-                if "ctxt_switches:" in line:
-                    switches += int(line.split(":")[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return run_ns, switches
 
 
 def section_idle(args: argparse.Namespace, xs: XServer, tmp: Path) -> list[str]:

@@ -54,6 +54,7 @@ from nerve.bus import Bus  # noqa: E402
 from nerve.events import Event  # noqa: E402
 from nerve.listeners import processes  # noqa: E402
 from nerve.listeners.processes import ProcessListener, ProcessSpec  # noqa: E402
+from procstat import thread_counters  # noqa: E402
 
 SECTIONS = ("latency", "idle")
 TARGET_CONNECTOR_P50_MS = 5.0
@@ -185,14 +186,11 @@ def latency_run(
 
 
 def cpu_ns(pid: int) -> int:
-    """ns on a CPU summed over every thread of ``pid`` (schedstat: finer than ticks)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    """ns on a CPU summed over every thread of ``pid``."""
+    counters = thread_counters(pid)
+    if counters is None:
+        raise ProcessLookupError(pid)
+    return counters[0]
 
 
 def forks_so_far() -> int:
