@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from Xlib import X, display
-from Xlib.protocol import request
 
 from conftest import LiveHarness, rules_from, wait_until
 from nerve.listeners import keyboard
@@ -19,6 +18,7 @@ from xclients.input_helpers import (  # noqa: F401  (fixtures)
     TextField,
     User,
     field_fixture,
+    kill_and_wait_for_restart,
     listener_instance,
     run_status,
     user_fixture,
@@ -237,17 +237,7 @@ def test_killing_the_x_connection_is_survived_and_reported(
     do: [{log: k}]
 """)
     first = listener_instance(live, "hotkeys")
-    killer = display.Display()
-    request.KillClient(display=killer.display, resource=first.window_id)
-    killer.sync()
-    killer.close()
-    status = wait_until(
-        lambda: next(
-            (s for s in live.listeners.status() if s["id"] == "hotkeys" and s["restarts"] >= 1),
-            None,
-        ),
-        what="a restart",
-    )
+    status = kill_and_wait_for_restart(live, "hotkeys", first.window_id)
     assert status["restarts"] == 1
     live.listener("hotkeys")
     second = listener_instance(live, "hotkeys")

@@ -4,8 +4,6 @@ a real text field, Nerve's own input, and supervision."""
 from __future__ import annotations
 
 import pytest
-from Xlib import display
-from Xlib.protocol import request
 
 from conftest import LiveHarness, rules_from, wait_until
 from nerve.listeners import keyboard
@@ -14,6 +12,7 @@ from xclients.input_helpers import (  # noqa: F401  (fixtures)
     TextField,
     User,
     field_fixture,
+    kill_and_wait_for_restart,
     listener_instance,
     run_status,
     user_fixture,
@@ -185,17 +184,7 @@ def test_killing_the_record_connection_is_survived_and_reported(
     do: [{type: SIG}]
 """)
     first = listener_instance(live, "keyboard")
-    killer = display.Display()
-    request.KillClient(display=killer.display, resource=first.context_id)
-    killer.sync()
-    killer.close()
-    status = wait_until(
-        lambda: next(
-            (s for s in live.listeners.status() if s["id"] == "keyboard" and s["restarts"] >= 1),
-            None,
-        ),
-        what="a restart",
-    )
+    status = kill_and_wait_for_restart(live, "keyboard", first.context_id)
     assert status["restarts"] == 1
     live.listener("keyboard")
     assert listener_instance(live, "keyboard") is not first

@@ -4,13 +4,12 @@ scrolling, movement on demand, and Nerve's own clicks."""
 from __future__ import annotations
 
 import pytest
-from Xlib import display
-from Xlib.protocol import request
 
 from conftest import LiveHarness, rules_from, wait_until
 from nerve.listeners import manager as manager_module
 from xclients.input_helpers import (  # noqa: F401  (fixtures)
     User,
+    kill_and_wait_for_restart,
     listener_instance,
     run_status,
     user_fixture,
@@ -127,13 +126,8 @@ def test_killing_the_connection_is_survived(
     do: [{log: middle}]
 """)
     first = listener_instance(live, "mouse")
-    killer = display.Display()
-    request.KillClient(display=killer.display, resource=first.context_id)
-    killer.sync()
-    killer.close()
-    wait_until(
-        lambda: any(s["id"] == "mouse" and s["restarts"] == 1 for s in live.listeners.status())
-    )
+    status = kill_and_wait_for_restart(live, "mouse", first.context_id)
+    assert status["restarts"] == 1
     live.listener("mouse")
     user.click(2, 10, 10)
     wait_until(lambda: fired(live, "c") == 1)

@@ -225,6 +225,28 @@ def listener_instance(live: Any, lid: str) -> Any:
     return live.listeners._states[lid].instance
 
 
+def kill_and_wait_for_restart(live: Any, lid: str, resource: int) -> dict[str, Any]:
+    """Have the X server close the client owning ``resource`` (as xkill does),
+    then wait until listener ``lid`` is reported restarted; its status."""
+    from Xlib import display
+    from Xlib.protocol import request
+
+    killer = display.Display()
+    request.KillClient(display=killer.display, resource=resource)
+    killer.sync()
+    killer.close()
+    from conftest import wait_until
+
+    status: dict[str, Any] = wait_until(
+        lambda: next(
+            (s for s in live.listeners.status() if s["id"] == lid and s["restarts"] >= 1),
+            None,
+        ),
+        what=f"a restart of {lid}",
+    )
+    return status
+
+
 def run_status(live: Any, rule_id: str) -> str | None:
     last = live.summary(rule_id)["last_run"]
     return None if last is None else str(last["status"])
