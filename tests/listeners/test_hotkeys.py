@@ -326,18 +326,24 @@ def test_a_window_scoped_hotkey_fires_only_in_that_window(
         wait_until(lambda: live.summary("scoped")["running"] == 0)
         return run_status(live, "scoped")
 
+    ctrl_alt = X.ControlMask | X.Mod1Mask
     editor = TextField(title="notes", cls="NerveTextEditor")
     try:
         focused("NerveTextEditor")
         user.press("ctrl+alt+w")
         wait_until(lambda: fired(live, "scoped") == 1)
         assert last_status() == "ok"
+        user.type("x")  # keys arrive in order: had the editor got the w, it would be there
+        got_key(editor, ord("x"))
+        assert ord("w") not in [m["keysym"] for m in editor.presses()]
         other = TextField(title="terminal", cls="NerveTerminal")
         try:
             focused("NerveTerminal")
             user.press("ctrl+alt+w")
             wait_until(lambda: fired(live, "scoped") == 2)
             assert last_status() == "condition"
+            # Outside the rule's windows the combo is not taken: the terminal has it.
+            got_key(other, ord("w"), state=ctrl_alt)
         finally:
             other.close()
         secret = TextField(title="my secret notes", cls="NerveTextEditor")
@@ -346,7 +352,46 @@ def test_a_window_scoped_hotkey_fires_only_in_that_window(
             user.press("ctrl+alt+w")
             wait_until(lambda: fired(live, "scoped") == 3)
             assert last_status() == "condition"
+            got_key(secret, ord("w"), state=ctrl_alt)
         finally:
             secret.close()
     finally:
         editor.close()
+
+
+class _Window:
+    """A window condition whose verdict the test sets."""
+
+    def __init__(self, holds: bool) -> None:
+        self.holds = holds
+
+    def holds_now(self) -> bool:
+        return self.holds
+
+
+def test_scoped_grabs_merge_per_combo() -> None:
+    editor, browser = _Window(False), _Window(False)
+    in_editor = keyboard.GrabScope([editor])
+    in_browser = keyboard.GrabScope([browser])
+    (both,) = keyboard._bindings(
+        [
+            keyboard.GrabNeed("ctrl+e", scope=in_editor),
+            keyboard.GrabNeed("ctrl+e", scope=in_browser),
+        ]
+    )
+    assert not both.consumes()  # neither window is active: the application gets it
+    browser.holds = True
+    assert both.consumes()
+    (everywhere,) = keyboard._bindings(
+        [keyboard.GrabNeed("ctrl+e", scope=in_editor), keyboard.GrabNeed("ctrl+e")]
+    )
+    browser.holds = False
+    assert everywhere.scopes is None
+    assert everywhere.consumes()
+    (passing,) = keyboard._bindings(
+        [keyboard.GrabNeed("ctrl+e", pass_through=True, scope=in_editor)]
+    )
+    editor.holds = True
+    assert not passing.consumes()
+    # A scope of several window conditions holds only when all of them do.
+    assert not keyboard.GrabScope([editor, browser]).holds()

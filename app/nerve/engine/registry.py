@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -122,6 +122,12 @@ class Trigger(ABC):
     def event_fields(self) -> frozenset[str] | None:
         """Fields of the event that starts a run (None: any), for placeholder checks."""
         return None
+
+    def scope(self, conditions: Sequence[Condition]) -> None:
+        """Told the rule's top-level conditions (every one must hold for a run).
+        A trigger that takes something away from other programs (a grabbed
+        hotkey) can use the ones it understands to take it only where the rule
+        could run. The default ignores them."""
 
     def event_hint(self) -> str:
         return ""

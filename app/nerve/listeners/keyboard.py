@@ -8,6 +8,8 @@ Two listeners, so that a hotkey rule never installs a keyboard hook:
   With ``pass_through`` (or a side-specific modifier such as ``ctrl_r``) the
   grab is synchronous: the listener decides, then lets the server replay the
   press to the focused window (XAllowEvents ReplayKeyboard) or swallows it.
+  A rule with ``window`` conditions takes its combo only while they hold
+  (also a synchronous grab): in other windows the application gets it.
   The whole keyboard is never grabbed.
 - ``keyboard`` reads the key stream through the RECORD extension (no grab,
   nothing taken from applications) while a rule needs ``key.down``/``key.up``
@@ -56,11 +58,27 @@ _MAPPING_NOTIFY, _PROPERTY_NOTIFY = 34, 28
 _VT_KEYS = {f"f{n}" for n in range(1, 13)}
 
 
+class GrabScope:
+    """Where a rule's hotkey may be taken: the rule's window conditions (each
+    with ``holds_now()``), all of which must hold for the rule to run. Outside
+    them the press goes to the focused window, as if nobody had grabbed it."""
+
+    __slots__ = ("conditions",)
+
+    def __init__(self, conditions: Sequence[Any]) -> None:
+        self.conditions = tuple(conditions)
+
+    def holds(self) -> bool:
+        return all(c.holds_now() for c in self.conditions)
+
+
 class GrabNeed(NamedTuple):
-    """A combo a rule owns (``pass_through``: the focused window gets it too)."""
+    """A combo a rule owns (``pass_through``: the focused window gets it too;
+    ``scope``: only taken from the focused window while the scope holds)."""
 
     combo: str
     pass_through: bool = False
+    scope: GrabScope | None = None
 
 
 class PanicNeed(NamedTuple):
@@ -133,6 +151,14 @@ class _Binding:
     combo: Combo
     pass_through: bool
     panic: bool
+    #: Taken only while one of these holds (None: always taken).
+    scopes: tuple[GrabScope, ...] | None = None
+
+    def consumes(self) -> bool:
+        """Whether a press of this combo is kept from the focused window now."""
+        if self.pass_through:
+            return False
+        return self.scopes is None or any(scope.holds() for scope in self.scopes)
 
 
 @dataclass
@@ -145,7 +171,7 @@ class _Slot:
 
     @property
     def sync(self) -> bool:
-        return any(b.pass_through or b.combo.sides for b in self.bindings)
+        return any(b.pass_through or b.combo.sides or b.scopes is not None for b in self.bindings)
 
 
 @listeners.register
@@ -298,7 +324,7 @@ class HotkeyListener(Listener):
             # the press, this also unfreezes; it does nothing when not frozen.)
             from Xlib import X
 
-            consume = any(not b.pass_through for b in matching)
+            consume = any(b.consumes() for b in matching)
             self._conn.allow_events(X.AsyncKeyboard if consume else X.ReplayKeyboard, event.time)
             self._conn.flush()
         for binding in matching:
@@ -416,23 +442,26 @@ class HotkeyListener(Listener):
 
 
 def _bindings(needs: Sequence[Need]) -> list[_Binding]:
-    out: list[_Binding] = []
+    # One binding per (combo, kind). Consuming wins over passing through, and
+    # a rule that takes the combo everywhere over rules that take it in some windows.
+    groups: dict[tuple[str, bool], tuple[Combo, list[GrabNeed | PanicNeed]]] = {}
     for need in needs:
-        if isinstance(need, PanicNeed):
-            combo, pass_through, panic = need.combo, False, True
-        elif isinstance(need, GrabNeed):
-            combo, pass_through, panic = need.combo, need.pass_through, False
-        else:
+        if isinstance(need, PanicNeed | GrabNeed):
+            parsed = x11.parse_combo(need.combo)
+            key = (str(parsed), isinstance(need, PanicNeed))
+            groups.setdefault(key, (parsed, []))[1].append(need)
+    out: list[_Binding] = []
+    for (text, panic), (combo, group) in groups.items():
+        taking = [n for n in group if not isinstance(n, GrabNeed) or not n.pass_through]
+        if not taking:
+            out.append(_Binding(text, combo, True, panic))
             continue
-        parsed = x11.parse_combo(combo)
-        out.append(_Binding(str(parsed), parsed, pass_through, panic))
-    # One binding per (combo, kind): consuming wins over passing through.
-    merged: dict[tuple[str, bool], _Binding] = {}
-    for b in out:
-        key = (b.text, b.panic)
-        if key not in merged or not b.pass_through:
-            merged[key] = b
-    return list(merged.values())
+        scopes = [n.scope if isinstance(n, GrabNeed) else None for n in taking]
+        if any(scope is None for scope in scopes):
+            out.append(_Binding(text, combo, False, panic))
+        else:
+            out.append(_Binding(text, combo, False, panic, tuple(s for s in scopes if s)))
+    return out
 
 
 def _slots(
@@ -712,6 +741,7 @@ class HotkeyTrigger(Trigger):
         self.combo = combo
         self.text = str(combo)
         self.pass_through = pass_through
+        self.grab_scope: GrabScope | None = None
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> HotkeyTrigger:
@@ -722,8 +752,14 @@ class HotkeyTrigger(Trigger):
     def matchers(self) -> list[Matcher]:
         return [Matcher("hotkey", ("combo", self.text))]
 
+    def scope(self, conditions: Sequence[Any]) -> None:
+        # The rule's window conditions: elsewhere it cannot run, so the
+        # focused application keeps the combo there (as AutoHotkey's #HotIf).
+        windowed = [c for c in conditions if callable(getattr(c, "holds_now", None))]
+        self.grab_scope = GrabScope(windowed) if windowed else None
+
     def needs(self) -> Iterator[tuple[str, Hashable]]:
-        yield "hotkeys", GrabNeed(self.text, self.pass_through)
+        yield "hotkeys", GrabNeed(self.text, self.pass_through, self.grab_scope)
 
     def event_fields(self) -> frozenset[str] | None:
         return fields_for("hotkey")

@@ -613,6 +613,17 @@ class WindowCondition(Condition):
     def needs(self) -> Iterator[tuple[str, Hashable]]:
         yield "window", None
 
+    def holds_now(self) -> bool:
+        """Whether the active window matches now (any thread; False when not known).
+        A hotkey scoped by this condition is taken only while it holds."""
+        listener = _shared.listener
+        if listener is None:
+            return False
+        window = listener.current
+        if window is None:
+            return self.check_fields(lambda _name: matching.MISSING)
+        return self.check_fields(window.get)
+
     def check(self, run: RunContext) -> tuple[bool, str]:
         listener = _shared.listener
         if listener is None:

@@ -223,6 +223,8 @@ class _Loader:
         triggers = compile_triggers(node["when"], ctx, (*path, "when")) if "when" in node else []
         ctx.names = _names_for(triggers, frozenset(self.pack.inputs))
         conditions = compile_conditions(node["if"], ctx, (*path, "if")) if "if" in node else []
+        for trigger in triggers:
+            trigger.scope(conditions)
         actions = compile_actions(node["do"], ctx, (*path, "do")) if "do" in node else []
         for sub_path, message in ctx.errors:
             self.error(sub_path, message)
