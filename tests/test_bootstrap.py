@@ -15,8 +15,9 @@ import pytest
 
 from conftest import wait_until as wait_for
 from nerve import bootstrap
-from nerve.bootstrap import Nerve, Options, install_starter_pack
+from nerve.bootstrap import Nerve, install_starter_pack
 from nerve.ipc import AlreadyRunning, InstanceLock, IpcError, request, socket_path
+from nerve.options import Options
 from nerve.paths import Locations, locations, shipped_packs_dir
 from nerve.storage import StorageError, Store
 

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import wait_until
-from nerve.bootstrap import Nerve, Options
+from nerve.bootstrap import Nerve
+from nerve.options import Options
 from nerve.paths import locations
 from nerve.settings import DEFAULT_PANIC_HOTKEY
 from xserver import XServer

@@ -12,8 +12,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,10 @@ from nerve.events import valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
 from nerve.listeners import keyboard, x11
 from nerve.listeners.manager import ListenerManager
+from nerve.options import Options
+from nerve.packs import trust
 from nerve.packs.loader import Pack, UnknownInput, duplicate_pack_errors, load_paths
+from nerve.packs.watch import PacksWatcher
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
 from nerve.settings import Settings
 from nerve.storage import EventLogWriter, Store
@@ -34,14 +36,6 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
 YOUNG_GC_THRESHOLD = 10_000
 STARTER = "starter.yaml"
-
-
-@dataclass
-class Options:
-    """What the user chose on the command line."""
-
-    rule_paths: list[Path] = field(default_factory=list)
-    overrides: Mapping[str, str] = field(default_factory=dict)
 
 
 def install_starter_pack(locations: Locations) -> Path | None:
@@ -56,6 +50,7 @@ def install_starter_pack(locations: Locations) -> Path | None:
         return None
     target = packs / STARTER
     shutil.copyfile(source, target)
+    trust.approve_file(locations.config, target)  # shipped with Nerve: trusted
     log.info("installed the starter pack in %s", target)
     return target
 
@@ -89,6 +84,11 @@ class Nerve:
         self.writer: EventLogWriter | None = None
         self.ipc: IpcServer | None = None
         self.packs: list[Pack] = []
+        #: User packs whose capabilities are not all approved: not loaded.
+        self.held: list[trust.PackState] = []
+        self.approvals = trust.Approvals(locations.config)
+        self._reload_lock = threading.RLock()  # the watcher, the window, IPC, SIGHUP
+        self.watcher: PacksWatcher | None = None
         self.stopped = threading.Event()
         self._prune_timer: threading.Timer | None = None
 
@@ -100,9 +100,15 @@ class Nerve:
         install_starter_pack(self.locations)
         return [self.locations.packs] if self.locations.packs.exists() else []
 
-    def load_packs(self) -> list[Pack]:
-        """Load every pack; report the broken ones. Returns all packs."""
+    def load_packs(self, *, first: bool = False) -> list[Pack]:
+        """Load every pack; report the broken and held ones. Returns all packs.
+
+        ``first``: the load at start, which approves the packs of a user who ran
+        a Nerve without approvals before."""
         packs = load_paths(self.pack_paths(), self.options.overrides)
+        user_packs = not self.options.rule_paths  # --rules: the user's explicit choice
+        if user_packs:
+            packs = trust.with_values(packs, self.approvals, self.options.overrides)
         duplicate_pack_errors(packs)
         for pack in packs:
             for error in pack.errors:
@@ -113,11 +119,26 @@ class Nerve:
                 log.warning(
                     "pack %s: %d rule(s) skipped because of errors", pack.id, len(pack.errors)
                 )
+        if first and user_packs and not self.approvals.exists():
+            # The first start with approvals: what ran before keeps running.
+            adopted = self.approvals.adopt(packs)
+            if adopted:
+                log.info("approved the packs already in your packs folder: %s", adopted)
+        states = trust.judge_all(packs, self.approvals) if user_packs else []
+        self.held = [s for s in states if s.state == "held"]
+        for state in self.held:
+            log.warning("%s", state.held_note())
         self.packs = packs
         return packs
 
     def rules(self) -> list[Any]:
-        return [rule for pack in self.packs if pack.usable for rule in pack.rules]
+        held = {s.pack.file for s in self.held}
+        return [
+            rule
+            for pack in self.packs
+            if pack.usable and pack.file not in held
+            for rule in pack.rules
+        ]
 
     # ------------------------------------------------------------------ life
 
@@ -148,12 +169,15 @@ class Nerve:
         self.engine.on_needs = self._listener_needs
         self.engine.start()
         self._detach_panic = keyboard.on_panic(self._panic)
-        self.load_packs()
+        self.load_packs(first=True)
         self.engine.call(self.engine.set_rules, self.rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
+        if not self.options.rule_paths:
+            self.watcher = PacksWatcher(self.locations.packs, self._packs_changed)
+            self.watcher.start()
         self._schedule_prune()
         self.bus.publish("app.started", {"version": __version__, "pid": os.getpid()}, source="app")
         log.info(
@@ -167,11 +191,22 @@ class Nerve:
     def reload(self) -> None:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
         assert self.engine is not None
-        self.settings = Settings.load(self.locations.config / "settings.yaml")
-        self.load_packs()
-        self.engine.call(self.engine.set_rules, self.rules())
-        settle_memory()
+        with self._reload_lock:
+            self.settings = Settings.load(self.locations.config / "settings.yaml")
+            self.load_packs()
+            self.engine.call(self.engine.set_rules, self.rules())
+            settle_memory()
         log.info("reloaded: %d rule(s) from %d pack(s)", len(self.rules()), len(self.packs))
+
+    def _packs_changed(self, names: set[str]) -> None:
+        """Pack files changed on disk (the watcher's thread)."""
+        if self.stopped.is_set():
+            return
+        log.info("pack file(s) changed: %s; reloading", ", ".join(sorted(names)))
+        try:
+            self.reload()
+        except UnknownInput as exc:
+            log.error("not reloaded: %s", exc)
 
     def _listener_needs(self, needs: dict[str, list[Hashable]]) -> None:
         """What the rules need, less the listeners the user switched off."""
@@ -213,6 +248,8 @@ class Nerve:
         self.stopped.set()
         if self._prune_timer is not None:
             self._prune_timer.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.bus is not None and self.engine is not None:
             self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
         if self.ipc is not None:
@@ -295,6 +332,15 @@ class Nerve:
                     "capabilities": sorted(p.capabilities),
                 }
                 for p in self.packs
+            ],
+            "held": [
+                {
+                    "id": s.pack.id,
+                    "file": s.pack.file,
+                    "missing": sorted(s.missing),
+                    "reason": s.reason(),
+                }
+                for s in self.held
             ],
             "data": str(self.locations.data),
             "store": self.store.stats(),

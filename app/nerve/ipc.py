@@ -19,7 +19,6 @@ loses its own connection.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import itertools
 import json
@@ -33,13 +32,18 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
+
+if TYPE_CHECKING:
+    # The server's loop: imported when a server starts, so that clients (a
+    # second `nerve` asking the first to show its window) start quickly.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +346,8 @@ class IpcServer:
         guarantees nobody else owns it. Raises :class:`OSError` if the socket
         cannot be bound, :class:`RuntimeError` if already started.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("IPC server already started")
@@ -386,6 +392,8 @@ class IpcServer:
     # -- the loop thread ---------------------------------------------------
 
     def _run(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        import asyncio
+
         try:
             asyncio.run(self._main(ready, errors))
         except BaseException as exc:
@@ -397,6 +405,8 @@ class IpcServer:
             ready.set()
 
     async def _main(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._slots = asyncio.Semaphore(self._max_clients)
@@ -482,6 +492,8 @@ class IpcServer:
     # -- connections --------------------------------------------------------
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         task = asyncio.current_task()
         if self._closing or task is None:
             writer.transport.abort()
@@ -506,6 +518,8 @@ class IpcServer:
 
     async def _take_slot(self, writer: asyncio.StreamWriter) -> bool:
         """Wait for one of the ``max_clients`` slots; False (client told) if busy."""
+        import asyncio
+
         slots = self._slots
         assert slots is not None
         if not slots.locked():
@@ -532,6 +546,8 @@ class IpcServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer request lines one at a time until EOF, an error or idleness."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -559,6 +575,8 @@ class IpcServer:
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> bool:
         """Write one reply; False if the client is gone or does not read."""
+        import asyncio
+
         if writer.is_closing():
             return False
         try:
@@ -570,6 +588,8 @@ class IpcServer:
         return True
 
     async def _close(self, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         if self._closing:
             writer.transport.abort()
             return

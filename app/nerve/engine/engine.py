@@ -158,6 +158,10 @@ class Engine:
         self._reaper: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.handled = 0
+        #: Bumped whenever what a window shows changes: the rules, their switches,
+        #: a run starting or ending (once stored), the pause. Read it from any
+        #: thread to know whether to ask for more (asking wakes the engine).
+        self.changes = 0
         self.started_at = time.time()
         #: Called (on the engine loop) when what the rules need of listeners changes.
         self.on_needs: Callable[[dict[str, list[Hashable]]], None] | None = None
@@ -241,6 +245,7 @@ class Engine:
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
         """Replace the loaded rules (call on the loop, or through ``call``)."""
+        self.changes += 1
         old = self._states
         new: dict[str, RuleState] = {}
         for rule in rules:
@@ -359,6 +364,7 @@ class Engine:
         state = self._states.get(key)
         if state is None:
             return False
+        self.changes += 1
         if enabled and (not state.enabled or state.suspended):
             state.enabled = True
             state.suspended = None
@@ -450,6 +456,7 @@ class Engine:
     # ---------------------------------------------------------------- firing
 
     def _skip(self, state: RuleState, reason: str) -> None:
+        self.changes += 1
         state.skipped[reason.split(" ", 1)[0]] += 1
         state.last_skip = reason
 
@@ -529,6 +536,7 @@ class Engine:
 
     def _start_run(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
         assert self.loop is not None
+        self.changes += 1
         state.fired += 1
         state.last_fire_ns = time.monotonic_ns()
         run_id = uuid.uuid4().hex[:16]
@@ -554,6 +562,7 @@ class Engine:
                 "error": ctx.error,
             }
             self._record(ctx)
+            self.changes += 1
             if ctx.status == "failed":
                 self._report_failure(ctx)
             if state.queue and not self.paused and state.enabled and not state.suspended:
@@ -597,6 +606,7 @@ class Engine:
     def _store_run(self, record: dict[str, Any]) -> None:
         try:
             self.store.record_run(record)
+            self.changes += 1  # (on the store thread: a lost increment still changes it)
         except Exception:
             log.exception("could not record run %s", record.get("id"))
 
@@ -611,6 +621,7 @@ class Engine:
         )
 
     def _suspend(self, state: RuleState, reason: str, event: Event) -> None:
+        self.changes += 1
         state.suspended = reason
         self._stop_rule(state)
         for task in list(state.active):
@@ -630,6 +641,7 @@ class Engine:
         """Stop new runs and cancel running ones; return how many were cancelled."""
         self.paused = True
         self.pause_reason = f"paused by {reason}"
+        self.changes += 1
         cancelled = 0
         for state in self._states.values():
             if state.debounce is not None:
@@ -650,6 +662,7 @@ class Engine:
     def resume(self) -> None:
         self.paused = False
         self.pause_reason = None
+        self.changes += 1
         if self._resume_handle is not None:
             self._resume_handle.cancel()
             self._resume_handle = None

@@ -1,0 +1,570 @@
+"""Which of the user's packs may run, and bringing packs in and out.
+
+Nerve sees every keystroke, so a pack someone shared must not read the
+keyboard, type, start programs or reach the network before the user said it
+may. What a pack can do is derived from its rules (:attr:`Pack.capabilities`);
+what the user allowed is kept in ``approvals.yaml`` in the config folder, per
+pack id: the approved capabilities, when, the file they were approved for and
+the input values chosen at import.
+
+Rules:
+
+- A pack in the user's packs folder whose capabilities are not all approved is
+  *held*: its rules are not loaded. A pack with no capabilities needs no
+  approval. An update that widens the capabilities holds it again.
+- An approval belongs to the file it was given for: another file claiming the
+  same pack id (a copy, an import under another name) does not inherit it.
+- Packs given with ``--rules`` are the user's explicit choice and are not
+  checked here; the starter pack is approved when it is installed, and packs
+  the user saves from the window are approved by the editor (:meth:`Approvals.approve`).
+- The first start of a Nerve with approvals approves the packs already in the
+  folder (they were running before; nothing changes for the user).
+
+Import (:func:`plan_import`, :func:`install`) and export (:func:`export_text`)
+live here too: the command line and the window share them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nerve.packs.loader import (
+    CAPABILITY_TEXT,
+    Pack,
+    duplicate_pack_errors,
+    load_pack,
+    load_paths,
+)
+from nerve.packs.yamlsource import YamlError, load_yaml
+from nerve.paths import atomic_write, ensure_private_dir
+
+log = logging.getLogger(__name__)
+
+APPROVALS_FILE = "approvals.yaml"
+PACK_SUFFIXES = (".yaml", ".yml")
+
+#: Capabilities shown as dangerous when a pack is reviewed: what can leak what
+#: the user types or change things outside Nerve.
+DANGEROUS = frozenset(
+    {
+        "reads-keyboard",
+        "reads-clipboard",
+        "injects-input",
+        "runs-programs",
+        "runs-shell",
+        "writes-files",
+        "network",
+    }
+)
+
+_HEADER = """\
+# Packs you allowed to run, and what they may do. Nerve writes this file
+# (`nerve pack approve`, `nerve pack import`, the window's Packs menu); a pack
+# that asks for more than its entry lists is held until you approve it again.
+"""
+
+
+def capability_words(capabilities: Iterable[str]) -> list[str]:
+    """The capabilities in plain words, dangerous ones first."""
+    ordered = sorted(capabilities, key=lambda c: (c not in DANGEROUS, c))
+    return [CAPABILITY_TEXT.get(c, c) for c in ordered]
+
+
+def is_pack_file(name: str) -> bool:
+    """A pack file name: ``*.yaml``/``*.yml``, not hidden (editor and our own temp files)."""
+    return name.endswith(PACK_SUFFIXES) and not name.startswith((".", "#"))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What the user allowed one pack (by id)."""
+
+    pack_id: str
+    #: The file (a name in the packs folder) the approval was given for.
+    file: str
+    capabilities: frozenset[str] = frozenset()
+    #: When the capabilities were approved (ISO 8601); None: never (held at import).
+    approved: str | None = None
+    #: Input values chosen at import (as ``--set`` takes them: text).
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def as_yaml(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "capabilities": sorted(self.capabilities),
+            "approved": self.approved,
+        }
+        if self.values:
+            out["inputs"] = dict(self.values)
+        return out
+
+
+class Approvals:
+    """The approvals store: ``approvals.yaml`` in the config folder.
+
+    Every read goes to the file (the command line and the window change it
+    while Nerve runs); every write is atomic.
+    """
+
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = config_dir
+        self.path = config_dir / APPROVALS_FILE
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.config_dir / "packs"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> dict[str, Approval]:
+        """Every approval; a damaged file is reported and counts as no approvals."""
+        if not self.path.exists():
+            return {}
+        try:
+            data = load_yaml(self.path, filename=str(self.path)).data
+        except YamlError as exc:
+            log.error("%s: %s:%s: %s (no pack is approved)", exc.file, exc.line, exc.column, exc)
+            return {}
+        except OSError as exc:
+            log.error("cannot read %s: %s (no pack is approved)", self.path, exc.strerror or exc)
+            return {}
+        packs = data.get("packs") if isinstance(data, dict) else None
+        if not isinstance(packs, dict):
+            return {}
+        out: dict[str, Approval] = {}
+        for pack_id, entry in packs.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                log.warning("%s: the entry of %s is damaged; it is ignored", self.path, pack_id)
+                continue
+            caps = entry.get("capabilities") or []
+            values = entry.get("inputs") or {}
+            approved = entry.get("approved")
+            out[str(pack_id)] = Approval(
+                pack_id=str(pack_id),
+                file=entry["file"],
+                capabilities=frozenset(str(c) for c in caps)
+                if isinstance(caps, list)
+                else frozenset(),
+                approved=str(approved) if approved else None,
+                values={str(k): _text(v) for k, v in values.items()}
+                if isinstance(values, dict)
+                else {},
+            )
+        return out
+
+    def get(self, pack_id: str) -> Approval | None:
+        return self.read().get(pack_id)
+
+    def approve(
+        self,
+        pack_id: str,
+        capabilities: Iterable[str],
+        *,
+        file: str | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> Approval:
+        """Allow pack ``pack_id`` these capabilities (what it can do now).
+
+        ``file`` is the pack's file name in the packs folder; without it, the
+        one file there that holds the pack. ``values`` None keeps the stored
+        input values."""
+        entries = self.read()
+        old = entries.get(pack_id)
+        if file is None:
+            file = self._file_of(pack_id)
+        entry = Approval(
+            pack_id=pack_id,
+            file=file,
+            capabilities=frozenset(capabilities),
+            approved=_now(),
+            values=dict(values) if values is not None else dict(old.values if old else {}),
+        )
+        entries[pack_id] = entry
+        self._write(entries)
+        return entry
+
+    def record(self, pack_id: str, *, file: str, values: Mapping[str, str]) -> Approval:
+        """Note a pack imported without approval (with its input values): it is held
+        until approved, even if an earlier version was approved."""
+        entries = self.read()
+        entry = Approval(pack_id=pack_id, file=file, values=dict(values))
+        entries[pack_id] = entry
+        self._write(entries)
+        return entry
+
+    def adopt(self, packs: Iterable[Pack]) -> list[str]:
+        """Approve what ``packs`` can do now (the first start with approvals); the ids."""
+        entries = self.read()
+        adopted = []
+        for pack in packs:
+            if pack.usable and pack.id and pack.id not in entries:
+                entries[pack.id] = Approval(
+                    pack.id, Path(pack.file).name, pack.capabilities, _now(), {}
+                )
+                adopted.append(pack.id)
+        self._write(entries)
+        return adopted
+
+    def _file_of(self, pack_id: str) -> str:
+        files = pack_files_with_id(self.packs_dir, pack_id)
+        if len(files) != 1:
+            where = ", ".join(f.name for f in files) if files else "no file"
+            raise TrustError(
+                f"pack {pack_id!r} is in {where} of {self.packs_dir}; "
+                "approve a pack that is in exactly one file"
+            )
+        return files[0].name
+
+    def _write(self, entries: Mapping[str, Approval]) -> None:
+        ensure_private_dir(self.config_dir)
+        body = {"version": 1, "packs": {k: v.as_yaml() for k, v in sorted(entries.items())}}
+        text = _HEADER + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+        atomic_write(self.path, text.encode("utf-8"))  # the previous one stays as approvals.yaml~
+
+
+class TrustError(Exception):
+    """An approval, import or export that cannot be done; the message is for the user."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# ----------------------------------------------------------------- verdicts
+
+State = Literal["active", "held", "broken"]
+
+
+@dataclass(frozen=True)
+class PackState:
+    """A loaded pack and whether it may run."""
+
+    pack: Pack
+    state: State
+    #: Capabilities awaiting approval (held packs).
+    missing: frozenset[str] = frozenset()
+    #: The file an approval of this pack id was given for, when it is another file.
+    approved_for: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.pack.file).name
+
+    def reason(self) -> str:
+        """Why the pack is held or broken, in a sentence (empty when active)."""
+        pack = self.pack
+        if self.state == "broken":
+            first = f": {pack.errors[0]}" if pack.errors else ""
+            return f"not loaded because of {len(pack.errors)} error(s){first}"
+        if self.state == "active":
+            return ""
+        words = "; ".join(capability_words(self.missing))
+        moved = (
+            f" (it was approved as {self.approved_for}, and this is {self.file_name})"
+            if self.approved_for
+            else ""
+        )
+        return f"it can {words}, which you have not approved{moved}"
+
+    def held_note(self) -> str:
+        """The log line of a held pack: which pack, what it can do, how to approve."""
+        return (
+            f"pack {self.pack.id} ({self.pack.file}) is held: {self.reason()}; "
+            f"approve it with `nerve pack approve {self.pack.id}` "
+            "or in the window (Packs > Review held packs)"
+        )
+
+
+def judge(pack: Pack, approvals: Mapping[str, Approval]) -> PackState:
+    """Whether a pack of the user's packs folder may run, given the approvals."""
+    if not pack.usable:
+        return PackState(pack, "broken")
+    caps = pack.capabilities
+    if not caps:
+        return PackState(pack, "active")
+    approval = approvals.get(pack.id)
+    if approval is None:
+        return PackState(pack, "held", caps)
+    if approval.file != Path(pack.file).name:
+        return PackState(pack, "held", caps, approved_for=approval.file)
+    missing = caps - approval.capabilities
+    return PackState(pack, "held", missing) if missing else PackState(pack, "active")
+
+
+def judge_all(packs: Sequence[Pack], store: Approvals) -> list[PackState]:
+    approvals = store.read()
+    return [judge(p, approvals) for p in packs]
+
+
+def with_values(
+    packs: list[Pack], store: Approvals, overrides: Mapping[str, str] | None = None
+) -> list[Pack]:
+    """Packs loaded again with the input values chosen at import (``--set`` wins)."""
+    approvals = store.read()
+    out = []
+    for loaded in packs:
+        approval = approvals.get(loaded.id) if loaded.id else None
+        if approval is not None and approval.values:
+            values = {k: v for k, v in approval.values.items() if k in loaded.inputs}
+            values.update({k: v for k, v in (overrides or {}).items() if k in loaded.inputs})
+            out.append(load_pack(Path(loaded.file), overrides=values, strict_overrides=False))
+        else:
+            out.append(loaded)
+    return out
+
+
+def load_user_packs(store: Approvals, overrides: Mapping[str, str] | None = None) -> list[Pack]:
+    """The packs of the user's packs folder as Nerve loads them (values, duplicate ids)."""
+    folder = store.packs_dir
+    if not folder.is_dir():
+        return []
+    packs = with_values(load_paths([folder], overrides), store, overrides)
+    duplicate_pack_errors(packs)
+    return packs
+
+
+def approve_file(config_dir: Path, path: Path) -> None:
+    """Approve what the pack in ``path`` (in the packs folder) can do now (the starter pack)."""
+    pack = load_pack(path)
+    if pack.usable:
+        Approvals(config_dir).approve(pack.id, pack.capabilities, file=path.name)
+
+
+def pack_files_with_id(folder: Path, pack_id: str) -> list[Path]:
+    """The pack files in ``folder`` whose header says ``pack.id: pack_id``."""
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.iterdir()) if is_pack_file(p.name) and _id_of(p) == pack_id]
+
+
+def _id_of(path: Path) -> str | None:
+    try:
+        data = load_yaml(path, filename=str(path)).data
+    except (YamlError, OSError):
+        return None
+    info = data.get("pack") if isinstance(data, dict) else None
+    return str(info.get("id")) if isinstance(info, dict) and "id" in info else None
+
+
+# ------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportPlan:
+    """A pack file about to be imported: what it is and what it would replace."""
+
+    source: Path
+    data: bytes
+    #: Loaded with the values given so far (see ``pack.errors``).
+    pack: Pack
+    packs_dir: Path
+    #: Inputs without a default that were not given a value.
+    missing_inputs: list[str]
+    #: Other pack files with this id (or at the target name), with other contents.
+    conflicts: list[Path]
+    #: A file in the packs folder with exactly these contents (imported before).
+    same_as: Path | None
+
+    @property
+    def target(self) -> Path:
+        return self.same_as or self.packs_dir / f"{self.pack.id}.yaml"
+
+
+def plan_import(
+    source: Path, packs_dir: Path, values: Mapping[str, str] | None = None
+) -> ImportPlan:
+    """Read and check ``source`` for import into ``packs_dir``; raises TrustError if unreadable."""
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise TrustError(f"{source}: {exc.strerror or exc}") from None
+    given = dict(values or {})
+    pack = load_pack(data, filename=str(source), overrides=given)
+    missing = [n for n, spec in pack.inputs.items() if "default" not in spec and n not in given]
+    conflicts: list[Path] = []
+    same_as: Path | None = None
+    if pack.id and packs_dir.is_dir():
+        target = packs_dir / f"{pack.id}.yaml"
+        for path in sorted(packs_dir.iterdir()):
+            if not is_pack_file(path.name) or not path.is_file():
+                continue
+            holds_id = _id_of(path) == pack.id
+            if not holds_id and path != target:
+                continue
+            try:
+                same = path.read_bytes() == data
+            except OSError:
+                same = False
+            if same and holds_id and same_as is None:
+                same_as = path
+            elif not same:
+                conflicts.append(path)
+    return ImportPlan(source, data, pack, packs_dir, missing, conflicts, same_as)
+
+
+def install(
+    plan: ImportPlan,
+    store: Approvals,
+    *,
+    values: Mapping[str, str],
+    approve: bool,
+    replace: bool = False,
+) -> Path:
+    """Copy a checked pack into the packs folder; approve it or leave it held.
+
+    The approval (or its absence) and the input values are written before
+    the pack file, so a running Nerve that sees the file sees them too. Files
+    replaced are kept as ``<file>~``. Returns the pack's file."""
+    pack = plan.pack
+    if not pack.usable or pack.errors:
+        raise TrustError(f"{plan.source}: the pack has errors; it was not imported")
+    if plan.conflicts and not replace:
+        names = ", ".join(p.name for p in plan.conflicts)
+        raise TrustError(
+            f"your packs folder already has another pack with id {pack.id!r} ({names}); "
+            "replace it explicitly, or change the id"
+        )
+    ensure_private_dir(plan.packs_dir)
+    target = plan.target
+    if approve:
+        store.approve(pack.id, pack.capabilities, file=target.name, values=values)
+    else:
+        store.record(pack.id, file=target.name, values=values)
+    if plan.same_as is None:
+        atomic_write(target, plan.data, backup=True)
+    for other in plan.conflicts:
+        if other != target and other.exists():
+            os.replace(other, other.with_name(other.name + "~"))
+    return target
+
+
+# ------------------------------------------------------------------- export
+
+_INPUT_REF = re.compile(r"\{\{|\}\}|\{\s*input\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
+def inputs_used(value: Any) -> set[str]:
+    """The ``{input.NAME}`` placeholders in a rule's plain data."""
+    found: set[str] = set()
+    if isinstance(value, str):
+        found.update(m.group(1) for m in _INPUT_REF.finditer(value) if m.group(1))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found |= inputs_used(k) | inputs_used(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= inputs_used(v)
+    return found
+
+
+HEADER_KEYS = ("id", "name", "version", "author", "description", "homepage")
+
+
+def export_text(
+    sources: Sequence[tuple[Path, Sequence[str] | None]], header: Mapping[str, Any] | None = None
+) -> str:
+    """A pack of the chosen rules: ``(pack file, rule ids)`` pairs (None: all), in order.
+
+    The header is the source pack's (one source) or a generic one, updated by
+    ``header``; the inputs the rules use are carried over with their
+    declarations; rules keep their comments. The result is checked by loading
+    it; a problem raises TrustError."""
+    from nerve.packs.writer import PackDocument, PackWriteError
+
+    chosen: list[tuple[Any, str]] = []
+    owner: dict[str, Path] = {}
+    inputs: dict[str, Any] = {}
+    head: dict[str, Any] = {}
+    try:
+        for path, rule_ids in sources:
+            doc = PackDocument.load(path)
+            known = doc.rule_ids()
+            source_inputs = doc.header().get("inputs") or {}
+            for rule_id in known if rule_ids is None else rule_ids:
+                if rule_id not in known:
+                    raise TrustError(
+                        f"{path}: no rule {rule_id!r} (rules: {', '.join(known) or 'none'})"
+                    )
+                if rule_id in owner:
+                    raise TrustError(
+                        f"rule id {rule_id!r} is in {owner[rule_id]} and {path}: "
+                        "export them separately"
+                    )
+                owner[rule_id] = path
+                chosen.append((doc, rule_id))
+                for name in sorted(inputs_used(doc.rule(rule_id))):
+                    spec = source_inputs.get(name)
+                    if spec is None:
+                        continue
+                    if name in inputs and inputs[name] != spec:
+                        raise TrustError(
+                            f"input {name!r} is declared differently in the packs of the chosen "
+                            "rules: export them separately"
+                        )
+                    inputs[name] = spec
+        if not chosen:
+            raise TrustError("no rules chosen")
+        if len({str(owner[rule_id]) for _, rule_id in chosen}) == 1:
+            first = chosen[0][0].header()
+            head = {k: first[k] for k in HEADER_KEYS if k in first}
+        else:
+            head = {"id": "exported.rules", "name": "Exported rules"}
+        head.update({k: v for k, v in (header or {}).items() if v not in (None, "")})
+        if inputs:
+            head["inputs"] = inputs
+        text = "nerve: 1\n" + yaml.safe_dump(
+            {"pack": head}, sort_keys=False, allow_unicode=True, width=4096
+        )
+        out = PackDocument(Path(f"{head.get('id', 'exported')}.yaml"), text + "rules: []\n")
+        for doc, rule_id in chosen:
+            plain = doc.rule(rule_id)
+            out.set_rule_text(rule_id, doc.rule_text(rule_id))
+            if out.rule(rule_id) != plain:  # comments kept, but never at the cost of meaning
+                out.set_rule(rule_id, plain)
+        result = out.dumps()
+    except PackWriteError as exc:
+        raise TrustError(str(exc)) from None
+    # Inputs without a default get a value for the check only: the importer chooses theirs.
+    stand_ins = {
+        name: _stand_in(spec)
+        for name, spec in inputs.items()
+        if isinstance(spec, dict) and "default" not in spec
+    }
+    check = load_pack(
+        result.encode("utf-8"),
+        filename=f"{head.get('id', 'exported')}.yaml",
+        overrides=stand_ins,
+    )
+    problems = [str(e) for e in check.errors]
+    if [r.id for r in check.rules] != [rule_id for _, rule_id in chosen] and not problems:
+        problems.append("the exported pack does not hold exactly the chosen rules")
+    if problems:
+        raise TrustError("the exported pack would not load:\n" + "\n".join(problems))
+    return result
+
+
+def _stand_in(spec: Mapping[str, Any]) -> str:
+    """A value of an input's type (for checking a pack whose input has no default)."""
+    choices = spec.get("choices")
+    if isinstance(choices, list) and choices:
+        return str(choices[0])
+    return {"number": "0", "boolean": "true"}.get(str(spec.get("type", "text")), "x")

@@ -1,0 +1,273 @@
+"""Pack trust: which of the user's packs run before and after their capabilities are approved.
+
+Most tests load packs the way a starting Nerve does (``Nerve.load_packs`` in a
+fresh user's folders, the ``nerve_env`` fixture); the last one runs the real
+``nerve run --headless`` and shows a held pack's rule really does not run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+from nerve.bootstrap import Nerve
+from nerve.ipc import request
+from nerve.options import Options
+from nerve.packs import trust
+from nerve.packs.loader import load_pack
+from nerve.paths import Locations, locations
+from test_cli import StartNerve, cli_ok, socket_file, start_nerve  # noqa: F401
+
+RUNS = """\
+nerve: 1
+pack: {id: shared.touch, name: Touch things}
+rules:
+  - id: touch
+    when: {event: x.touch}
+    do:
+      - run: {argv: [touch, "{event.path}"], wait: true}
+"""
+SHELL_TOO = (
+    RUNS
+    + """\
+  - id: shell
+    when: {event: x.shell}
+    do: [{shell: "true"}]
+"""
+)
+HARMLESS = """\
+nerve: 1
+pack: {id: shared.notes}
+rules:
+  - id: note
+    when: {event: x.note}
+    do: [{log: "note {event.text}"}]
+"""
+
+
+@pytest.fixture
+def where(nerve_env: dict[str, str]) -> Locations:
+    return locations()
+
+
+def loaded(where: Locations, *rule_paths: Path, first: bool = True) -> Nerve:
+    """A Nerve (not started) that has loaded its packs as at start (or a reload)."""
+    app = Nerve(where, Options(rule_paths=list(rule_paths)))
+    app.load_packs(first=first)
+    return app
+
+
+def keys(app: Nerve) -> set[str]:
+    return {rule.key for rule in app.rules()}
+
+
+def held(app: Nerve) -> dict[str, set[str]]:
+    return {s.pack.id: set(s.missing) for s in app.held}
+
+
+def first_start(where: Locations) -> Nerve:
+    """The first start of a new user: the starter pack is installed (and approved)."""
+    app = loaded(where)
+    assert (where.packs / "starter.yaml").exists()
+    return app
+
+
+# --------------------------------------------------------------------- rules
+
+
+def test_the_starter_pack_is_approved_when_installed(where: Locations) -> None:
+    app = first_start(where)
+    assert app.held == []
+    assert "nerve.starter/note" in keys(app)
+    approval = trust.Approvals(where.config).get("nerve.starter")
+    assert approval is not None
+    assert approval.file == "starter.yaml"
+    assert approval.capabilities == {"controls-nerve"}
+    assert approval.approved
+
+
+def test_a_pack_with_capabilities_is_held_until_approved(
+    where: Locations, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_start(where)
+    (where.packs / "touch.yaml").write_text(RUNS)
+    app = loaded(where)
+    assert held(app) == {"shared.touch": {"runs-programs"}}
+    assert "shared.touch/touch" not in keys(app)
+    assert "nerve.starter/note" in keys(app)  # the others run
+    # The log says which pack, what it can do and how to approve it.
+    assert "pack shared.touch" in caplog.text
+    assert "start programs" in caplog.text
+    assert "nerve pack approve shared.touch" in caplog.text
+
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    app = loaded(where)
+    assert app.held == []
+    assert "shared.touch/touch" in keys(app)
+
+
+def test_a_pack_without_capabilities_needs_no_approval(where: Locations) -> None:
+    first_start(where)
+    (where.packs / "notes.yaml").write_text(HARMLESS)
+    app = loaded(where)
+    assert app.held == []
+    assert "shared.notes/note" in keys(app)
+
+
+def test_an_update_that_widens_the_capabilities_is_held_again(where: Locations) -> None:
+    first_start(where)
+    pack = where.packs / "touch.yaml"
+    pack.write_text(RUNS)
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    assert "shared.touch/touch" in keys(loaded(where))
+
+    pack.write_text(SHELL_TOO)  # now it also runs shell command lines
+    app = loaded(where)
+    assert held(app) == {"shared.touch": {"runs-shell"}}
+    assert not {k for k in keys(app) if k.startswith("shared.touch/")}
+
+    pack.write_text(RUNS)  # back within what was approved
+    assert "shared.touch/touch" in keys(loaded(where))
+
+
+def test_an_approval_does_not_pass_to_another_file_with_the_same_id(where: Locations) -> None:
+    first_start(where)
+    (where.packs / "touch.yaml").write_text(RUNS)
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    # Another file claims the id (it sorts first, so the loader would prefer it).
+    (where.packs / "a-copy.yaml").write_text(RUNS.replace("argv: [touch, ", "argv: [rm, "))
+    app = loaded(where)
+    states = {s.file_name: s for s in trust.judge_all(app.packs, app.approvals)}
+    assert states["a-copy.yaml"].state == "held"
+    assert states["a-copy.yaml"].approved_for == "touch.yaml"
+    assert states["touch.yaml"].state == "broken"  # the loader's duplicate id
+    assert not {k for k in keys(app) if k.startswith("shared.touch/")}
+    with pytest.raises(trust.TrustError, match=r"a-copy\.yaml, touch\.yaml"):
+        trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+
+
+def test_packs_given_with_rules_are_trusted(where: Locations, short_tmp: Path) -> None:
+    mine = short_tmp / "mine.yaml"
+    mine.write_text(SHELL_TOO)
+    app = loaded(where, mine)
+    assert app.held == []
+    assert keys(app) == {"shared.touch/touch", "shared.touch/shell"}
+    assert not trust.Approvals(where.config).exists()  # nothing recorded for --rules
+
+
+def test_the_first_start_with_approvals_keeps_what_ran_before(where: Locations) -> None:
+    # A user of an earlier Nerve: packs, no approvals file.
+    where.packs.mkdir(parents=True)
+    (where.packs / "touch.yaml").write_text(RUNS)
+    app = loaded(where)
+    assert app.held == []
+    assert "shared.touch/touch" in keys(app)
+    assert trust.Approvals(where.config).get("shared.touch") is not None
+    # From now on new packs are held.
+    (where.packs / "shell.yaml").write_text(SHELL_TOO.replace("shared.touch", "shared.shell"))
+    assert held(loaded(where)) == {"shared.shell": {"runs-programs", "runs-shell"}}
+    # Losing the approvals file later approves nothing (only a first start adopts).
+    (where.config / "approvals.yaml").unlink()
+    assert set(held(loaded(where, first=False))) == {"shared.shell", "shared.touch"}
+
+
+def test_a_damaged_approvals_file_approves_nothing(
+    where: Locations, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_start(where)
+    (where.config / "approvals.yaml").write_text("packs: [unclosed\n")
+    app = loaded(where)
+    assert set(held(app)) == {"nerve.starter"}
+    assert "approvals.yaml" in caplog.text
+
+
+def test_input_values_chosen_at_import_are_used(where: Locations, short_tmp: Path) -> None:
+    first_start(where)
+    source = short_tmp / "needs.yaml"
+    source.write_text(
+        "nerve: 1\npack:\n  id: shared.needs\n  inputs:\n    greeting: {type: text}\n"
+        "rules:\n  - id: hi\n    when: {event: x.hi}\n    do: [{log: '{input.greeting}'}]\n"
+    )
+    plan = trust.plan_import(source, where.packs)
+    assert plan.missing_inputs == ["greeting"]
+    plan = trust.plan_import(source, where.packs, {"greeting": "hello"})
+    assert not plan.pack.errors
+    target = trust.install(
+        plan, trust.Approvals(where.config), values={"greeting": "hello"}, approve=False
+    )
+    assert target == where.packs / "shared.needs.yaml"
+    app = loaded(where)
+    pack = next(p for p in app.packs if p.id == "shared.needs")
+    assert pack.values == {"greeting": "hello"}
+    assert "shared.needs/hi" in keys(app)  # no capabilities: it runs
+
+
+def test_export_keeps_the_chosen_rules_and_the_inputs_they_use(
+    where: Locations, short_tmp: Path
+) -> None:
+    source = short_tmp / "src.yaml"
+    source.write_text(
+        "nerve: 1\npack:\n  id: me.src\n  name: Mine\n  version: 2.0.0\n  inputs:\n"
+        "    out: {type: path, description: Where}\n    other: {default: x}\n"
+        "rules:\n"
+        "  # the first rule\n"
+        "  - id: one\n    when: {event: x.one}\n    do: [{log: '{input.out}'}]  # says where\n"
+        "  - id: two\n    when: {event: x.two}\n    do: [{log: '{input.other}'}]\n"
+    )
+    text = trust.export_text([(source, ["one"])])
+    assert "# says where" in text
+    pack = load_pack(text.encode(), overrides={"out": "/tmp"})
+    assert not pack.errors
+    assert [r.id for r in pack.rules] == ["one"]
+    assert (pack.id, pack.name, pack.version) == ("me.src", "Mine", "2.0.0")
+    assert set(pack.inputs) == {"out"}
+
+    with pytest.raises(trust.TrustError, match="no rule 'three'"):
+        trust.export_text([(source, ["three"])])
+
+
+# ----------------------------------------------------- a real running Nerve
+
+
+def test_a_held_packs_rule_does_not_run_until_approved(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    nerve = start_nerve()  # the user's packs folder, with the starter pack
+    packs = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve" / "packs"
+    (packs / "touch.yaml").write_text(RUNS)
+    sock = socket_file(nerve_env)
+
+    # The running Nerve notices the new file, and holds the pack.
+    def held_now() -> bool:
+        return "held pack shared.touch" in cli_ok(nerve_env, "status")
+
+    wait_until(held_now, what="the new pack held in `nerve status`")
+    status = cli_ok(nerve_env, "status")
+    assert "start programs" in status
+    assert "nerve pack approve shared.touch" in status
+    assert not [r for r in request("rules", path=sock) if r["key"].startswith("shared.touch/")]
+
+    target = short_tmp / "touched"
+    cli_ok(nerve_env, "emit", "x.touch", f"path={target}")
+    # A later event handled by an active rule: the engine handles events in order.
+    cli_ok(nerve_env, "emit", "note", "text=after")
+    wait_until(
+        lambda: "nerve.starter/note" in cli_ok(nerve_env, "runs", "--rule", "note"),
+        what="the starter pack's note rule to run",
+    )
+    runs = [json.loads(line) for line in cli_ok(nerve_env, "runs", "--json").splitlines()]
+    assert [r["rule_id"] for r in runs] == ["nerve.starter/note"]
+    assert not target.exists()
+
+    out = cli_ok(nerve_env, "pack", "approve", "shared.touch")
+    assert "Approved shared.touch: it may start programs" in out
+    assert "reloaded" in out
+    cli_ok(nerve_env, "emit", "x.touch", f"path={target}")
+    wait_until(target.exists, what="the approved rule to touch its file")
+    assert "held pack" not in cli_ok(nerve_env, "status")
+    assert "is held" in nerve.output()
