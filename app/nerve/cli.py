@@ -10,7 +10,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import logging.handlers
 import math
 import os
 import signal
@@ -21,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nerve import __version__
+from nerve import __version__, logs
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NO_INSTANCE = 0, 1, 2, 3
 
@@ -56,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nerve {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--tray", action="store_true", help="start in the tray without opening the window"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run Nerve (--headless: without a window)")
@@ -109,13 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--data-dir", type=Path)
+    _add_pack_parser(sub)
+    _add_desktop_parsers(sub)
+    _verbose_everywhere(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_console_logging(args.verbose)
+    logs.setup_console(args.verbose)
     try:
         return _dispatch(parser, args)
     except UsageError as exc:
@@ -130,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 128 + signal.SIGPIPE
+    except Exception as exc:
+        # A bug: the traceback goes to the log file, the user gets one line.
+        print(logs.report_unexpected(exc), file=sys.stderr)
+        return EXIT_INVALID
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -137,7 +146,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if command is None:
         reason = gui_unavailable()
         if reason is None:
-            return _run_gui([], {}, None)
+            return _run_gui([], {}, None, tray=args.tray)
         print(
             f"nerve: the desktop window cannot start here ({reason}); "
             "start Nerve with `nerve run --headless` (see `nerve --help`)",
@@ -155,40 +164,91 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "reload": cmd_reload,
         "events": cmd_events,
         "runs": cmd_runs,
+        "install-desktop": cmd_install_desktop,
+        "uninstall-desktop": cmd_uninstall_desktop,
+        "pack": cmd_pack,
     }[command]
     code: int = handler(args)
     return code
 
 
-def _setup_console_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("nerve: %(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # APScheduler reports every job run at INFO.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after any command too (``nerve status -v``). A command's ``-v`` has no
+    default, so that it cannot undo a ``-v`` given before the command."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in action.choices.values():
+            own = command._option_string_actions.get("--verbose")
+            if own is not None:
+                own.default = argparse.SUPPRESS
+            else:
+                taken = "-v" in command._option_string_actions
+                command.add_argument(
+                    *(["--verbose"] if taken else ["-v", "--verbose"]),
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help="log debug details",
+                )
+            _verbose_everywhere(command)
 
 
-def _add_file_logging(log_file: Path) -> None:
+# ------------------------------------------------------------------ desktop
+
+
+def _add_desktop_parsers(sub: Any) -> None:
+    install = sub.add_parser(
+        "install-desktop", help="add Nerve to the applications menu (--autostart: and to login)"
+    )
+    install.add_argument(
+        "--autostart", action="store_true", help="also start Nerve in the tray when you log in"
+    )
+    sub.add_parser("uninstall-desktop", help="remove what install-desktop added")
+
+
+def cmd_install_desktop(args: argparse.Namespace) -> int:
+    import shlex
+
+    from nerve import desktop_entry
+
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-        )
-    except OSError as exc:
-        log.warning("no log file (%s)", exc)
-        return
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+        written = desktop_entry.install_desktop(autostart=args.autostart)
+    except desktop_entry.DesktopEntryError as exc:
+        print(f"nerve: install-desktop: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written:
+        print(f"wrote {path} ({desktop_entry.label(path)})")
+    command = shlex.join(desktop_entry.nerve_command())
+    print(f"Nerve is in your applications menu; it runs {command}")
+    if desktop_entry.autostart_enabled():
+        print("It starts in the tray when you log in.")
+    else:
+        print("To start it when you log in: nerve install-desktop --autostart")
+    return EXIT_OK
+
+
+def cmd_uninstall_desktop(args: argparse.Namespace) -> int:
+    from nerve import desktop_entry
+
+    try:
+        removed = desktop_entry.uninstall_desktop()
+    except desktop_entry.DesktopEntryError as exc:
+        print(f"nerve: uninstall-desktop: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in removed:
+        print(f"removed {path} ({desktop_entry.label(path)})")
+    if not removed:
+        print("nothing to remove: no file written by `nerve install-desktop` was found")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- run
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nerve.bootstrap import Nerve, Options
+    from nerve.bootstrap import Nerve
     from nerve.ipc import AlreadyRunning
+    from nerve.options import Options
     from nerve.packs.loader import UnknownInput
     from nerve.paths import locations
     from nerve.storage import StorageError
@@ -200,9 +260,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         reason = gui_unavailable()
         if reason is not None:
             raise UsageError(f"the desktop window cannot start here ({reason}); use --headless")
-        return _run_gui(args.rules, _pairs(args.set, "--set"), args.data_dir)
+        return _run_gui(args.rules, _pairs(args.set, "--set"), args.data_dir, tray=args.tray)
     where = locations(args.data_dir)
-    _add_file_logging(where.log_file)
+    logs.add_file(where.log_file)
+    logs.install_hooks()
     app = Nerve(where, Options(rule_paths=args.rules, overrides=_pairs(args.set, "--set")))
 
     wake = threading.Event()
@@ -259,17 +320,62 @@ def gui_unavailable() -> str | None:
     ):
         # QT_QPA_PLATFORM=offscreen alone does not count: nobody would see the window.
         return "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and os.environ.get("QT_QPA_PLATFORM", "xcb").startswith("xcb")
+    ):
+        # Qt aborts the process when it cannot reach the X server: ask first.
+        return _x_display_problem(os.environ.get("DISPLAY", ""))
     return None
 
 
-def _run_gui(rules: list[Path], overrides: dict[str, str], data_dir: Path | None) -> int:
-    from nerve.bootstrap import Options
-    from nerve.gui import app
+def _x_display_problem(name: str) -> str | None:
+    """Why the X display ``name`` cannot be reached, or None if it can."""
+    import re
+    import socket
+
+    local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", name)
+    if local and sys.platform.startswith("linux"):
+        # A local server: connecting to its socket is enough, and much quicker
+        # than an X handshake (the window should show as soon as possible).
+        number = local.group(1)
+        for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.connect(address)
+                except OSError:
+                    continue
+                return None
+        return f"cannot connect to the X display {name}: no X server is listening"
+    try:
+        from Xlib import display
+    except ImportError:
+        return None
+    try:
+        display.Display(name).close()
+    except Exception as exc:  # python-xlib raises several kinds, none of them a common base
+        return f"cannot connect to the X display {name}: {getattr(exc, 'msg', exc)}"
+    return None
+
+
+def _run_gui(
+    rules: list[Path], overrides: dict[str, str], data_dir: Path | None, *, tray: bool = False
+) -> int:
+    # Qt-free modules first: PySide6 reads the source of every module imported
+    # after it (see nerve.gui.app.plain_imports), and the window should show fast.
+    from nerve import ipc  # noqa: F401
+    from nerve.gui import core  # noqa: F401
+    from nerve.options import Options
     from nerve.paths import locations
 
+    from nerve.gui import app  # isort: skip
+
     where = locations(data_dir)
-    _add_file_logging(where.log_file)
-    return app.run(where, Options(rule_paths=list(rules), overrides=overrides))
+    options = Options(rule_paths=list(rules), overrides=overrides)
+    # The log file (and the hooks that log uncaught errors) are set up by the
+    # app once its window is on screen.
+    return app.run(where, options, show_window=not tray)
 
 
 def _os_error_text(exc: BaseException) -> str:
@@ -404,13 +510,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     for key, reason in engine["suspended"].items():
         print(f"  suspended: {key}: {reason}")
+    held = {h["file"]: h for h in status.get("held", [])}
     for pack in status["packs"]:
         mark = (
             "ok"
             if pack["loaded"] and not pack["errors"]
             else (f"{pack['errors']} error(s)" if pack["loaded"] else "NOT LOADED")
         )
+        if pack["file"] in held:
+            mark = "HELD (not loaded)"
         print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
+    for entry in held.values():
+        print(
+            f"  held pack {entry['id']}: {entry['reason']}; "
+            f"approve it with `nerve pack approve {entry['id']}`"
+        )
     for listener in status.get("listeners", []):
         line = f"  listener {listener['id']}: {listener['state']}"
         if listener.get("detail"):
@@ -598,3 +712,315 @@ def _print_trace(run: dict[str, Any]) -> None:
             outcome = json.dumps(action.get("result"), ensure_ascii=False)
         ms = action.get("ms", 0)
         print(f"  {action['path']:<14} {action['action']:<12} {ms:>8.1f}ms  {outcome}")
+
+
+# -------------------------------------------------------------------- packs
+
+
+def _add_pack_parser(sub: Any) -> None:
+    pack = sub.add_parser("pack", help="share packs: import, export, approve, list")
+    actions = pack.add_subparsers(dest="pack_command", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    imp = actions.add_parser(
+        "import", help="check a pack file, show what it can do and add it to your packs"
+    )
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a pack input (repeatable)"
+    )
+    imp.add_argument(
+        "--approve",
+        action="store_true",
+        help="allow what the pack can do (without it the pack is held until approved)",
+    )
+    imp.add_argument(
+        "--replace", action="store_true", help="replace another pack of yours with the same id"
+    )
+    exp = actions.add_parser("export", help="write rules as a pack (to standard output)")
+    exp.add_argument("--pack", metavar="ID", help="rules of this pack (all of them without --rule)")
+    exp.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a rule: its id (in --pack) or PACK/RULE (repeatable)",
+    )
+    exp.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE")
+    exp.add_argument("--id", dest="pack_id", metavar="ID", help="the exported pack's id")
+    exp.add_argument("--name", help="the exported pack's name")
+    approve = actions.add_parser("approve", help="allow a held pack what it can do")
+    approve.add_argument("pack_id", metavar="ID")
+    actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    handler: Any = {
+        "import": cmd_pack_import,
+        "export": cmd_pack_export,
+        "approve": cmd_pack_approve,
+        "list": cmd_pack_list,
+    }[args.pack_command]
+    code: int = handler(args)
+    return code
+
+
+def _ask(prompt: str) -> str | None:
+    """A line from the user (the terminal); None at end of input."""
+    try:
+        return input(prompt).strip()
+    except EOFError:
+        return None
+
+
+def _print_review(pack: Any) -> None:
+    """A pack's header, what it can do in plain words, its rules and inputs."""
+    from nerve.packs.trust import DANGEROUS, capability_words
+
+    title = f"{pack.name} ({pack.id})" if pack.name and pack.name != pack.id else pack.id
+    version = f"version {pack.version}" if pack.version else ""
+    extra = " ".join(part for part in (version, pack.author and f"by {pack.author}") if part)
+    print(f"Pack {title}" + (f", {extra}" if extra else ""))
+    if pack.description:
+        print(f"  {pack.description}")
+    caps = pack.capabilities
+    if caps:
+        print("It can:")
+        for cap in sorted(caps, key=lambda c: (c not in DANGEROUS, c)):
+            mark = "!" if cap in DANGEROUS else "-"
+            print(f"  {mark} {capability_words([cap])[0]}")
+    else:
+        print("It needs no special permissions.")
+    print(f"Rules ({len(pack.rules)}):")
+    for rule in pack.rules:
+        when = ", ".join(t.describe() for t in rule.triggers)
+        name = f": {rule.name}" if rule.name != rule.id else ""
+        print(f"  {rule.id}{name} (when: {when})")
+    if pack.inputs:
+        print("Inputs:")
+        for name, spec in pack.inputs.items():
+            value = pack.values.get(name, spec.get("default", "(no value)"))
+            about = ", ".join(
+                str(x) for x in (spec.get("description"), spec.get("type", "text")) if x
+            )
+            print(f"  {name} = {value}  ({about})")
+
+
+def _reload_running() -> None:
+    """Ask the running Nerve, if there is one, to read its packs again."""
+    from nerve.ipc import IpcError, NoInstance, request
+
+    try:
+        result = request("reload", timeout=15.0)
+    except NoInstance:
+        print("Nerve is not running; your packs load when it starts.")
+        return
+    except IpcError as exc:
+        print(f"nerve: the running Nerve did not reload: {exc}", file=sys.stderr)
+        return
+    print(f"The running Nerve reloaded its packs: {result['rules']} rule(s) running.")
+
+
+def cmd_pack_import(args: argparse.Namespace) -> int:
+    from nerve.bootstrap import install_starter_pack
+    from nerve.packs import trust
+    from nerve.paths import locations
+
+    where = locations()
+    values = _pairs(args.set, "--set")
+    if not args.file.is_file():
+        print(f"nerve: {args.file}: no such file", file=sys.stderr)
+        return EXIT_INVALID
+    interactive = sys.stdin.isatty()
+    try:
+        plan = trust.plan_import(args.file, where.packs, values)
+        shown = False
+        if plan.missing_inputs and interactive:
+            _print_review(plan.pack)
+            shown = True
+            print("Values for the pack's inputs:")
+            for name in plan.missing_inputs:
+                spec = plan.pack.inputs[name]
+                hint = ", ".join(
+                    str(x)
+                    for x in (
+                        spec.get("description"),
+                        spec.get("type", "text"),
+                        spec.get("choices") and f"one of {spec['choices']}",
+                    )
+                    if x
+                )
+                answer = _ask(f"  {name} ({hint}): ")
+                if not answer:
+                    print("nerve: no value given; nothing was imported", file=sys.stderr)
+                    return EXIT_INVALID
+                values[name] = answer
+            plan = trust.plan_import(args.file, where.packs, values)
+    except trust.TrustError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    pack = plan.pack
+    if pack.errors:
+        for error in pack.errors:
+            print(error, file=sys.stderr)
+        print(f"nerve: {args.file} has errors; nothing was imported", file=sys.stderr)
+        return EXIT_INVALID
+    if not shown:
+        _print_review(pack)
+    if plan.conflicts and not args.replace:
+        names = ", ".join(p.name for p in plan.conflicts)
+        print(
+            f"nerve: your packs folder already has another pack with id {pack.id!r} ({names}); "
+            "use --replace to replace it (the old file is kept with a ~ after its name)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    approve = False
+    if pack.capabilities:
+        approve = args.approve
+        if not approve and interactive:
+            answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
+            approve = (answer or "").lower() in ("y", "yes")
+    if not where.packs.exists():
+        install_starter_pack(where)  # the first use of Nerve: the starter pack comes too
+    try:
+        target = trust.install(
+            plan, trust.Approvals(where.config), values=values, approve=approve, replace=True
+        )
+    except (trust.TrustError, OSError) as exc:
+        print(f"nerve: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    if not pack.capabilities or approve:
+        print(f"Imported {pack.id} as {target}: active.")
+    else:
+        print(
+            f"Imported {pack.id} as {target}: held until you approve it "
+            f"(`nerve pack approve {pack.id}`)."
+        )
+    _reload_running()
+    return EXIT_OK
+
+
+def cmd_pack_approve(args: argparse.Namespace) -> int:
+    from nerve.packs import trust
+    from nerve.paths import locations
+
+    where = locations()
+    store = trust.Approvals(where.config)
+    packs = trust.load_user_packs(store)
+    mine = [p for p in packs if p.id == args.pack_id]
+    if not mine:
+        known = ", ".join(sorted({p.id for p in packs if p.id})) or "none"
+        print(
+            f"nerve: no pack with id {args.pack_id!r} in {where.packs} (packs: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    if len(mine) > 1:
+        files = ", ".join(Path(p.file).name for p in mine)
+        print(
+            f"nerve: pack id {args.pack_id!r} is in several files ({files}); "
+            "keep one of them and approve again",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    pack = mine[0]
+    if not pack.usable:
+        for error in pack.errors:
+            print(error, file=sys.stderr)
+        print(f"nerve: {pack.file} has errors; fix them first", file=sys.stderr)
+        return EXIT_INVALID
+    if not pack.capabilities:
+        print(f"{pack.id} needs no approval: it asks for no special permissions.")
+        return EXIT_OK
+    store.approve(pack.id, pack.capabilities, file=Path(pack.file).name)
+    print(f"Approved {pack.id}: it may " + "; ".join(trust.capability_words(pack.capabilities)))
+    _reload_running()
+    return EXIT_OK
+
+
+def cmd_pack_list(args: argparse.Namespace) -> int:
+    from nerve.packs import trust
+    from nerve.paths import locations
+
+    where = locations()
+    store = trust.Approvals(where.config)
+    packs = trust.load_user_packs(store)
+    if not packs:
+        print(f"no packs in {where.packs}")
+        return EXIT_OK
+    states = trust.judge_all(packs, store)
+    width = max(len(s.pack.id or "?") for s in states)
+    for state in states:
+        pack = state.pack
+        if state.state == "held" and not store.exists():
+            detail = "approved when Nerve next starts (it ran before approvals existed)"
+            label = "active"
+        elif state.state == "held":
+            detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
+            label = "held"
+        elif state.state == "broken":
+            detail = state.reason()
+            label = "broken"
+        else:
+            caps = trust.capability_words(pack.capabilities)
+            errors = f", {len(pack.errors)} rule error(s)" if pack.errors else ""
+            detail = f"{len(pack.rules)} rule(s){errors}" + (
+                f"; can {'; '.join(caps)}" if caps else ""
+            )
+            label = "active"
+        print(f"{pack.id or '?':<{width}}  {label:<6}  {state.file_name}: {detail}")
+    return EXIT_OK
+
+
+def cmd_pack_export(args: argparse.Namespace) -> int:
+    from nerve.packs import trust
+    from nerve.paths import atomic_write, locations
+
+    if not args.pack and not args.rule:
+        raise UsageError("choose rules with --pack ID and/or --rule ID (see `nerve pack list`)")
+    store = trust.Approvals(locations().config)
+    packs = [p for p in trust.load_user_packs(store) if p.id]
+    by_id: dict[str, list[Any]] = {}
+    for pack in packs:
+        by_id.setdefault(pack.id, []).append(pack)
+
+    def file_of(pack_id: str) -> Path:
+        found = by_id.get(pack_id, [])
+        if len(found) != 1:
+            known = ", ".join(sorted(by_id)) or "none"
+            problem = "is in several files" if found else "is not among your packs"
+            raise trust.TrustError(f"pack {pack_id!r} {problem} (packs: {known})")
+        return Path(found[0].file)
+
+    chosen: dict[Path, list[str] | None] = {}
+    try:
+        if args.pack:
+            chosen[file_of(args.pack)] = None if not args.rule else []
+        for item in args.rule:
+            pack_id, _, rule_id = item.rpartition("/")
+            if not pack_id:
+                pack_id = args.pack or ""
+            if not pack_id:
+                owners = sorted({p.id for p in packs for r in p.rules if r.id == rule_id})
+                if len(owners) != 1:
+                    where = f"in packs {', '.join(owners)}" if owners else "in none of your packs"
+                    raise trust.TrustError(f"rule {rule_id!r} is {where}: write --rule PACK/RULE")
+                pack_id = owners[0]
+            ids = chosen.setdefault(file_of(pack_id), [])
+            if ids is not None and rule_id not in ids:
+                ids.append(rule_id)
+        header = {"id": args.pack_id, "name": args.name}
+        text = trust.export_text(list(chosen.items()), header)
+    except trust.TrustError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        atomic_write(args.output, text.encode("utf-8"))
+    except OSError as exc:
+        print(f"nerve: cannot write {args.output}: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"exported to {args.output}", file=sys.stderr)
+    return EXIT_OK

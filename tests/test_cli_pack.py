@@ -1,0 +1,280 @@
+"""``nerve pack import/export/approve/list`` end to end, through the real command line.
+
+Every command runs as a subprocess with a fresh user's folders (``nerve_env``);
+one test answers the interactive questions through a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from conftest import wait_until
+from nerve.packs.loader import load_pack
+from test_cli import (  # noqa: F401
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    NERVE,
+    StartNerve,
+    cli,
+    cli_ok,
+    start_nerve,
+)
+
+SHARED = """\
+# A pack someone shared.
+nerve: 1
+pack:
+  id: shared.tools
+  name: Shared tools
+  version: 1.2.0
+  author: Sam
+  description: Touches a marker file and keeps notes.
+  inputs:
+    marker: {description: The file to touch, type: path}
+    greeting: {description: What notes start with, type: text, default: Note}
+rules:
+  - id: touch
+    name: Touch the marker
+    when: {event: x.touch}
+    do:
+      - run: {argv: [touch, "{input.marker}"], wait: true}
+  - id: note
+    when: {event: x.note}
+    do: [{log: "{input.greeting}: {event.text}"}]
+"""
+
+
+def packs_dir(env: dict[str, str]) -> Path:
+    return Path(env["XDG_CONFIG_HOME"]) / "nerve" / "packs"
+
+
+def approvals(env: dict[str, str]) -> dict[str, object]:
+    path = Path(env["XDG_CONFIG_HOME"]) / "nerve" / "approvals.yaml"
+    data = yaml.safe_load(path.read_text())
+    packs: dict[str, object] = data["packs"]
+    return packs
+
+
+def shared(tmp: Path, text: str = SHARED, name: str = "shared.yaml") -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+def list_states(env: dict[str, str]) -> dict[str, str]:
+    """``nerve pack list`` as {pack id: state}."""
+    out = cli_ok(env, "pack", "list")
+    return {line.split()[0]: line.split()[1] for line in out.splitlines()}
+
+
+def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) -> None:
+    source = shared(short_tmp)
+    marker = short_tmp / "marker"
+
+    # Without a TTY an input without a default must come with --set.
+    missing = cli(nerve_env, "pack", "import", source)
+    assert missing.returncode == EXIT_INVALID
+    assert "input 'marker' has no default; give it with --set marker=VALUE" in missing.stderr
+    assert not packs_dir(nerve_env).exists()
+
+    proc = cli(nerve_env, "pack", "import", source, "--set", f"marker={marker}")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    out = proc.stdout
+    # The review: header, capabilities in words, rules with their triggers, inputs.
+    assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in out
+    assert "Touches a marker file and keeps notes." in out
+    assert "! start programs" in out
+    assert "touch: Touch the marker (when: event x.touch)" in out
+    assert "note (when: event x.note)" in out
+    assert f"marker = {marker}  (The file to touch, path)" in out
+    assert "greeting = Note  (What notes start with, text)" in out
+    assert "held until you approve it (`nerve pack approve shared.tools`)" in out
+    assert "Nerve is not running" in out
+
+    installed = packs_dir(nerve_env) / "shared.tools.yaml"
+    assert installed.read_text() == SHARED  # as shared, comments and all
+    assert (packs_dir(nerve_env) / "starter.yaml").exists()  # the first use: starter too
+    entry = approvals(nerve_env)["shared.tools"]
+    assert entry == {
+        "file": "shared.tools.yaml",
+        "capabilities": [],
+        "approved": None,
+        "inputs": {"marker": str(marker)},
+    }
+    assert list_states(nerve_env) == {"nerve.starter": "active", "shared.tools": "held"}
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "awaiting approval: it can start programs" in listing
+
+    out = cli_ok(nerve_env, "pack", "approve", "shared.tools")
+    assert "Approved shared.tools: it may start programs" in out
+    assert list_states(nerve_env)["shared.tools"] == "active"
+    entry = approvals(nerve_env)["shared.tools"]
+    assert isinstance(entry, dict)
+    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["inputs"] == {"marker": str(marker)}  # kept
+
+
+def test_import_with_approve_into_a_running_nerve(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    start_nerve()
+    marker = short_tmp / "marker"
+    out = cli_ok(
+        nerve_env, "pack", "import", shared(short_tmp), "--set", f"marker={marker}", "--approve"
+    )
+    assert "shared.tools.yaml: active" in out
+    assert "The running Nerve reloaded its packs" in out
+    status = cli_ok(nerve_env, "status")
+    assert "pack shared.tools: 2 rule(s), ok" in status
+    cli_ok(nerve_env, "emit", "x.touch")
+    wait_until(marker.exists, what="the imported rule to touch its input's file")
+
+
+def test_a_broken_pack_is_not_imported_and_every_error_is_listed(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    broken = shared(
+        short_tmp,
+        "nerve: 1\npack: {id: shared.broken}\nrules:\n"
+        "  - id: a\n    when: {event: x.a}\n"  # no 'do'
+        "  - id: b\n    when: {hotkey: ctrl+nothing}\n    do: [{log: b}]\n",
+    )
+    proc = cli(nerve_env, "pack", "import", broken, "--approve")
+    assert proc.returncode == EXIT_INVALID
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(str(broken))]
+    assert len(errors) == 2, proc.stderr
+    assert "rules[0]" in errors[0]
+    assert "rules[1].when" in errors[1]
+    assert "nothing was imported" in proc.stderr
+    assert not packs_dir(nerve_env).exists()
+
+    assert cli(nerve_env, "pack", "import", short_tmp / "nope.yaml").returncode == EXIT_INVALID
+    unknown = cli(nerve_env, "pack", "import", shared(short_tmp), "--set", "colour=red")
+    assert unknown.returncode == EXIT_INVALID
+    assert "--set colour: the pack has no such input" in unknown.stderr
+
+
+def test_a_different_pack_with_the_same_id_is_replaced_only_when_asked(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    first = shared(short_tmp, SHARED.replace("default: Note", "default: Hi"), "v1.yaml")
+    cli_ok(nerve_env, "pack", "import", first, "--set", "marker=/tmp/m", "--approve")
+    installed = packs_dir(nerve_env) / "shared.tools.yaml"
+    assert "default: Hi" in installed.read_text()
+
+    # The same file again: nothing to replace.
+    cli_ok(nerve_env, "pack", "import", first, "--set", "marker=/tmp/m", "--approve")
+
+    second = shared(short_tmp)
+    refused = cli(nerve_env, "pack", "import", second, "--set", "marker=/tmp/m")
+    assert refused.returncode == EXIT_INVALID
+    assert "already has another pack with id 'shared.tools'" in refused.stderr
+    assert "--replace" in refused.stderr
+    assert "default: Hi" in installed.read_text()
+    assert list_states(nerve_env)["shared.tools"] == "active"
+
+    cli_ok(nerve_env, "pack", "import", second, "--set", "marker=/tmp/m", "--replace")
+    assert installed.read_text() == SHARED
+    assert "default: Hi" in installed.with_name("shared.tools.yaml~").read_text()
+    # Imported without --approve: held, though the earlier version was approved.
+    assert list_states(nerve_env)["shared.tools"] == "held"
+
+
+def test_interactive_import_asks_for_inputs_and_approval(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    marker = short_tmp / "asked"
+    main, side = pty.openpty()
+    try:
+        os.write(main, f"{marker}\ny\n".encode())  # typed ahead: the terminal keeps it
+        proc = subprocess.run(
+            [*NERVE, "pack", "import", str(shared(short_tmp))],
+            env=nerve_env,
+            stdin=side,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    finally:
+        os.close(side)
+        os.close(main)
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert "marker (The file to touch, path): " in proc.stdout
+    assert "Allow shared.tools to do all of the above? [y/N]" in proc.stdout
+    assert "shared.tools.yaml: active" in proc.stdout
+    entry = approvals(nerve_env)["shared.tools"]
+    assert isinstance(entry, dict)
+    assert entry["inputs"] == {"marker": str(marker)}
+    assert entry["capabilities"] == ["runs-programs"]
+
+
+def test_export_writes_a_valid_pack_of_the_chosen_rules(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp), "--set", "marker=/tmp/m")
+
+    whole = cli_ok(nerve_env, "pack", "export", "--pack", "shared.tools")
+    pack = load_pack(whole.encode(), overrides={"marker": "/tmp/m"})
+    assert not pack.errors
+    assert [r.id for r in pack.rules] == ["touch", "note"]
+    assert (pack.id, pack.version, pack.author) == ("shared.tools", "1.2.0", "Sam")
+    assert "/tmp/m" not in whole  # the values chosen at import stay private
+
+    out = short_tmp / "out" / "notes.yaml"
+    cli_ok(
+        nerve_env,
+        "pack",
+        "export",
+        "--rule",
+        "shared.tools/note",
+        "--rule",
+        "nerve.starter/remind",
+        "--id",
+        "me.notes",
+        "-o",
+        out,
+    )
+    pack = load_pack(out)
+    assert not pack.errors
+    assert pack.id == "me.notes"
+    assert [r.id for r in pack.rules] == ["note", "remind"]
+    assert set(pack.inputs) == {"greeting"}  # only what the chosen rules use
+
+    # A bare rule id is found when only one pack has it.
+    one = cli_ok(nerve_env, "pack", "export", "--rule", "touch")
+    assert [r.id for r in load_pack(one.encode(), overrides={"marker": "/x"}).rules] == ["touch"]
+
+    assert cli(nerve_env, "pack", "export").returncode == EXIT_USAGE
+    nope = cli(nerve_env, "pack", "export", "--pack", "shared.tools", "--rule", "nope")
+    assert nope.returncode == EXIT_INVALID
+    assert "no rule 'nope'" in nope.stderr
+    assert cli(nerve_env, "pack", "export", "--pack", "no.such").returncode == EXIT_INVALID
+
+
+def test_approve_and_list_report_what_they_cannot_do(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    assert cli_ok(nerve_env, "pack", "list").startswith("no packs in ")
+    assert cli(nerve_env, "pack").returncode == EXIT_USAGE
+    missing = cli(nerve_env, "pack", "approve", "no.such")
+    assert missing.returncode == EXIT_INVALID
+    assert "no pack with id 'no.such'" in missing.stderr
+
+    packs = packs_dir(nerve_env)
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp), "--set", "marker=/tmp/m")
+    (packs / "broken.yaml").write_text("nerve: 1\npack: {id: my.broken, colour: red}\nrules: []\n")
+    assert list_states(nerve_env)["my.broken"] == "broken"
+    assert "broken.yaml: not loaded because of 1 error(s)" in cli_ok(nerve_env, "pack", "list")
+    (packs / "copy.yaml").write_text((packs / "shared.tools.yaml").read_text())
+    twice = cli(nerve_env, "pack", "approve", "shared.tools")
+    assert twice.returncode == EXIT_INVALID
+    assert "is in several files (copy.yaml, shared.tools.yaml)" in twice.stderr
