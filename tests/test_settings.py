@@ -37,3 +37,43 @@ def test_broken_yaml_keeps_defaults(tmp_path: Path) -> None:
     assert s.panic_hotkey == DEFAULT_PANIC_HOTKEY
     assert len(s.errors) == 1
     assert str(path) in s.errors[0]
+
+
+def test_save_round_trips_and_keeps_unknown_keys_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text("# mine\nmqtt: {host: broker.lan}  # later\nretention_days: 7\n")
+    s = Settings.load(path)
+    s.retention_days = 14.0
+    s.panic_hotkey = None
+    s.disabled_listeners = ["mouse", "clipboard"]
+    s.save(path)
+    text = path.read_text()
+    assert text.startswith("# mine\nmqtt: {host: broker.lan}  # later\nretention_days: 14\n")
+    assert "panic_hotkey: null\n" in text
+    assert "max_events" not in text  # still the default: not written
+    assert (tmp_path / "settings.yaml~").read_text().endswith("retention_days: 7\n")
+    again = Settings.load(path)
+    assert len(again.errors) == 1
+    assert "unknown key 'mqtt'" in again.errors[0]  # reported, and kept in the file
+    assert (again.retention_days, again.panic_hotkey) == (14, None)
+    assert again.disabled_listeners == ["mouse", "clipboard"]
+
+
+def test_save_writes_only_changes_into_a_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "settings.yaml"
+    s = Settings()
+    s.save(path)
+    assert Settings.load(path).values() == Settings().values()
+    s.store_private = True
+    s.save(path)
+    assert path.read_text() == "store_private: true\n"
+
+
+def test_save_replaces_a_broken_file_and_keeps_its_backup(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text("panic_hotkey: [unclosed\n")
+    s = Settings.load(path)
+    s.max_events = 5000
+    s.save(path)
+    assert Settings.load(path).max_events == 5000
+    assert (tmp_path / "settings.yaml~").read_text() == "panic_hotkey: [unclosed\n"

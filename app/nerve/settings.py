@@ -6,6 +6,7 @@ default is used, so a typo never keeps Nerve from starting.
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
+from nerve.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,50 @@ class Settings:
         for error in settings.errors:
             log.error("%s (using the default)", error)
         return settings
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by its key in settings.yaml."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "errors"}
+
+    def save(self, path: Path) -> None:
+        """Write these settings to ``path`` atomically (the old file stays as ``path~``).
+
+        The file's comments, key order and keys Nerve does not know are kept. A
+        key is written when it is in the file already or differs from its
+        default, so a file stays as short as the user's choices. A file that
+        is not a YAML mapping is replaced (its backup keeps it). Raises OSError.
+        """
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap
+        from ruamel.yaml.error import YAMLError
+
+        yaml = YAML()
+        yaml.indent(mapping=2, sequence=4, offset=2)
+        yaml.representer.add_representer(
+            type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+        )
+        doc: Any = None
+        if path.exists():
+            try:
+                doc = yaml.load(path.read_text(encoding="utf-8"))
+            except (YAMLError, UnicodeDecodeError) as exc:
+                log.warning("%s is not valid YAML (%s); writing it anew", path, exc)
+        if not isinstance(doc, CommentedMap):
+            doc = CommentedMap()
+        defaults = Settings().values()
+        for key, chosen in self.values().items():
+            value = _plain(chosen)
+            if key in doc or value != defaults[key]:
+                doc[key] = value
+        out = io.StringIO()
+        yaml.dump(doc, out)
+        atomic_write(path, out.getvalue().encode("utf-8"))
+
+
+def _plain(value: Any) -> Any:
+    """A value as settings.yaml shows it: 30 rather than 30.0, a fresh list."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return list(value)
+    return value

@@ -112,7 +112,7 @@ def test_pause_holds_events_and_details_show_json(qtbot: QtBot, running: Running
 
     view.pause_button.click()
     assert view.paused
-    assert view.pause_button.text() == "&Resume"
+    assert view.pause_button.text() == "Resu&me"
     for i in range(5):
         bus.publish("x.more", {"i": i}, source="test")
     qtbot.waitUntil(lambda: view.drained == 6, timeout=5000)

@@ -10,11 +10,12 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from gui.support import Running
-from nerve.bootstrap import Options
-from nerve.gui.app import DesktopApp, GuiNerve, hand_off
+from nerve.gui.app import DesktopApp, hand_off
+from nerve.gui.instance import GuiNerve
 from nerve.gui.main_window import MainWindow
 from nerve.gui.tray import Tray
 from nerve.ipc import request
+from nerve.options import Options
 from nerve.paths import locations
 
 PACK = Path(__file__).parents[1] / "cli_data" / "cli.yaml"

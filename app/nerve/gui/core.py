@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from nerve.bootstrap import Nerve
     from nerve.bus import Bus
     from nerve.engine.engine import Engine
     from nerve.listeners.manager import ListenerManager
+    from nerve.packs.loader import Pack
     from nerve.storage import Store
 
 #: How long the Qt thread waits for the engine loop before giving up on a read.
@@ -31,6 +34,14 @@ class Core:
     store: Store | None = None
     listeners: ListenerManager | None = None
     pack_names: Callable[[], dict[str, str]] = field(default=dict)
+    #: The loaded packs (each with its ``file``), as of the last (re)load.
+    packs: Callable[[], list[Pack]] = field(default=list)
+    #: Where the user's packs live (``None``: packs were given with ``--rules``).
+    packs_dir: Path | None = None
+    #: Where settings.yaml lives.
+    config_dir: Path | None = None
+    #: Read every pack again and swap the rules in (blocking; a few ms).
+    reload: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
     def of(cls, nerve: Nerve) -> Core:
@@ -43,6 +54,10 @@ class Core:
             store=nerve.store,
             listeners=nerve.listeners,
             pack_names=lambda: {p.id: p.name for p in nerve.packs if p.id},
+            packs=lambda: list(nerve.packs),
+            packs_dir=None if nerve.options.rule_paths else nerve.locations.packs,
+            config_dir=nerve.locations.config,
+            reload=nerve.reload,
         )
 
     def rules(self) -> list[dict[str, Any]]:
@@ -64,6 +79,17 @@ class Core:
     def resume(self) -> None:
         engine = self.engine
         engine.call(engine.resume, timeout=ENGINE_TIMEOUT_S)
+
+    def stamp(self) -> tuple[int, ...]:
+        """Changes when anything the window shows may have changed: the engine's
+        change counter, listener states and bus drops. Cheap, and wakes no
+        other thread (unlike the calls above), so idle polling costs nothing."""
+        listeners = self.listeners.status() if self.listeners is not None else []
+        return (
+            self.engine.changes,
+            self.drops(),
+            hash(tuple((s.get("id"), s.get("state"), s.get("error")) for s in listeners)),
+        )
 
     def listener_status(self) -> list[dict[str, Any]]:
         return self.listeners.status() if self.listeners is not None else []

@@ -1,56 +1,63 @@
-"""The main window: Events, Runs and Rules tabs, a status bar, the tray."""
+"""The main window: Rules, Events and Runs tabs, menus, a status bar, the tray."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QEvent, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
 
-from nerve.events import Event
-from nerve.gui.core import Core
-from nerve.gui.icons import icon
+from nerve.gui.icons import forget_theme, icon
 from nerve.gui.tray import Tray
-from nerve.gui.views import EventsView, RulesView, RunsView
+
+if TYPE_CHECKING:
+    # Imported when the core is attached: the window shows before they load.
+    from nerve.events import Event
+    from nerve.gui.core import Core
+    from nerve.gui.settings_dialog import SettingsDialog
+    from nerve.gui.views import EventsView, RulesView, RunsView
 
 log = logging.getLogger(__name__)
 
 STATUS_MS = 1000
+MESSAGE_MS = 6000
 CLOSE_NOTE = "Nerve keeps running in the tray. Use Quit in its menu to stop it."
 
 
 class MainWindow(QMainWindow):
-    """The desktop window over a running core. Quitting is the app's business."""
+    """The desktop window over a running core. Quitting is the app's business.
+
+    Made without a core, it shows at once with "Starting…" and fills in when
+    :meth:`attach` gives it the started core (the app starts Nerve behind a
+    window that is already on screen)."""
 
     quit_requested = Signal()
 
+    # Set by attach():
+    core: Core
+    events: EventsView
+    rules: RulesView
+    runs: RunsView
+
     def __init__(
         self,
-        core: Core,
+        core: Core | None,
         *,
         tray: Tray | None = None,
         monitor_capacity: int = 10_000,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.core = core
         self.setWindowTitle("Nerve")
         self.setWindowIcon(icon("nerve"))
         self.resize(1000, 640)
+        self._monitor_capacity = monitor_capacity
+        self._stamp: tuple[int, ...] | None = None
+        self._attached = False
 
-        self.events = EventsView(core, monitor_capacity)
-        self.runs = RunsView(core)
-        self.rules = RulesView(core)
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.rules, "&Rules")
-        self.tabs.addTab(self.events, "&Events")
-        self.tabs.addTab(self.runs, "R&uns")
-        self.setCentralWidget(self.tabs)
-
-        self.paused_label = QLabel()
+        self.paused_label = QLabel("Starting…")
         self.listeners_label = QLabel()
         self.drops_label = QLabel()
         for label in (self.paused_label, self.listeners_label, self.drops_label):
@@ -59,6 +66,42 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.paused_label)
         bar.addPermanentWidget(self.listeners_label)
         bar.addPermanentWidget(self.drops_label)
+        starting = QLabel("Starting Nerve…")
+        # (Not Qt.AlignmentFlag: building Qt's enums costs ~15 ms before the window shows.)
+        starting.setStyleSheet("qproperty-alignment: AlignCenter;")
+        self.setCentralWidget(starting)
+
+        self.tray = tray
+        self.close_note_shown = False
+        self.last_failure: str | None = None
+        if tray is not None:
+            tray.open_requested.connect(self.bring_up)
+            tray.quit_requested.connect(self.quit_requested)
+        self._status_timer = QTimer(self, interval=STATUS_MS)
+        self._status_timer.timeout.connect(self._poll_status)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._theme_changed)
+        if core is not None:
+            self.attach(core)
+
+    def attach(self, core: Core) -> None:
+        """Build the views over a started core (once)."""
+        from nerve.gui.packs import add_packs_menu
+        from nerve.gui.views import EventsView, RulesView, RunsView
+
+        assert not self._attached, "attached twice"
+        self._attached = True
+        self.core = core
+        self.events = EventsView(core, self._monitor_capacity)
+        self.runs = RunsView(core)
+        self.rules = RulesView(core)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        # Mnemonics: Alt+R, Alt+T, Alt+U (E, N, V and P belong to the menus).
+        self.tabs.addTab(self.rules, "&Rules")
+        self.tabs.addTab(self.events, "Even&ts")
+        self.tabs.addTab(self.runs, "R&uns")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.setCentralWidget(self.tabs)
 
         self.pause_action = QAction("&Pause all rules", self)
         self.pause_action.setCheckable(True)
@@ -67,30 +110,125 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit_requested)
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.triggered.connect(self.open_settings)
+        self.settings_dialog: SettingsDialog | None = None
         menu = self.menuBar().addMenu("&Nerve")
         menu.addAction(self.pause_action)
+        menu.addAction(self.settings_action)
         menu.addSeparator()
         menu.addAction(quit_action)
+
+        rules = self.rules
+        self.undo_action = rules.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
+        self.redo_action = rules.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action, rules.add_action):
+            action.triggered.connect(self.show_rules)
+        rules.message.connect(self.show_message)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(rules.add_action)
+        edit_menu.addAction(rules.edit_action)
+        edit_menu.addAction(rules.duplicate_action)
+        edit_menu.addAction(rules.delete_action)
+
         view_menu = self.menuBar().addMenu("&View")
-        for number, name in enumerate(("Rules", "Events", "Runs"), start=1):
+        for number, name in enumerate(("&Rules", "&Events", "R&uns"), start=1):
             action = QAction(name, self)
             action.setShortcut(QKeySequence(f"Ctrl+{number}"))
-            action.triggered.connect(lambda _=False, i=number - 1: self.tabs.setCurrentIndex(i))
+            action.triggered.connect(lambda _=False, i=number - 1: self.show_tab(i))
             view_menu.addAction(action)
+        self.packs_menu = add_packs_menu(self, core)  # Import…, Export…, Review held packs…
 
-        self.tray = tray
-        self.close_note_shown = False
-        self.last_failure: str | None = None
+        tray = self.tray
         if tray is not None:
-            tray.open_requested.connect(self.bring_up)
             tray.pause_requested.connect(self.set_engine_paused)
-            tray.quit_requested.connect(self.quit_requested)
+            tray.settings_requested.connect(self.open_settings)
         self.events.batch_arrived.connect(self._watch_failures)
 
-        self._status_timer = QTimer(self, interval=STATUS_MS)
-        self._status_timer.timeout.connect(self.refresh_status)
         self._status_timer.start()
         self.refresh_status()
+        if self.isVisible():
+            self.show_tab(self.tabs.currentIndex())  # the keyboard in the first list
+
+    # -- menus
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the Settings window (one at a time), in front of this window."""
+        from nerve.gui.settings_dialog import SettingsDialog
+
+        dialog = self.settings_dialog
+        if dialog is None:
+            if self.isHidden():
+                self.bring_up()
+            dialog = SettingsDialog(self.core, self)
+            dialog.accepted.connect(self._settings_saved)
+            dialog.finished.connect(self._settings_closed)
+            self.settings_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _settings_closed(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
+            self.settings_dialog = None
+
+    def _settings_saved(self) -> None:
+        self.show_message("Settings saved")
+        self.refresh_status()
+        self.rules.refresh()
+
+    def show_rules(self) -> None:
+        self.tabs.setCurrentWidget(self.rules)
+
+    def show_tab(self, index: int) -> None:
+        """Show a tab with the keyboard in its list (Ctrl+1, Ctrl+2, Ctrl+3)."""
+        self.tabs.setCurrentIndex(index)
+        if index == 0:
+            self.rules.refresh()  # now, not at the next poll
+        elif index == 2:
+            self.runs.refresh()
+        lists = (self.rules.tree, self.events.table, self.runs.table)
+        if 0 <= index < len(lists):
+            from PySide6.QtCore import Qt
+
+            lists[index].setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, MESSAGE_MS)
+
+    def _tab_changed(self, index: int) -> None:
+        self.rules.set_active(self.tabs.widget(index) is self.rules)
+
+    # -- looks
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A new palette (dark/light switch, another theme): redraw marks and icons."""
+        super().changeEvent(event)
+        if event.type() in (
+            QEvent.Type.ApplicationPaletteChange,
+            QEvent.Type.PaletteChange,
+            QEvent.Type.ThemeChange,
+        ):
+            self._theme_changed()
+
+    def _theme_changed(self, *_: object) -> None:
+        forget_theme()
+        self.setWindowIcon(icon("nerve"))
+        if self.tray is not None:
+            self.tray.refresh_icon()
+        if not self._attached:
+            return
+        self.runs.show_trace()  # its colours are set when it is filled
+        for view in (self.rules.tree, self.runs.table, self.runs.tree, self.events.table):
+            view.viewport().update()
 
     # -- control
 
@@ -119,7 +257,17 @@ class MainWindow(QMainWindow):
 
     # -- status
 
+    def _poll_status(self) -> None:
+        """Every STATUS_MS: refresh only if something changed (asking the engine
+        wakes its thread; an idle desktop app should wake nothing)."""
+        stamp = self.core.stamp()
+        if stamp != self._stamp:
+            self.refresh_status()
+
     def refresh_status(self) -> None:
+        if not self._attached:
+            return
+        self._stamp = self.core.stamp()
         try:
             engine: dict[str, Any] = self.core.engine_status()
         except Exception:
@@ -183,7 +331,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop timers and the monitor's subscription (before the core stops)."""
         self._status_timer.stop()
-        self.events.close_subscription()
+        if self._attached:
+            self.events.close_subscription()
 
 
 def _listener_line(status: dict[str, Any]) -> str:

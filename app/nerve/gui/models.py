@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 from nerve.events import Event, thaw
+from nerve.gui.icons import status_color, status_icon
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
@@ -30,8 +31,13 @@ _ROOT = QModelIndex()
 #: A role that answers the row's underlying object (an Event, a run dict...).
 ObjectRole = Qt.ItemDataRole.UserRole + 1
 
-_FAILED = QColor("#c0392b")
-_OK = QColor("#2e7d32")
+
+def _failed() -> QColor:
+    return status_color("failed")
+
+
+def _ok() -> QColor:
+    return status_color("ok")
 
 
 def clock(epoch: float | None, *, millis: bool = False) -> str:
@@ -142,7 +148,7 @@ class EventsModel(QAbstractTableModel):
         if role == ObjectRole:
             return event
         if role == Qt.ItemDataRole.ForegroundRole and event.type == "rule.failed":
-            return QBrush(_FAILED)
+            return QBrush(_failed())
         return None
 
     def headerData(
@@ -264,9 +270,10 @@ class RunsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == self.STATUS:
             status = run.get("status")
             if status == "failed":
-                return QBrush(_FAILED)
+                return QBrush(_failed())
             if status in ("ok", "done", "succeeded"):
-                return QBrush(_OK)
+                return QBrush(_ok())
+            return QBrush(status_color("muted"))  # conditions did not hold, cancelled
         if role == Qt.ItemDataRole.ToolTipRole and column == self.ERROR and run.get("error"):
             return str(run["error"])
         if role == ObjectRole:
@@ -313,12 +320,12 @@ class TraceModel(QStandardItemModel):
         self.appendRow(
             [
                 head,
-                _item(status, _FAILED if status == "failed" else None),
+                _item(status, _failed() if status == "failed" else None),
                 _item(duration_text(run.get("started"), run.get("ended"))),
             ]
         )
         if run.get("error"):
-            head.appendRow([_item("error"), _item(str(run["error"]), _FAILED), _item("")])
+            head.appendRow([_item("error"), _item(str(run["error"]), _failed()), _item("")])
         event = trace.get("event")
         if isinstance(event, Mapping):
             node = _item(f"Event {event.get('type', '?')}")
@@ -342,7 +349,7 @@ class TraceModel(QStandardItemModel):
             node.appendRow(
                 [
                     _item(f"{cond.get('condition', '?')}  ({cond.get('path', '')})"),
-                    _item(verdict, _OK if ok else _FAILED),
+                    _item(verdict, _ok() if ok else _failed()),
                     _item(""),
                 ]
             )
@@ -352,7 +359,7 @@ class TraceModel(QStandardItemModel):
         for act in actions:
             error = act.get("error")
             if error:
-                result = _item(f"error: {error}", _FAILED)
+                result = _item(f"error: {error}", _failed())
             else:
                 value = act.get("result")
                 shown = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -529,18 +536,21 @@ class RulesModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.CheckStateRole and column == self.ENABLED:
             on = rule.get("enabled") and not rule.get("suspended")
             return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DecorationRole and column == self.LAST_RUN:
+            return status_icon(run_state(rule))
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == self.ENABLED and rule.get("suspended"):
                 return f"suspended: {rule['suspended']}"
             if column == self.LAST_RUN:
-                last = rule.get("last_run") or {}
-                return str(last.get("error") or "") or None
+                return last_run_tip(rule)
             return str(rule["key"])
         if role == Qt.ItemDataRole.ForegroundRole and column in (self.LAST_RUN, self.ENABLED):
             last = rule.get("last_run") or {}
             failed = column == self.LAST_RUN and last.get("status") == "failed"
             if rule.get("suspended") or failed:
-                return QBrush(_FAILED)
+                return QBrush(_failed())
+            if column == self.LAST_RUN and not last:
+                return QBrush(status_color("muted"))
         if role == ObjectRole:
             return rule
         return None
@@ -578,7 +588,57 @@ class RulesModel(QAbstractItemModel):
 
 
 def last_run_text(last: Mapping[str, Any] | None) -> str:
+    """``ok at 14:03:12`` today, ``failed at 2025-11-24 09:12`` before; ``never``."""
     if not last:
         return "never"
     status = str(last.get("status", ""))
-    return f"{status} at {clock(last.get('started') or last.get('ended'))}".strip()
+    status = _STATUS_WORDS.get(status, status)
+    when = last.get("started") or last.get("ended")
+    if when is None:
+        return status
+    moment = dt.datetime.fromtimestamp(when)
+    if moment.date() == dt.date.today():
+        return f"{status} at {moment.strftime('%H:%M:%S')}"
+    return f"{status} at {moment.strftime('%Y-%m-%d %H:%M')}"
+
+
+#: How a run's status reads in the Last run column.
+_STATUS_WORDS = {"condition": "skipped", "cancelled": "cancelled"}
+
+
+def run_state(rule: Mapping[str, Any]) -> str:
+    """What a rule's status mark shows: running, suspended, ok, failed, skipped or never."""
+    if rule.get("running"):
+        return "running"
+    if rule.get("suspended"):
+        return "suspended"
+    last = rule.get("last_run") or {}
+    if not last:
+        return "never"
+    status = last.get("status")
+    if status in ("ok", "failed"):
+        return str(status)
+    return "skipped"  # conditions did not hold, or cancelled
+
+
+def last_run_tip(rule: Mapping[str, Any]) -> str:
+    last: Mapping[str, Any] = rule.get("last_run") or {}
+    lines = []
+    if rule.get("running"):
+        lines.append(f"running now ({rule['running']})")
+    if last:
+        started = last.get("started") or last.get("ended")
+        status = str(last.get("status", ""))
+        if status == "condition":
+            status = "skipped: its conditions did not hold"
+        lines.append(f"last run {status} at {day_clock(started)}")
+        took = duration_text(last.get("started"), last.get("ended"))
+        if took:
+            lines[-1] += f", took {took}"
+        if last.get("error"):
+            lines.append(str(last["error"]))
+    else:
+        lines.append("no run recorded")
+    if rule.get("fired"):
+        lines.append(f"fired {rule['fired']} time(s) since Nerve started")
+    return "\n".join(lines)

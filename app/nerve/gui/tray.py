@@ -1,4 +1,4 @@
-"""The tray icon: pause/resume, open, quit; its icon shows paused and error states."""
+"""The tray icon: pause/resume, open, settings, quit; its icon shows paused and error states."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class Tray(QObject):
     open_requested = Signal()
     pause_requested = Signal(bool)  # True: pause, False: resume
     quit_requested = Signal()
+    settings_requested = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -27,10 +28,13 @@ class Tray(QObject):
         self.pause_action = QAction("&Pause all rules", self)
         self.pause_action.setCheckable(True)
         self.pause_action.triggered.connect(self.pause_requested)
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.triggered.connect(self.settings_requested)
         self.quit_action = QAction("&Quit Nerve", self)
         self.quit_action.triggered.connect(self.quit_requested)
         self.menu.addAction(self.open_action)
         self.menu.addAction(self.pause_action)
+        self.menu.addAction(self.settings_action)
         self.menu.addSeparator()
         self.menu.addAction(self.quit_action)
         self.icon = QSystemTrayIcon(icon("nerve"), self)
@@ -55,6 +59,11 @@ class Tray(QObject):
         if error:
             tip += f"\n{error}"
         self.icon.setToolTip(tip)
+
+    def refresh_icon(self) -> None:
+        """Set the icon again (after a theme change picked other variants)."""
+        if self.state:
+            self.icon.setIcon(icon(_ICONS[self.state]))
 
     def notify(self, title: str, body: str, *, error: bool = False) -> None:
         if self.available and QSystemTrayIcon.supportsMessages():

@@ -1,0 +1,10 @@
+"""The rule editor: forms generated from the type schemas, a YAML tab, a Test button.
+
+``open_editor(core, pack_file, rule_id)`` shows it (``rule_id`` None: a new
+rule); :class:`RuleEditor` emits ``saved(rule_id)`` after the pack was written
+and Nerve reloaded it.
+"""
+
+from nerve.gui.editor.window import RuleEditor, open_editor
+
+__all__ = ["RuleEditor", "open_editor"]
