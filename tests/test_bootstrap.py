@@ -274,3 +274,24 @@ def test_reload_reads_the_packs_again(make_nerve: Callable[..., Nerve], short_tm
     assert result["rules"] == 1
     assert len(result["errors"]) == 1
     assert "mine.yaml" in result["errors"][0]
+
+
+def test_reload_applies_changed_settings(
+    make_nerve: Callable[..., Nerve], where: Locations, short_tmp: Path
+) -> None:
+    pack = short_tmp / "mine.yaml"
+    pack.write_text(PACK.read_text())
+    app = make_nerve(pack)
+    app.start()
+    assert app.store is not None
+    assert app.engine is not None
+    assert app.store.retention_days == 30
+    where.config.mkdir(parents=True, exist_ok=True)
+    (where.config / "settings.yaml").write_text(
+        "retention_days: 3\nmax_events: 5000\nstore_private: true\nmax_depth: 3\n"
+    )
+    app.reload()
+    assert app.store.retention_days == 3
+    assert app.store.max_events == 5000
+    assert app.store.store_private is True
+    assert app.engine.max_depth == 3

@@ -193,10 +193,23 @@ class Nerve:
         assert self.engine is not None
         with self._reload_lock:
             self.settings = Settings.load(self.locations.config / "settings.yaml")
+            self._apply_settings()
             self.load_packs()
             self.engine.call(self.engine.set_rules, self.rules())
+            # The panic hotkey and switched-off listeners, even when no rule changed.
+            self._listener_needs(self.engine.needs)
             settle_memory()
         log.info("reloaded: %d rule(s) from %d pack(s)", len(self.rules()), len(self.packs))
+
+    def _apply_settings(self) -> None:
+        """What a running Nerve can change without a restart (the bus size cannot)."""
+        settings = self.settings
+        if self.store is not None:
+            self.store.retention_days = settings.retention_days
+            self.store.max_events = settings.max_events
+            self.store.store_private = settings.store_private
+        if self.engine is not None:
+            self.engine.max_depth = settings.max_depth
 
     def _packs_changed(self, names: set[str]) -> None:
         """Pack files changed on disk (the watcher's thread)."""

@@ -7,12 +7,15 @@ instead of sleeping, so the tests decide when they end.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import Harness, wait_until
+from nerve.events import Event, freeze
 from nerve.storage import Store
 
 GATED = """
@@ -573,3 +576,32 @@ def test_status_counts(harness: Harness) -> None:
     assert status["enabled"] == 1
     assert status["paused"] is False
     assert status["handled"] >= 2
+
+
+def test_a_dry_run_shows_waits_and_side_effects_without_doing_them(
+    harness: Harness, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    (rule,) = harness.load(
+        f"""
+  - id: slow
+    when: {{event: t.go}}
+    do:
+      - delay: 1h
+      - run: [touch, "{marker}"]
+      - set: {{seen: yes}}
+"""
+    )
+    event = Event("t.go", freeze({}), "test", 1, time.time(), time.monotonic_ns())
+    assert harness.engine.loop is not None
+    future = asyncio.run_coroutine_threadsafe(
+        harness.engine.dry_run(rule, event), harness.engine.loop
+    )
+    ctx = future.result(timeout=10)  # an hour's delay is shown, not waited for
+    delay, run, set_ = ctx.trace.actions
+    assert delay["result"] == {"would_wait_s": 3600.0}
+    assert run["result"] == "skipped (dry run)"
+    assert set_["action"] == "set"
+    assert ctx.status == "ok"
+    assert not marker.exists()
+    assert "seen" not in harness.engine.variables  # a dry run's variables are its own

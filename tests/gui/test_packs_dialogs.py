@@ -269,3 +269,26 @@ def test_a_pack_saved_in_the_window_is_approved_by_the_editor(nerve: Nerve, core
     approve_own(core, "me.mine", load_pack(pack).capabilities)
     core.reload()
     assert held_packs(core) == []
+
+
+def test_the_status_bar_offers_the_review_of_held_packs(
+    qtbot: QtBot, nerve: Nerve, core: Core
+) -> None:
+    from nerve.gui.main_window import MainWindow
+
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.held_button.isHidden()
+    with_default = SHARED.replace("type: path}", "type: path, default: /tmp/x}")
+    (nerve.locations.packs / "shared.tools.yaml").write_text(with_default)
+    nerve.reload()  # (the packs watcher would do it too)
+    qtbot.waitUntil(window.held_button.isVisible, timeout=5000)
+    assert window.held_button.text() == "Pack shared.tools held: review…"
+    window.held_button.click()
+    held = window.findChild(HeldDialog)
+    assert held is not None
+    assert held.list.count() == 1
+    held.approve_current()
+    qtbot.waitUntil(window.held_button.isHidden, timeout=5000)
+    window.shutdown()

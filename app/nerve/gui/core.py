@@ -40,6 +40,11 @@ class Core:
     packs_dir: Path | None = None
     #: Where settings.yaml lives.
     config_dir: Path | None = None
+    #: The event log and run history (nerve.db), and the log file's folder.
+    data_dir: Path | None = None
+    logs_dir: Path | None = None
+    #: Ids of the user's packs held for approval, as of the last (re)load.
+    held: Callable[[], list[str]] = field(default=list)
     #: Read every pack again and swap the rules in (blocking; a few ms).
     reload: Callable[[], None] = field(default=lambda: None)
 
@@ -57,7 +62,10 @@ class Core:
             packs=lambda: list(nerve.packs),
             packs_dir=None if nerve.options.rule_paths else nerve.locations.packs,
             config_dir=nerve.locations.config,
+            data_dir=nerve.locations.data,
+            logs_dir=nerve.locations.logs,
             reload=nerve.reload,
+            held=lambda: [state.pack.id for state in nerve.held],
         )
 
     def rules(self) -> list[dict[str, Any]]:

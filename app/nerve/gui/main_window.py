@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
 
 from nerve.gui.icons import forget_theme, icon
 from nerve.gui.tray import Tray
@@ -62,8 +62,14 @@ class MainWindow(QMainWindow):
         self.drops_label = QLabel()
         for label in (self.paused_label, self.listeners_label, self.drops_label):
             label.setContentsMargins(6, 0, 6, 0)
+        # Packs waiting for approval: a button that opens their review.
+        self.held_button = QPushButton()
+        self.held_button.setFlat(True)
+        self.held_button.hide()
+        self.held_button.clicked.connect(self.review_held)
         bar = self.statusBar()
         bar.addWidget(self.paused_label)
+        bar.addPermanentWidget(self.held_button)
         bar.addPermanentWidget(self.listeners_label)
         bar.addPermanentWidget(self.drops_label)
         starting = QLabel("Starting Nerve…")
@@ -185,6 +191,14 @@ class MainWindow(QMainWindow):
         self.refresh_status()
         self.rules.refresh()
 
+    def review_held(self) -> None:
+        """Open the review of the packs waiting for approval."""
+        from nerve.gui.packs import HeldDialog
+
+        dialog = HeldDialog(self.core, self)
+        dialog.finished.connect(lambda _result: self.refresh_status())
+        dialog.open()
+
     def show_rules(self) -> None:
         self.tabs.setCurrentWidget(self.rules)
 
@@ -293,6 +307,14 @@ class MainWindow(QMainWindow):
         else:
             self.listeners_label.setText(f"Listeners: {len(listeners)} running")
         self.listeners_label.setToolTip("\n".join(_listener_line(s) for s in listeners))
+        held = self.core.held()
+        self.held_button.setVisible(bool(held))
+        if held:
+            many = f"{len(held)} packs held: review…"
+            self.held_button.setText(many if len(held) > 1 else f"Pack {held[0]} held: review…")
+            self.held_button.setToolTip(
+                "These packs can do things you have not allowed yet, so their rules are off"
+            )
         drops = self.core.drops()
         self.drops_label.setText(f"Dropped events: {drops:,}" if drops else "No events dropped")
         error = None

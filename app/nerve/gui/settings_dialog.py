@@ -68,13 +68,11 @@ def check_panic_hotkey(text: str) -> tuple[str | None, str | None]:
     if not text:
         return None, None
     from nerve.engine.registry import ConfigError
-    from nerve.listeners import keyboard, x11
+    from nerve.listeners import keyboard
 
     try:
-        combo = keyboard._combo_option(text)
+        combo = keyboard.check_combo(text)
     except ConfigError as exc:
-        return None, str(exc)
-    except x11.ComboError as exc:  # pragma: no cover - _combo_option converts these
         return None, str(exc)
     if not combo.modifiers and len(combo.key) == 1:
         return None, (
@@ -393,10 +391,10 @@ class SettingsDialog(QDialog):
         core = self.core
         config = core.config_dir
         packs = core.packs_dir or (config / "packs" if config is not None else None)
-        data = getattr(core, "data_dir", None)
+        data = core.data_dir
         if data is None and core.store is not None:
             data = core.store.path.parent
-        logs = getattr(core, "logs_dir", None)
+        logs = core.logs_dir
         if logs is None:
             from nerve.paths import locations
 

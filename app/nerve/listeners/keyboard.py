@@ -695,7 +695,9 @@ class KeyboardListener(Listener):
 # Triggers
 
 
-def _combo_option(text: str, path: tuple[str, ...] = ()) -> Combo:
+def check_combo(text: str, path: tuple[str, ...] = ()) -> Combo:
+    """A key combination as hotkey rules read it; ConfigError (at ``path``) if
+    it is not one or cannot work (Ctrl+Alt+F-keys). The settings window uses it."""
     try:
         combo = x11.parse_combo(text)
     except ComboError as exc:
@@ -746,8 +748,8 @@ class HotkeyTrigger(Trigger):
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> HotkeyTrigger:
         if isinstance(options, str):
-            return cls(_combo_option(options), False)
-        return cls(_combo_option(options["combo"], ("combo",)), bool(options.get("pass_through")))
+            return cls(check_combo(options), False)
+        return cls(check_combo(options["combo"], ("combo",)), bool(options.get("pass_through")))
 
     def matchers(self) -> list[Matcher]:
         return [Matcher("hotkey", ("combo", self.text))]
@@ -822,7 +824,7 @@ class KeyTrigger(Trigger):
         if isinstance(options, str):
             options = {"key": options}
         path = ("key",) if "key" in options else ()
-        combo = _combo_option(options["key"], path)
+        combo = check_combo(options["key"], path)
         if combo.sides:
             raise ConfigError("left/right modifiers are for hotkeys; use ctrl, alt...", path)
         modifiers: frozenset[str] | None = combo.modifiers or None

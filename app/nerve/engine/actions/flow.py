@@ -58,6 +58,8 @@ class DelayAction(Action):
                 seconds = parse_duration(value)
             except ValueError as exc:
                 raise ActionError(str(exc)) from None
+        if run.dry_run:  # a test of the rule shows the wait, it does not make you sit through it
+            return {"would_wait_s": seconds}
         await asyncio.sleep(seconds)
         return {"waited_s": seconds}
 
