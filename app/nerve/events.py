@@ -21,6 +21,26 @@ _EMPTY: Mapping[str, JSONValue] = MappingProxyType({})
 #: live but never written to disk unless the user asks for it.
 PRIVATE_TYPES = frozenset({"key.down", "key.up", "clipboard.changed"})
 
+#: What a rule learns by listening to these events: a pack whose rules listen
+#: to them (with any trigger, ``event: "*"`` included) needs that capability.
+READ_CAPABILITIES: dict[str, str] = {
+    "key.down": "reads-keyboard",
+    "key.up": "reads-keyboard",
+    "hotkey": "reads-keyboard",
+    "typed": "reads-keyboard",
+    "clipboard.changed": "reads-clipboard",
+    "mouse.click": "reads-mouse",
+    "mouse.scroll": "reads-mouse",
+    "mouse.move": "reads-mouse",
+}
+
+
+def read_capabilities(pattern: str) -> frozenset[str]:
+    """What listening to events of ``pattern`` (a type or a glob) reveals."""
+    matcher = TypePattern([pattern])
+    return frozenset(cap for type_, cap in READ_CAPABILITIES.items() if matcher.matches(type_))
+
+
 _TYPE_RE = re.compile(r"^[a-z0-9_]+(?:[.\-][a-z0-9_]+)*$")
 
 
@@ -190,6 +210,14 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "rule.suspended": "rule pack reason",
     }.items()
 }
+
+
+def reserved_type(type_: str) -> bool:
+    """Whether ``type_`` is one Nerve itself publishes (its listeners, the
+    engine). Rules cannot ``emit`` these: a faked ``hotkey``, ``typed`` or
+    ``file.created`` event would fire other packs' rules, whatever those packs
+    were approved for. (``nerve emit`` at the command line is the user's own.)"""
+    return type_ in KNOWN_FIELDS
 
 
 def fields_for(type_pattern: str) -> frozenset[str] | None:

@@ -440,7 +440,7 @@ def test_the_test_button_shows_verdicts_and_actions(
     assert "Actions (0)" in rows
 
 
-def test_the_test_button_reports_skipped_actions_and_stops(
+def test_the_test_button_reports_skipped_actions_and_waits_without_waiting(
     qtbot: QtBot, world: EditorWorld, pack: Path
 ) -> None:
     editor = open_rule(qtbot, world, pack, "files")
@@ -454,12 +454,16 @@ def test_the_test_button_reports_skipped_actions_and_stops(
     rows = {model.item(r, 0).text(): r for r in range(model.rowCount())}
     actions = model.item(rows["Actions (2)"], 0)
     assert actions.child(0, 1).text() == "skipped (dry run)"
-    # A long delay can be stopped.
+    # A long delay is shown, not waited for.
     edit_text(editor, editor.text.replace("do:\n", "do:\n  - delay: 1h\n", 1))
+    panel.status.setText("")
     editor.run_test()
-    qtbot.waitUntil(panel.stop_button.isEnabled, timeout=2000)
-    panel.stop_button.click()
-    qtbot.waitUntil(lambda: panel.status.text() == "Stopped.", timeout=5000)
+    qtbot.waitUntil(lambda: panel.status.text().startswith("✔"), timeout=5000)
+    rows = {model.item(r, 0).text(): r for r in range(model.rowCount())}
+    actions = model.item(rows["Actions (3)"], 0)
+    assert actions.child(0, 0).text().startswith("delay")
+    assert "3600" in actions.child(0, 1).text()
+    assert not panel.stop_button.isEnabled()
 
 
 # ---------------------------------------------------------------------------

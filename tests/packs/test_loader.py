@@ -184,7 +184,9 @@ def test_inputs_in_placeholders() -> None:
 @pytest.mark.parametrize(
     ("actions", "expected"),
     [
-        ("[{log: hi}, {notify: hi}, {set: {a: 1}}, {delay: 1s}, {emit: x.done}]", set()),
+        ("[{log: hi}, {notify: hi}, {delay: 1s}, {emit: x.done}]", set()),
+        ("[{set: {a: 1}}]", {"writes-variables"}),
+        ("[{wait_for: {event: clipboard.changed, timeout: 1s}}]", {"reads-clipboard"}),
         ("[{run: [echo, hi]}]", {"runs-programs"}),
         ("[{run: {argv: [sleep, 1], wait: true, timeout: 5s}}]", {"runs-programs"}),
         ("[{shell: 'ls | wc -l'}]", {"runs-programs", "runs-shell"}),
@@ -213,6 +215,34 @@ def test_capabilities(actions: str, expected: set[str]) -> None:
     assert pack.ok, pack.errors
     assert pack.capabilities == expected
     assert pack.rules[0].capabilities == expected
+
+
+@pytest.mark.parametrize(
+    ("trigger", "expected"),
+    [
+        ("{event: x.y}", set()),
+        ("{event: key.down}", {"reads-keyboard"}),
+        ("{event: typed}", {"reads-keyboard"}),
+        ("{event: clipboard.*}", {"reads-clipboard"}),
+        ("{event: mouse.click}", {"reads-mouse"}),
+        ("{event: '*'}", {"reads-keyboard", "reads-clipboard", "reads-mouse"}),
+        ("{sequence: {steps: [{event: x.a}, {event: key.up}], within: 2s}}", {"reads-keyboard"}),
+    ],
+)
+def test_listening_to_private_events_is_a_capability(trigger: str, expected: set[str]) -> None:
+    pack = load_pack(pack_text(f"  - id: a\n    when: {trigger}\n    do: [{{log: hi}}]\n"))
+    assert pack.ok, pack.errors
+    assert pack.capabilities == expected
+
+
+@pytest.mark.parametrize("type_", ["hotkey", "typed", "key.down", "file.created", "rule.failed"])
+def test_a_rule_cannot_emit_nerves_own_events(type_: str) -> None:
+    pack = load_pack(
+        pack_text(f"  - id: a\n    when: {{event: x.y}}\n    do: [{{emit: {type_}}}]\n")
+    )
+    (error,) = pack.errors
+    assert error.path == "rules[0].do[0].emit"
+    assert "come from Nerve itself" in error.message
 
 
 def test_capabilities_are_per_pack_and_per_rule(tmp_path: Path, run_cli: Any) -> None:
@@ -249,6 +279,7 @@ def test_every_capability_has_a_text() -> None:
         "network",
         "writes-files",
         "controls-nerve",
+        "writes-variables",
     }
     assert pack.capabilities <= set(CAPABILITY_TEXT)
 
@@ -282,7 +313,7 @@ def test_starter_pack_contents() -> None:
         "failures",
     ]
     assert pack.values == {"focus": "25m", "break": "5m"}
-    assert pack.capabilities == {"controls-nerve"}
+    assert pack.capabilities == {"controls-nerve", "writes-variables"}
     remind = pack.rules[2]
     assert (remind.mode, remind.max) == ("parallel", 20)
     assert pack.rules[5].throttle == 60.0

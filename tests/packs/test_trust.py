@@ -85,7 +85,7 @@ def test_the_starter_pack_is_approved_when_installed(where: Locations) -> None:
     approval = trust.Approvals(where.config).get("nerve.starter")
     assert approval is not None
     assert approval.file == "starter.yaml"
-    assert approval.capabilities == {"controls-nerve"}
+    assert approval.capabilities == {"controls-nerve", "writes-variables"}
     assert approval.approved
 
 

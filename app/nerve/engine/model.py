@@ -71,7 +71,7 @@ def _children(trigger: Trigger) -> list[Trigger]:
 
 
 def _trigger_caps(trigger: Trigger) -> set[str]:
-    caps = set(trigger.capabilities)
+    caps = set(trigger.trigger_capabilities())
     for child in _children(trigger):
         caps |= _trigger_caps(child)
     return caps

@@ -123,6 +123,11 @@ class Trigger(ABC):
         """Fields of the event that starts a run (None: any), for placeholder checks."""
         return None
 
+    def trigger_capabilities(self) -> frozenset[str]:
+        """What this trigger gives its pack (the class's ``capabilities``, plus
+        what its options add: an ``event`` trigger on ``key.down`` reads the keyboard)."""
+        return self.capabilities
+
     def scope(self, conditions: Sequence[Condition]) -> None:
         """Told the rule's top-level conditions (every one must hold for a run).
         A trigger that takes something away from other programs (a grabbed

@@ -28,7 +28,7 @@ from nerve.engine.registry import (
     Trigger,
     triggers,
 )
-from nerve.events import Event, fields_for, valid_type
+from nerve.events import Event, fields_for, read_capabilities, valid_type
 
 
 class Cancellable(Protocol):
@@ -121,6 +121,10 @@ class EventTrigger(Trigger):
 
     def event_fields(self) -> frozenset[str] | None:
         return fields_for(self.type)
+
+    def trigger_capabilities(self) -> frozenset[str]:
+        # Listening to key, clipboard or mouse events is reading them.
+        return self.capabilities | read_capabilities(self.type)
 
     def event_hint(self) -> str:
         return f"{self.type} events"

@@ -35,6 +35,7 @@ CAPABILITY_TEXT = {
     "writes-files": "move, copy and trash files",
     "network": "send requests over the network",
     "controls-nerve": "pause Nerve or switch rules on and off",
+    "writes-variables": "change variables (other rules may use them)",
 }
 
 

@@ -23,7 +23,7 @@ from nerve.engine.registry import (
 )
 from nerve.engine.runs import RunContext, run_actions
 from nerve.engine.triggers import EventTrigger
-from nerve.events import valid_type
+from nerve.events import reserved_type, valid_type
 from nerve.templates import Template
 
 log = logging.getLogger("nerve.rules")
@@ -99,6 +99,9 @@ class WaitForAction(Action):
             trigger, parse_duration(options["timeout"]), bool(options.get("continue_on_timeout"))
         )
 
+    def action_capabilities(self) -> frozenset[str]:
+        return self.capabilities | self.trigger.trigger_capabilities()
+
     async def execute(self, run: RunContext) -> Any:
         (matcher,) = self.trigger.matchers()
         try:
@@ -169,6 +172,8 @@ class SetAction(Action):
 
     key = "set"
     description = "Set variables, {name: value}; null removes; they survive restarts"
+    # Variables are shared: another pack's rules may pass them to programs.
+    capabilities = frozenset({"writes-variables"})
     schema = {
         "type": "object",
         "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$"},
@@ -301,6 +306,13 @@ class EmitAction(Action):
             raise ConfigError(
                 f"{options['type']!r} is not an event type: "
                 "use lower-case dotted names (build.done)",
+                ("type",),
+            )
+        if reserved_type(options["type"]):
+            raise ConfigError(
+                f"{options['type']!r} events come from Nerve itself; a rule cannot fake one "
+                "(it would fire other rules as if it had happened). Use a type of your own, "
+                f"such as 'my.{options['type']}'",
                 ("type",),
             )
         return cls(options["type"], templated(options.get("data", {}), ctx, ("data",)))
