@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nerve.settings import DEFAULT_PANIC_HOTKEY, Settings
 
 
@@ -30,13 +32,17 @@ def test_bad_values_are_reported_and_defaulted(tmp_path: Path) -> None:
     assert any(":2:1: store_privat: unknown key 'store_privat'" in e for e in s.errors), s.errors
 
 
-def test_broken_yaml_keeps_defaults(tmp_path: Path) -> None:
+def test_broken_yaml_keeps_defaults_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "settings.yaml"
     path.write_text("panic_hotkey: [unclosed\n")
     s = Settings.load(path)
     assert s.panic_hotkey == DEFAULT_PANIC_HOTKEY
     assert len(s.errors) == 1
     assert str(path) in s.errors[0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == s.errors
+    assert s.errors[0].endswith("(using the default settings)")
 
 
 def test_save_round_trips_and_keeps_unknown_keys_and_comments(tmp_path: Path) -> None:

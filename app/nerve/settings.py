@@ -63,27 +63,36 @@ class Settings:
         if not path.exists():
             return settings
         try:
+            settings._read(path)
+        finally:
+            for error in settings.errors:
+                log.error("%s", error)
+        return settings
+
+    def _read(self, path: Path) -> None:
+        try:
             doc = load_yaml(path, filename=str(path))
         except YamlError as exc:
-            settings.errors.append(str(exc))
-            return settings
+            self.errors.append(f"{exc} (using the default settings)")
+            return
         data = doc.data if doc.data is not None else {}
         if not isinstance(data, dict):
-            settings.errors.append(f"{path}:1:1: settings are a mapping of names to values")
-            return settings
+            self.errors.append(
+                f"{path}:1:1: settings are a mapping of names to values (using the defaults)"
+            )
+            return
         bad: set[str] = set()
         for where, message in validation.check(SCHEMA, data):
             line, column = doc.position(where)
-            settings.errors.append(f"{path}:{line}:{column}: {format_path(where)}: {message}")
+            self.errors.append(
+                f"{path}:{line}:{column}: {format_path(where)}: {message} (using the default)"
+            )
             if where:
                 bad.add(str(where[0]))
-        names = {f.name for f in fields(cls)} - {"errors"}
+        names = {f.name for f in fields(self)} - {"errors"}
         for key, value in data.items():
             if key in names and key not in bad:
-                setattr(settings, key, value)
-        for error in settings.errors:
-            log.error("%s (using the default)", error)
-        return settings
+                setattr(self, key, value)
 
     def values(self) -> dict[str, Any]:
         """Every setting by its key in settings.yaml."""
