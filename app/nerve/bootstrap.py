@@ -100,11 +100,11 @@ class Nerve:
         install_starter_pack(self.locations)
         return [self.locations.packs] if self.locations.packs.exists() else []
 
-    def load_packs(self, *, first: bool = False) -> list[Pack]:
+    def load_packs(self) -> list[Pack]:
         """Load every pack; report the broken and held ones. Returns all packs.
 
-        ``first``: the load at start, which approves the packs of a user who ran
-        a Nerve without approvals before."""
+        Nothing is approved here: a pack without an approval is held, also at
+        the first start and when ``approvals.yaml`` is missing or damaged."""
         packs = load_paths(self.pack_paths(), self.options.overrides)
         user_packs = not self.options.rule_paths  # --rules: the user's explicit choice
         if user_packs:
@@ -119,11 +119,6 @@ class Nerve:
                 log.warning(
                     "pack %s: %d rule(s) skipped because of errors", pack.id, len(pack.errors)
                 )
-        if first and user_packs and not self.approvals.exists():
-            # The first start with approvals: what ran before keeps running.
-            adopted = self.approvals.adopt(packs)
-            if adopted:
-                log.info("approved the packs already in your packs folder: %s", adopted)
         states = trust.judge_all(packs, self.approvals) if user_packs else []
         self.held = [s for s in states if s.state == "held"]
         for state in self.held:
@@ -169,7 +164,7 @@ class Nerve:
         self.engine.on_needs = self._listener_needs
         self.engine.start()
         self._detach_panic = keyboard.on_panic(self._panic)
-        self.load_packs(first=True)
+        self.load_packs()
         self.engine.call(self.engine.set_rules, self.rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()

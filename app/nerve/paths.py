@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
+import secrets
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -62,27 +62,73 @@ def _shipped(name: str) -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (user-only) if needed and return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` if needed, with every missing folder above it, user-only (0700).
+
+    Folders that exist already are left as they are. Returns ``path``."""
+    parent = path.parent
+    if parent != path and not parent.exists():
+        ensure_private_dir(parent)
+    path.mkdir(mode=0o700, exist_ok=True)
     return path
 
 
-def atomic_write(path: Path, data: bytes, *, backup: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, *, backup: bool = True, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old or the new file, never half.
 
-    With ``backup``, the previous version is kept as ``path~``.
+    The new file is created with ``mode`` (less the umask) before anything is
+    written to it, so it is never readable by more people than ``mode`` allows;
+    with a private mode (``0o600``) missing folders are created user-only too.
+    With ``backup``, the previous version is kept as ``path~``, with the same mode.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if backup and path.exists():
-        shutil.copy2(path, path.with_name(path.name + "~"))
-    os.replace(tmp, path)
+    if mode & 0o077:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        ensure_private_dir(path.parent)
+    tmp = _new_file(path, data, mode)
+    try:
+        if backup and path.exists():
+            _keep_backup(path, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if os.name == "nt":
+        return  # Windows cannot open (or sync) a folder
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _new_file(path: Path, data: bytes, mode: int) -> Path:
+    """A new hidden file next to ``path`` holding ``data``, created with ``mode``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, mode)
+        except FileExistsError:
+            continue  # another writer's name: draw again
+        break
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _keep_backup(path: Path, mode: int) -> None:
+    """Copy ``path`` to ``path~`` (its times kept), created with ``mode``."""
+    old = path.stat()
+    saved = _new_file(path, path.read_bytes(), mode)
+    try:
+        os.utime(saved, ns=(old.st_atime_ns, old.st_mtime_ns))
+        os.replace(saved, path.with_name(path.name + "~"))
+    except BaseException:
+        saved.unlink(missing_ok=True)
+        raise

@@ -102,7 +102,7 @@ def test_the_import_review_shows_capabilities_rules_and_inputs(
     texts = review.capability_texts()
     assert texts[:3] == [
         "Read what you type (hotkeys, abbreviations)",
-        "Start programs",
+        "Start programs and open files or web addresses",
         "Run shell command lines",
     ]
     first = review.capabilities.item(0)
@@ -157,7 +157,7 @@ def test_import_disabled_leaves_the_pack_held_until_approved(
     held = HeldDialog(core)
     qtbot.addWidget(held)
     assert held.list.count() == 1
-    assert "Start programs" in held.review.capability_texts()
+    assert "Start programs and open files or web addresses" in held.review.capability_texts()
     assert "which you have not approved" in held.reason.text()
     assert not held.review.inputs.fields["marker"].isEnabled()  # chosen at import
     held.approve_current()
@@ -178,6 +178,27 @@ def test_import_and_approve_runs_at_once(
     assert dialog.import_pack(approve=True) is not None
     assert held_packs(core) == []
     assert "shared.tools/touch" in rule_keys(nerve)
+
+
+def test_the_file_imported_is_the_one_reviewed(
+    qtbot: QtBot, nerve: Nerve, core: Core, source: Path
+) -> None:
+    dialog = import_dialog(qtbot, core, source)
+    assert "Run shell command lines" in dialog.review.capability_texts()
+    assert "Send requests over the network" not in dialog.review.capability_texts()
+    # Swapped on disk while the review is open: now it also calls the network.
+    source.write_text(
+        SHARED + "  - id: sneaky\n    when: {event: x.s}\n"
+        "    do: [{http: {url: 'https://example.invalid/'}}]\n"
+    )
+    dialog.review.inputs.set_text("marker", "/tmp/x")
+    target = dialog.import_pack(approve=True)
+    assert target is not None
+    assert target.read_text() == SHARED
+    approval = nerve.approvals.get("shared.tools")
+    assert approval is not None
+    assert "network" not in approval.capabilities
+    assert "shared.tools/sneaky" not in rule_keys(nerve)
 
 
 def test_a_pack_without_capabilities_has_one_import_button(

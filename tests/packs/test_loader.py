@@ -284,6 +284,29 @@ def test_every_capability_has_a_text() -> None:
     assert pack.capabilities <= set(CAPABILITY_TEXT)
 
 
+def test_capability_texts_say_what_a_pack_can_reach(run_cli: Any, tmp_path: Path) -> None:
+    """``open`` of a web address starts the browser: the words must say so; typing
+    reaches whatever window has the focus, a terminal too."""
+    opens = tmp_path / "opens.yaml"
+    opens.write_bytes(
+        pack_text("  - {id: a, when: {event: x.y}, do: [{open: 'https://example.invalid'}]}\n")
+    )
+    types = tmp_path / "types.yaml"
+    types.write_bytes(
+        pack_text("  - {id: a, when: {event: x.y}, do: [{type: 'rm -rf ~'}]}\n").replace(
+            b"test.pack", b"test.types"
+        )
+    )
+    result = run_cli("validate", opens, types)
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"{opens}: ok, pack test.pack, 1 rule(s); "
+        "can start programs and open files or web addresses",
+        f"{types}: ok, pack test.types, 1 rule(s); "
+        "can type and press keys for you (in any window, a terminal included)",
+    ]
+
+
 # --------------------------------------------------------------------------- shipped packs
 
 

@@ -8,6 +8,8 @@ fresh user's folders, the ``nerve_env`` fixture); the last one runs the real
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,14 @@ SHELL_TOO = (
     do: [{shell: "true"}]
 """
 )
+MOVES = """\
+nerve: 1
+pack: {id: shared.tidy}
+rules:
+  - id: tidy
+    when: {event: x.tidy}
+    do: [{file.move: {src: "{event.src}", dest: "{event.dest}"}}]
+"""
 HARMLESS = """\
 nerve: 1
 pack: {id: shared.notes}
@@ -53,10 +63,10 @@ def where(nerve_env: dict[str, str]) -> Locations:
     return locations()
 
 
-def loaded(where: Locations, *rule_paths: Path, first: bool = True) -> Nerve:
+def loaded(where: Locations, *rule_paths: Path) -> Nerve:
     """A Nerve (not started) that has loaded its packs as at start (or a reload)."""
     app = Nerve(where, Options(rule_paths=list(rule_paths)))
-    app.load_packs(first=first)
+    app.load_packs()
     return app
 
 
@@ -100,7 +110,7 @@ def test_a_pack_with_capabilities_is_held_until_approved(
     assert "nerve.starter/note" in keys(app)  # the others run
     # The log says which pack, what it can do and how to approve it.
     assert "pack shared.touch" in caplog.text
-    assert "start programs" in caplog.text
+    assert "start programs and open files or web addresses" in caplog.text
     assert "nerve pack approve shared.touch" in caplog.text
 
     trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
@@ -158,30 +168,120 @@ def test_packs_given_with_rules_are_trusted(where: Locations, short_tmp: Path) -
     assert not trust.Approvals(where.config).exists()  # nothing recorded for --rules
 
 
-def test_the_first_start_with_approvals_keeps_what_ran_before(where: Locations) -> None:
-    # A user of an earlier Nerve: packs, no approvals file.
-    where.packs.mkdir(parents=True)
+def test_a_pack_that_moves_the_approvals_away_gains_nothing(
+    where: Locations, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack approved only to move files moves approvals.yaml away; at the next
+    start every pack that needs approval is held, itself included."""
+    monkeypatch.delenv("DISPLAY", raising=False)  # no keyboard listener
+    first_start(where)
+    (where.packs / "tidy.yaml").write_text(MOVES)
     (where.packs / "touch.yaml").write_text(RUNS)
-    app = loaded(where)
-    assert app.held == []
-    assert "shared.touch/touch" in keys(app)
-    assert trust.Approvals(where.config).get("shared.touch") is not None
-    # From now on new packs are held.
-    (where.packs / "shell.yaml").write_text(SHELL_TOO.replace("shared.touch", "shared.shell"))
-    assert held(loaded(where)) == {"shared.shell": {"runs-programs", "runs-shell"}}
-    # Losing the approvals file later approves nothing (only a first start adopts).
-    (where.config / "approvals.yaml").unlink()
-    assert set(held(loaded(where, first=False))) == {"shared.shell", "shared.touch"}
+    store = trust.Approvals(where.config)
+    store.approve("shared.tidy", ["writes-files"])
+    assert store.exists()
+    away = short_tmp / "away"
+
+    app = Nerve(where, Options())
+    app.start()
+    try:
+        assert {"shared.tidy/tidy", "nerve.starter/note"} <= keys(app)
+        assert held(app) == {"shared.touch": {"runs-programs"}}
+        assert app.bus is not None
+        app.bus.publish("x.tidy", {"src": str(store.path), "dest": str(away)}, source="test")
+        wait_until((away / "approvals.yaml").exists, what="approvals.yaml moved")
+    finally:
+        app.stop()
+    assert not store.exists()
+
+    app = Nerve(where, Options())
+    app.start()
+    try:
+        assert set(held(app)) == {"nerve.starter", "shared.tidy", "shared.touch"}
+        assert keys(app) == set()
+    finally:
+        app.stop()
+    assert not store.exists()  # and nothing was approved behind the user's back
 
 
 def test_a_damaged_approvals_file_approves_nothing(
     where: Locations, caplog: pytest.LogCaptureFixture
 ) -> None:
     first_start(where)
-    (where.config / "approvals.yaml").write_text("packs: [unclosed\n")
+    path = where.config / "approvals.yaml"
+    path.write_text("packs: [unclosed\n")
     app = loaded(where)
     assert set(held(app)) == {"nerve.starter"}
-    assert "approvals.yaml" in caplog.text
+    errors = {r.getMessage() for r in caplog.records if r.levelname == "ERROR"}
+    assert len(errors) == 1
+    # file:line:column once, then what is wrong.
+    (error,) = errors
+    assert error.startswith(f"{path}:2:1: did not find expected")
+    assert error.count(str(path)) == 1
+    assert error.endswith("(no pack is approved)")
+
+
+# -------------------------------------------------------- the approvals file
+
+
+def test_the_approvals_file_is_private(where: Locations) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        first_start(where)  # Nerve creates the config folder
+        config, path = where.config, where.config / "approvals.yaml"
+        assert config.stat().st_mode & 0o777 == 0o700
+        assert path.stat().st_mode & 0o777 == 0o600
+        # One written by an earlier Nerve for everyone to read becomes private, backup too.
+        path.chmod(0o644)
+        trust.Approvals(config).record("shared.touch", file="touch.yaml", values={"t": "s3cret"})
+        assert path.stat().st_mode & 0o777 == 0o600
+        backup = config / "approvals.yaml~"
+        assert backup.stat().st_mode & 0o777 == 0o600
+        assert "nerve.starter" in backup.read_text()
+    finally:
+        os.umask(old_umask)
+
+
+def test_two_writers_do_not_lose_each_others_approvals(
+    where: Locations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window and the command line approve at the same time: both approvals stay.
+
+    The first writer pauses between reading and writing the file until the
+    second one has read it too (or for a second: the lock keeps the second out)."""
+    first_start(where)
+    store_a, store_b = trust.Approvals(where.config), trust.Approvals(where.config)
+    a_read, b_read = threading.Event(), threading.Event()
+    real_read = trust.Approvals.read
+
+    def read(self: trust.Approvals) -> dict[str, trust.Approval]:
+        entries = real_read(self)
+        if self is store_a:
+            a_read.set()
+            b_read.wait(1.0)  # without the lock B reads now, before A writes
+        elif self is store_b:
+            b_read.set()
+        return entries
+
+    monkeypatch.setattr(trust.Approvals, "read", read)
+    errors: list[BaseException] = []
+
+    def approve(store: trust.Approvals, pack_id: str) -> None:
+        try:
+            store.approve(pack_id, ["runs-programs"], file=f"{pack_id}.yaml")
+        except BaseException as exc:  # pragma: no cover - shown by the assert below
+            errors.append(exc)
+
+    first = threading.Thread(target=approve, args=(store_a, "shared.a"))
+    first.start()
+    assert a_read.wait(10)
+    second = threading.Thread(target=approve, args=(store_b, "shared.b"))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert not errors
+    monkeypatch.setattr(trust.Approvals, "read", real_read)
+    assert {"nerve.starter", "shared.a", "shared.b"} <= set(trust.Approvals(where.config).read())
 
 
 def test_input_values_chosen_at_import_are_used(where: Locations, short_tmp: Path) -> None:
@@ -203,6 +303,29 @@ def test_input_values_chosen_at_import_are_used(where: Locations, short_tmp: Pat
     pack = next(p for p in app.packs if p.id == "shared.needs")
     assert pack.values == {"greeting": "hello"}
     assert "shared.needs/hi" in keys(app)  # no capabilities: it runs
+
+
+def test_the_reviewed_bytes_are_installed_whatever_happens_to_the_source(
+    where: Locations, short_tmp: Path
+) -> None:
+    first_start(where)
+    source = short_tmp / "touch.yaml"
+    source.write_text(RUNS)
+    plan = trust.plan_import(source, where.packs)
+    source.write_text(SHELL_TOO)  # swapped after the review
+    plan = plan.with_values({})
+    assert plan.pack.capabilities == {"runs-programs"}
+    target = trust.install(plan, trust.Approvals(where.config), values={}, approve=True)
+    assert target.read_text() == RUNS
+    assert held(loaded(where)) == {}
+
+    # Imported again, the same bytes are found in the folder; if that file was
+    # changed in between, it gets the reviewed bytes again.
+    plan = trust.plan_import(target, where.packs)
+    assert plan.same_as == target
+    target.write_text(SHELL_TOO)
+    trust.install(plan, trust.Approvals(where.config), values={}, approve=True)
+    assert target.read_text() == RUNS
 
 
 def test_export_keeps_the_chosen_rules_and_the_inputs_they_use(
@@ -264,8 +387,8 @@ def test_a_held_packs_rule_does_not_run_until_approved(
     assert [r["rule_id"] for r in runs] == ["nerve.starter/note"]
     assert not target.exists()
 
-    out = cli_ok(nerve_env, "pack", "approve", "shared.touch")
-    assert "Approved shared.touch: it may start programs" in out
+    out = cli_ok(nerve_env, "pack", "approve", "shared.touch", "--yes")
+    assert "Approved shared.touch: it may start programs and open files or web addresses" in out
     assert "reloaded" in out
     cli_ok(nerve_env, "emit", "x.touch", f"path={target}")
     wait_until(target.exists, what="the approved rule to touch its file")

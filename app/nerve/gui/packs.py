@@ -496,14 +496,15 @@ class ImportDialog(QDialog):
         self.approve_button.setEnabled(ok)
 
     def import_pack(self, *, approve: bool) -> Path | None:
-        """Import the pack with the form's values; the file, or None if it could not be."""
-        if self.path is None or self.plan is None or self.core.config_dir is None:
+        """Import the pack with the form's values; the file, or None if it could not be.
+
+        What is imported is the file as it was read for the review, whatever
+        happened to it since."""
+        if self.plan is None or self.core.config_dir is None:
             return None
-        packs_dir = user_packs_dir(self.core)
-        assert packs_dir is not None
         values = self.review.inputs.values()
         try:
-            plan = trust.plan_import(self.path, packs_dir, values)
+            plan = self.plan.with_values(values)
             if plan.pack.errors:
                 self._show_errors([str(e) for e in plan.pack.errors])
                 self._update_buttons()

@@ -17,8 +17,11 @@ Rules:
 - Packs given with ``--rules`` are the user's explicit choice and are not
   checked here; the starter pack is approved when it is installed, and packs
   the user saves from the window are approved by the editor (:meth:`Approvals.approve`).
-- The first start of a Nerve with approvals approves the packs already in the
-  folder (they were running before; nothing changes for the user).
+  Nothing else approves a pack: a missing or damaged ``approvals.yaml`` approves
+  nothing, so a pack that moves it away gains nothing.
+- ``approvals.yaml`` holds input values (tokens, paths): it is readable by the
+  user only, and its read-modify-write is locked against other writers (the
+  command line and the window).
 
 Import (:func:`plan_import`, :func:`install`) and export (:func:`export_text`)
 live here too: the command line and the window share them.
@@ -26,11 +29,12 @@ live here too: the command line and the window share them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +54,8 @@ from nerve.paths import atomic_write, ensure_private_dir
 log = logging.getLogger(__name__)
 
 APPROVALS_FILE = "approvals.yaml"
+#: Taken (``flock``) around every change of the approvals file.
+APPROVALS_LOCK = ".approvals.yaml.lock"
 PACK_SUFFIXES = (".yaml", ".yml")
 
 #: Capabilities shown as dangerous when a pack is reviewed: what can leak what
@@ -140,7 +146,7 @@ class Approvals:
         try:
             data = load_yaml(self.path, filename=str(self.path)).data
         except YamlError as exc:
-            log.error("%s: %s:%s: %s (no pack is approved)", exc.file, exc.line, exc.column, exc)
+            log.error("%s (no pack is approved)", exc)  # file:line:column: message
             return {}
         except OSError as exc:
             log.error("cannot read %s: %s (no pack is approved)", self.path, exc.strerror or exc)
@@ -185,42 +191,49 @@ class Approvals:
         ``file`` is the pack's file name in the packs folder; without it, the
         one file there that holds the pack. ``values`` None keeps the stored
         input values."""
-        entries = self.read()
-        old = entries.get(pack_id)
         if file is None:
             file = self._file_of(pack_id)
-        entry = Approval(
-            pack_id=pack_id,
-            file=file,
-            capabilities=frozenset(capabilities),
-            approved=_now(),
-            values=dict(values) if values is not None else dict(old.values if old else {}),
-        )
-        entries[pack_id] = entry
-        self._write(entries)
+        with self._locked():
+            entries = self.read()
+            old = entries.get(pack_id)
+            entry = Approval(
+                pack_id=pack_id,
+                file=file,
+                capabilities=frozenset(capabilities),
+                approved=_now(),
+                values=dict(values) if values is not None else dict(old.values if old else {}),
+            )
+            entries[pack_id] = entry
+            self._write(entries)
         return entry
 
     def record(self, pack_id: str, *, file: str, values: Mapping[str, str]) -> Approval:
         """Note a pack imported without approval (with its input values): it is held
         until approved, even if an earlier version was approved."""
-        entries = self.read()
-        entry = Approval(pack_id=pack_id, file=file, values=dict(values))
-        entries[pack_id] = entry
-        self._write(entries)
+        with self._locked():
+            entries = self.read()
+            entry = Approval(pack_id=pack_id, file=file, values=dict(values))
+            entries[pack_id] = entry
+            self._write(entries)
         return entry
 
-    def adopt(self, packs: Iterable[Pack]) -> list[str]:
-        """Approve what ``packs`` can do now (the first start with approvals); the ids."""
-        entries = self.read()
-        adopted = []
-        for pack in packs:
-            if pack.usable and pack.id and pack.id not in entries:
-                entries[pack.id] = Approval(
-                    pack.id, Path(pack.file).name, pack.capabilities, _now(), {}
-                )
-                adopted.append(pack.id)
-        self._write(entries)
-        return adopted
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the approvals lock: one read-modify-write at a time, across processes.
+
+        Where there is no ``flock`` (Windows) there is no lock."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        ensure_private_dir(self.config_dir)
+        fd = os.open(self.config_dir / APPROVALS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _file_of(self, pack_id: str) -> str:
         files = pack_files_with_id(self.packs_dir, pack_id)
@@ -236,7 +249,8 @@ class Approvals:
         ensure_private_dir(self.config_dir)
         body = {"version": 1, "packs": {k: v.as_yaml() for k, v in sorted(entries.items())}}
         text = _HEADER + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
-        atomic_write(self.path, text.encode("utf-8"))  # the previous one stays as approvals.yaml~
+        # User-only: it holds input values. The previous one stays as approvals.yaml~.
+        atomic_write(self.path, text.encode("utf-8"), mode=0o600)
 
 
 class TrustError(Exception):
@@ -370,7 +384,11 @@ def _id_of(path: Path) -> str | None:
 
 @dataclass
 class ImportPlan:
-    """A pack file about to be imported: what it is and what it would replace."""
+    """A pack file about to be imported: what it is and what it would replace.
+
+    ``data`` is the file as read once, when the plan was made: what the user
+    reviews is what :func:`install` copies in, whatever happens to the source
+    file meanwhile."""
 
     source: Path
     data: bytes
@@ -388,6 +406,10 @@ class ImportPlan:
     def target(self) -> Path:
         return self.same_as or self.packs_dir / f"{self.pack.id}.yaml"
 
+    def with_values(self, values: Mapping[str, str]) -> ImportPlan:
+        """The same bytes checked again with these input values (the source is not read again)."""
+        return plan_data(self.source, self.data, self.packs_dir, values)
+
 
 def plan_import(
     source: Path, packs_dir: Path, values: Mapping[str, str] | None = None
@@ -397,6 +419,13 @@ def plan_import(
         data = source.read_bytes()
     except OSError as exc:
         raise TrustError(f"{source}: {exc.strerror or exc}") from None
+    return plan_data(source, data, packs_dir, values)
+
+
+def plan_data(
+    source: Path, data: bytes, packs_dir: Path, values: Mapping[str, str] | None = None
+) -> ImportPlan:
+    """Check ``data`` (the contents of ``source``) for import into ``packs_dir``."""
     given = dict(values or {})
     pack = load_pack(data, filename=str(source), overrides=given)
     missing = [n for n, spec in pack.inputs.items() if "default" not in spec and n not in given]
@@ -449,12 +478,20 @@ def install(
         store.approve(pack.id, pack.capabilities, file=target.name, values=values)
     else:
         store.record(pack.id, file=target.name, values=values)
-    if plan.same_as is None:
+    if not _holds(target, plan.data):  # (``same_as`` may have changed since the plan)
         atomic_write(target, plan.data, backup=True)
     for other in plan.conflicts:
         if other != target and other.exists():
             os.replace(other, other.with_name(other.name + "~"))
     return target
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a file with exactly ``data`` in it."""
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------- export
