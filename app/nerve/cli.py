@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--data-dir", type=Path)
+
+    replay = sub.add_parser(
+        "replay", help="dry run over the event log: which rules would have fired"
+    )
+    replay.add_argument("--since", metavar="DURATION", default="1h", help="default: 1h")
+    replay.add_argument("--type", metavar="PATTERN", help="only events of these types")
+    replay.add_argument(
+        "--rules", action="append", type=Path, default=[], metavar="PATH",
+        help="these packs instead of yours (repeatable)",
+    )  # fmt: skip
+    replay.add_argument("--set", action="append", default=[], metavar="K=V")
+    replay.add_argument("--limit", type=int, default=100_000, help="at most this many events")
+    replay.add_argument("--json", action="store_true", help="one JSON object per rule")
+    replay.add_argument("--data-dir", type=Path)
     _add_pack_parser(sub)
     _add_desktop_parsers(sub)
     _verbose_everywhere(parser)
@@ -164,6 +178,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "reload": cmd_reload,
         "events": cmd_events,
         "runs": cmd_runs,
+        "replay": cmd_replay,
         "install-desktop": cmd_install_desktop,
         "uninstall-desktop": cmd_uninstall_desktop,
         "pack": cmd_pack,
@@ -646,6 +661,77 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from nerve import replay
+    from nerve.packs.loader import UnknownInput, duplicate_pack_errors, load_paths
+    from nerve.paths import locations
+
+    since = _since(args.since)
+    overrides = _pairs(args.set, "--set")
+    store = _open_store(args.data_dir)
+    if store is None:
+        return EXIT_INVALID
+    try:
+        rows = store.query_events(since=since, type_pattern=args.type, limit=args.limit)
+        variables = store.load_variables()
+    finally:
+        store.close()
+    paths = list(args.rules) or [locations(args.data_dir).packs]
+    for path in paths:
+        if not path.exists():
+            print(f"{path}: no such file or folder", file=sys.stderr)
+            return EXIT_INVALID
+    try:
+        packs = load_paths(paths, overrides)
+    except UnknownInput as exc:
+        raise UsageError(str(exc)) from None
+    duplicate_pack_errors(packs)
+    for pack in packs:
+        for error in pack.errors:
+            print(f"nerve: {error} (skipped)", file=sys.stderr)
+    rules = [rule for pack in packs if pack.usable for rule in pack.rules]
+    events = [replay.stored_event(row) for row in rows]
+    reports = replay.replay(rules, events, variables=variables)
+    if args.json:
+        for report in reports:
+            print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return EXIT_OK
+    _print_replay(reports, len(events), args.since)
+    return EXIT_OK
+
+
+def _print_replay(reports: list[Any], count: int, since: str) -> None:
+    print(
+        f"Replayed {count:,} event(s) from the last {since} through {len(reports)} rule(s)."
+        " Dry run: nothing was done."
+    )
+    replayed = [r for r in reports if r.not_replayed is None]
+    fired = [r for r in replayed if r.matched]
+    if fired:
+        width = max(len(r.key) for r in fired)
+        print(f"\n{'rule':<{width}}  matched  would run  conditions false  failed")
+        for r in fired:
+            line = (
+                f"{r.key:<{width}}  {r.matched:>7}  {r.would_run:>9}  "
+                f"{r.conditions_false:>16}  {r.failed:>6}"
+            )
+            print(line)
+            if r.first_reason:
+                print(f"{'':<{width}}  first time its conditions did not hold: {r.first_reason}")
+    quiet = [r.key for r in replayed if not r.matched]
+    if quiet:
+        print(f"\nNo event matched: {', '.join(quiet)}")
+    skipped = [r for r in reports if r.not_replayed is not None]
+    if skipped:
+        print("\nNot replayed (they depend on time, not on single events):")
+        for r in skipped:
+            print(f"  {r.key}: {r.not_replayed}")
+    print(
+        "\nKey presses and the clipboard are not in the event log (unless store_private"
+        " is on), and which window was active then is not known."
+    )
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _open_store(args.data_dir)
     if store is None:
@@ -748,8 +834,16 @@ def _add_pack_parser(sub: Any) -> None:
     exp.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE")
     exp.add_argument("--id", dest="pack_id", metavar="ID", help="the exported pack's id")
     exp.add_argument("--name", help="the exported pack's name")
-    approve = actions.add_parser("approve", help="allow a held pack what it can do")
+    approve = actions.add_parser(
+        "approve", help="show what a held pack can do and, once you say yes, allow it"
+    )
     approve.add_argument("pack_id", metavar="ID")
+    approve.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="allow it without asking (needed when not run from a terminal)",
+    )
     actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
 
 
@@ -854,7 +948,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
                     print("nerve: no value given; nothing was imported", file=sys.stderr)
                     return EXIT_INVALID
                 values[name] = answer
-            plan = trust.plan_import(args.file, where.packs, values)
+            plan = plan.with_values(values)  # the bytes reviewed: the file is not read again
     except trust.TrustError as exc:
         print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -932,6 +1026,35 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
     if not pack.capabilities:
         print(f"{pack.id} needs no approval: it asks for no special permissions.")
         return EXIT_OK
+    if not args.yes:
+        try:
+            reviewed = Path(pack.file).read_bytes()
+        except OSError as exc:
+            print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
+            return EXIT_INVALID
+        _print_review(pack)
+        if not sys.stdin.isatty():
+            print(
+                f"nerve: not approved: without a terminal to ask in, add --yes "
+                f"(`nerve pack approve {pack.id} --yes`) to allow all of the above",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
+        if (answer or "").lower() not in ("y", "yes"):
+            print(f"nerve: not approved; {pack.id} stays held", file=sys.stderr)
+            return EXIT_INVALID
+        try:
+            now = Path(pack.file).read_bytes()
+        except OSError:
+            now = None
+        if now != reviewed:
+            print(
+                f"nerve: {pack.file} changed while you were reviewing it; nothing was approved "
+                f"(run `nerve pack approve {pack.id}` again to review the new version)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
     store.approve(pack.id, pack.capabilities, file=Path(pack.file).name)
     print(f"Approved {pack.id}: it may " + "; ".join(trust.capability_words(pack.capabilities)))
     _reload_running()
@@ -952,10 +1075,7 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
     width = max(len(s.pack.id or "?") for s in states)
     for state in states:
         pack = state.pack
-        if state.state == "held" and not store.exists():
-            detail = "approved when Nerve next starts (it ran before approvals existed)"
-            label = "active"
-        elif state.state == "held":
+        if state.state == "held":
             detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
             label = "held"
         elif state.state == "broken":

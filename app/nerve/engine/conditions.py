@@ -75,7 +75,7 @@ class TimeCondition(Condition):
         return in_window and (self.days is None or day in self.days)
 
     def check(self, run: RunContext) -> tuple[bool, str]:
-        now = dt.datetime.now()
+        now = run.now()
         ok = self.holds_at(now)
         return ok, f"it is {now:%a %H:%M}"
 

@@ -711,8 +711,10 @@ class Engine:
             "variables": len(self.variables),
         }
 
-    async def dry_run(self, rule: Rule, event: Event) -> RunContext:
-        """Run ``rule`` for ``event`` without side effects (the editor's Test button)."""
-        ctx = RunContext(self, rule, event, None, "dry-" + uuid.uuid4().hex[:12], dry_run=True)
+    async def dry_run(self, rule: Rule, event: Event, *, at: float | None = None) -> RunContext:
+        """Run ``rule`` for ``event`` without side effects (the editor's Test button,
+        ``nerve replay``); ``at``: check conditions as at that time (epoch seconds)."""
+        run_id = "dry-" + uuid.uuid4().hex[:12]
+        ctx = RunContext(self, rule, event, None, run_id, dry_run=True, at=at)
         await self.execute(ctx)
         return ctx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import time
@@ -42,6 +43,8 @@ class Trace:
     actions: list[dict[str, JSONValue]] = field(default_factory=list)
 
     def condition(self, path: str, key: str, ok: bool, detail: str) -> None:
+        # Paths as the actions' are: "do[3].if[0]" (the rule is the run's).
+        path = short_path(path)
         self.conditions.append({"path": path, "condition": key, "ok": ok, "detail": detail})
 
     def as_dict(self) -> dict[str, JSONValue]:
@@ -64,6 +67,7 @@ class RunContext:
         run_id: str,
         *,
         dry_run: bool = False,
+        at: float | None = None,
     ) -> None:
         self.engine = engine
         self.rule = rule
@@ -71,6 +75,8 @@ class RunContext:
         self.extra = dict(extra or {})
         self.id = run_id
         self.dry_run = dry_run
+        #: The time conditions are checked at (a replay: the event's), else now.
+        self.at = at
         self.started = time.time()
         self.trace = Trace()
         self.status = "running"
@@ -78,6 +84,10 @@ class RunContext:
         self.ended: float | None = None
         # A dry run works on a scratch copy of the variables.
         self._scratch: dict[str, Any] | None = dict(engine.variables) if dry_run else None
+
+    def now(self) -> dt.datetime:
+        """The local time this run's conditions are checked at."""
+        return dt.datetime.fromtimestamp(self.at) if self.at is not None else dt.datetime.now()
 
     @property
     def variables(self) -> Mapping[str, Any]:

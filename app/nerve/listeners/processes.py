@@ -1052,6 +1052,8 @@ class ProcessRunningCondition(Condition):
         return cls(_compile_options(options))
 
     def check(self, run: RunContext) -> tuple[bool, str]:
+        if run.at is not None:
+            return False, "which programs were running then is not known (replay)"
         # A fresh look at /proc (about a millisecond): exact even between two
         # polls, and it needs no listener running.
         found = running(self.spec)

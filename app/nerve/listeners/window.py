@@ -625,6 +625,8 @@ class WindowCondition(Condition):
         return self.check_fields(window.get)
 
     def check(self, run: RunContext) -> tuple[bool, str]:
+        if run.at is not None:
+            return False, "which window was active then is not known (replay)"
         listener = _shared.listener
         if listener is None:
             why = _shared.unavailable or "the window listener is not running (see nerve status)"

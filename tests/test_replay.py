@@ -1,0 +1,136 @@
+"""``nerve replay``: the event log through rules as a dry run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import MappingProxyType
+
+from conftest import rules_from
+from nerve.events import Event, freeze
+from nerve.paths import locations
+from nerve.replay import replay
+from nerve.storage import Store
+
+NERVE = [sys.executable, "-m", "nerve"]
+
+
+def event(id_: int, type_: str, when: float, **data: object) -> Event:
+    return Event(type_, freeze(data) if data else MappingProxyType({}), "test", id_, when, 0)
+
+
+def at(hour: int, minute: int = 0) -> float:
+    """Today at hour:minute, local time, as epoch seconds."""
+    return dt.datetime.now().replace(hour=hour, minute=minute, second=0).timestamp()
+
+
+def test_each_event_is_matched_and_dry_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    rules = rules_from(
+        f"""
+  - id: build
+    when: {{event: {{type: build.done, data: {{project: nerve}}}}}}
+    if: [{{event: {{ok: true}}}}]
+    do: [{{run: [touch, "{marker}"]}}, {{delay: 1h}}]
+  - id: night
+    when: {{event: note}}
+    if: [{{time: {{after: "22:00", before: "06:00"}}}}]
+    do: [{{log: late}}]
+  - id: pair
+    when: {{sequence: {{steps: [{{event: a}}, {{event: b}}], within: 5s}}}}
+    do: [{{log: pair}}]
+  - id: idle
+    when: {{event: never.seen}}
+    do: [{{log: x}}]
+"""
+    )
+    events = [
+        event(1, "build.done", at(12), project="nerve", ok=True),
+        event(2, "build.done", at(12, 5), project="nerve", ok=False),
+        event(3, "build.done", at(12, 6), project="other", ok=True),  # indexed field differs
+        event(4, "note", at(23, 30)),  # conditions are checked as at the event's time
+        event(5, "note", at(10)),
+        event(6, "a", at(12)),
+        event(7, "b", at(12)),
+    ]
+    reports = {r.key: r for r in replay(rules, events)}
+
+    build = reports["test.pack/build"]
+    assert (build.matched, build.would_run, build.conditions_false) == (2, 1, 1)
+    assert build.first_reason is not None
+    assert build.first_reason.startswith("if[0] event:")
+    assert [e[0] for e in build.examples] == [1, 2]
+    assert not marker.exists()  # a dry run: nothing was done (and the delay was not waited)
+
+    night = reports["test.pack/night"]
+    assert (night.matched, night.would_run, night.conditions_false) == (2, 1, 1)
+    assert night.first_reason == "if[0] time: it is " + dt.datetime.fromtimestamp(at(10)).strftime(
+        "%a %H:%M"
+    )
+
+    pair = reports["test.pack/pair"]
+    assert pair.not_replayed == "sequence: depends on the time between events"
+    assert pair.matched == 0
+    assert reports["test.pack/idle"].matched == 0
+
+
+def test_window_conditions_say_they_cannot_know(tmp_path: Path) -> None:
+    rules = rules_from(
+        """
+  - id: in-editor
+    when: {event: x.go}
+    if: [{window: {class: Code}}]
+    do: [{log: hi}]
+"""
+    )
+    (report,) = replay(rules, [event(1, "x.go", at(12))])
+    assert report.conditions_false == 1
+    assert report.first_reason == "if[0] window: which window was active then is not known (replay)"
+
+
+def test_the_command_replays_the_stored_log(nerve_env: dict[str, str], tmp_path: Path) -> None:
+    where = locations()
+    where.data.mkdir(parents=True)
+    with Store(where.database) as store:
+        store.append_events(
+            [
+                event(1, "build.done", at(12), project="nerve", ok=True),
+                event(2, "build.done", at(12, 5), project="nerve", ok=False),
+            ]
+        )
+    pack = tmp_path / "mine.yaml"
+    pack.write_text(
+        "nerve: 1\npack: {id: me.p}\nrules:\n"
+        "  - id: build\n"
+        "    when: {event: build.done}\n"
+        "    if: [{event: {ok: true}}]\n"
+        "    do: [{shell: 'echo built'}]\n"
+    )
+    args = [*NERVE, "replay", "--since", "2d", "--rules", str(pack)]
+    proc = subprocess.run(
+        args, check=False, env=nerve_env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Replayed 2 event(s)" in proc.stdout
+    assert "Dry run: nothing was done." in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("me.p/build"))
+    assert row.split() == ["me.p/build", "2", "1", "1", "0"]
+
+    proc = subprocess.run(
+        [*args, "--json"], check=False, env=nerve_env, capture_output=True, text=True
+    )
+    (report,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert report["rule"] == "me.p/build"
+    assert report["would_run"] == 1
+    assert [e["status"] for e in report["examples"]] == ["ok", "condition"]
+
+
+def test_without_an_event_log_it_says_so(nerve_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [*NERVE, "replay"], check=False, env=nerve_env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 1
+    assert "no event log yet" in proc.stderr
