@@ -167,7 +167,7 @@ def test_event_condition(stored: Harness, store: Store) -> None:
             "path": "if[0]",
             "condition": "event",
             "ok": True,
-            "detail": "event has {'name': 'a.png', 'size': 11}",
+            "detail": 'event has {"name": "a.png", "size": 11}',
         }
     ]
     ok, conds = verdicts(
@@ -189,7 +189,7 @@ def test_var_condition(stored: Harness, store: Store) -> None:
         stored, store, "[{var: {mode: work, level: {ge: 2}}}]", {"mode": "work", "level": 3}
     )
     assert ok
-    assert conds[0]["detail"] == "variables are {'mode': 'work', 'level': 3}"
+    assert conds[0]["detail"] == 'variables are {"mode": "work", "level": 3}'
     ok, _ = verdicts(stored, store, "[{var: {mode: work, level: {ge: 2}}}]", {"level": 1})
     assert not ok
     ok, _ = verdicts(stored, store, "[{var: {unset: {exists: false}}}]")

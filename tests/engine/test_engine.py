@@ -539,7 +539,7 @@ def test_run_record_of_a_failed_condition_and_a_failure(stored: Harness, store: 
     (guarded,) = runs_of(store, "guarded")
     assert guarded["status"] == "condition"
     assert guarded["trace"]["conditions"] == [
-        {"path": "if[0]", "condition": "var", "ok": False, "detail": "variables are {'mode': None}"}
+        {"path": "if[0]", "condition": "var", "ok": False, "detail": 'variables are {"mode": null}'}
     ]
     assert guarded["trace"]["actions"] == []
     (failing,) = runs_of(store, "failing")

@@ -511,7 +511,7 @@ def test_a_new_rule_in_a_new_pack_is_approved(qtbot: QtBot, world: EditorWorld) 
     )
     assert editor.save()
     assert path.read_text() == (
-        "nerve: 1\npack:\n  id: mine\n  name: mine\nrules:\n"
+        "nerve: 1\npack:\n  id: mine\n  name: Mine\nrules:\n"
         "  - id: term\n    when: {hotkey: ctrl+alt+t}\n"
         "    do:\n      - run: [x-terminal-emulator]\n"
     )

@@ -18,17 +18,20 @@ from PySide6.QtWidgets import QApplication, QMenu, QPushButton
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from gui.editor_support import close_editors_fixture  # noqa: F401 - closes editors left open
 from gui.support import Running, compile_pack
 from nerve.bootstrap import Nerve
 from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.gui import icons, views
 from nerve.gui.core import Core
+from nerve.gui.editor import RuleEditor, open_editor
 from nerve.gui.main_window import MainWindow
 from nerve.gui.models import RulesModel
 from nerve.gui.views import RulesView, copy_id
 from nerve.options import Options
 from nerve.packs.loader import load_pack
+from nerve.packs.trust import Approvals
 from nerve.paths import locations
 
 PACK = """\
@@ -441,3 +444,93 @@ def test_status_colours_and_marks_follow_a_dark_palette(qtbot: QtBot, live: Nerv
         icons.forget_theme()
     assert not icons.is_dark()
     window.shutdown()
+
+
+# ------------------------------------------- a new rule through the real editor
+
+
+def new_editor(view: RulesView) -> RuleEditor:
+    """Add rule (nothing selected) and the editor it opened."""
+    before = set(QApplication.topLevelWidgets())
+    view.tree.setCurrentIndex(view.proxy.index(-1, -1))
+    assert view.current_pack() is None
+    assert view.add_rule()
+    opened = [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, RuleEditor) and w not in before
+    ]
+    assert len(opened) == 1, opened
+    opened[0].confirm_close = lambda: "discard"  # type: ignore[method-assign]
+    return opened[0]
+
+
+def edit_yaml(editor: RuleEditor, text: str) -> None:
+    editor.tabs.setCurrentIndex(1)
+    editor.yaml.setPlainText(text)
+    editor.flush()
+
+
+def test_a_first_rule_that_runs_a_program_is_approved_and_runs(qtbot: QtBot, live: Nerve) -> None:
+    view = rules_view(qtbot, live)
+    mine = live.locations.packs / "my-rules.yaml"
+    editor = new_editor(view)
+    assert not mine.exists()  # nothing is written before Save
+    edit_yaml(editor, "id: term\nwhen: {event: x.term}\ndo:\n  - run: [/bin/true]\n")
+    assert editor.save()
+    # The user's own rule is trusted: what it can do is approved, and it loads.
+    assert "my-rules/term" in engine_keys(live)
+    assert live.held == []
+    approval = Approvals(live.locations.config).get("my-rules")
+    assert approval is not None
+    assert approval.file == "my-rules.yaml"
+    assert approval.capabilities == {"runs-programs"}
+    assert editor.status.text().startswith("Saved to my-rules.yaml")
+    assert "held" not in editor.status.text()
+    assert load_pack(mine).name == "My rules"
+    assert view.current_rule() == "my-rules/term"  # the view shows the new rule
+
+
+def test_add_rule_then_close_leaves_no_pack_behind(qtbot: QtBot, live: Nerve) -> None:
+    view = rules_view(qtbot, live)
+    editor = new_editor(view)
+    assert editor.close()
+    assert not (live.locations.packs / "my-rules.yaml").exists()
+    assert sorted(p.name for p in live.locations.packs.iterdir()) == ["other.yaml", "tools.yaml"]
+
+
+SHARED = """\
+nerve: 1
+pack: {id: them.shared, name: Shared}
+rules:
+  - id: tidy
+    when: {event: x.tidy}
+    do: [{run: [/bin/true]}]
+  - id: post
+    when: {event: x.post}
+    do: [{http: {url: "http://127.0.0.1:9/", method: POST}}]
+"""
+
+
+def test_saving_one_rule_of_a_held_pack_says_the_pack_is_still_held(
+    qtbot: QtBot, live: Nerve
+) -> None:
+    shared = live.locations.packs / "shared.yaml"
+    shared.write_text(SHARED)
+    Approvals(live.locations.config).record("them.shared", file="shared.yaml", values={})
+    live.reload()
+    assert [s.pack.id for s in live.held] == ["them.shared"]  # imported, not approved
+    editor = open_editor(Core.of(live), shared, "tidy")
+    editor.confirm_close = lambda: "discard"  # type: ignore[method-assign]
+    edit_yaml(editor, editor.text.replace("id: tidy", "id: tidy\nname: Tidy up"))
+    assert editor.save(), (editor.text, editor.status.text())
+    # The rule the user saved is theirs; the other rule's network access is not
+    # approved by saving this one, and the editor says the pack is still held.
+    approval = Approvals(live.locations.config).get("them.shared")
+    assert approval is not None
+    assert approval.capabilities == {"runs-programs"}
+    assert [s.pack.id for s in live.held] == ["them.shared"]
+    status = editor.status.text()
+    assert status.startswith("Saved to shared.yaml")
+    assert "pack them.shared is held" in status
+    assert "send requests over the network" in status
+    assert "Packs > Review held packs" in status
+    assert "them.shared/tidy" not in engine_keys(live)

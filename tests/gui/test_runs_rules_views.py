@@ -36,7 +36,7 @@ def test_runs_view_shows_a_real_run_and_its_trace(
     assert trace.index(0, 1).data() == "ok"
     conditions, actions = trace.index(2, 0), trace.index(3, 0)
     assert trace.index(0, 0, conditions).data().startswith("event")
-    assert trace.index(0, 1, conditions).data() == "holds: event has {'who': 'ann'}"
+    assert trace.index(0, 1, conditions).data() == 'holds: event has {"who": "ann"}'
     assert trace.index(0, 0, actions).data().startswith("log")
     assert trace.index(0, 2, actions).data().endswith(" ms")
     assert trace.index(1, 0, actions).data().startswith("set")

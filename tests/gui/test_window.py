@@ -6,11 +6,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
+from gui.editor_support import (
+    EditorWorld,
+    close_editors_fixture,  # noqa: F401 - closes the editors a test opened
+    open_rule,
+    world_fixture,  # noqa: F401 - the `world` fixture
+)
 from gui.support import Running
-from nerve.gui.app import DesktopApp, hand_off
+from nerve import logs
+from nerve.gui.app import DesktopApp, hand_off, start_failed
 from nerve.gui.instance import GuiNerve
 from nerve.gui.main_window import MainWindow
 from nerve.gui.tray import Tray
@@ -144,3 +152,152 @@ def test_screenshots_of_each_tab(
             assert "failed at" in window.rules.index_of("gui.test/broken", 2).data()
         assert window.grab().save(str(path))
         assert path.stat().st_size > 5000
+
+
+# ------------------------------------------------------------ quitting, failures
+
+
+RULE_PACK = """\
+nerve: 1
+pack: {id: me.quit, name: Quit tests}
+rules:
+  - id: r
+    when: {event: x.go}
+    do: [{log: hi}]
+"""
+
+
+def test_quit_asks_about_unsaved_rule_edits_and_cancel_keeps_running(
+    qtbot: QtBot, world: EditorWorld
+) -> None:
+    desktop = DesktopApp(show=False)  # the quitting is what matters here, not a Nerve
+    qtbot.addWidget(desktop.window)
+    pack = world.add_pack("quit.yaml", RULE_PACK)
+    world.reload()
+    editor = open_rule(qtbot, world, pack, "r")
+    editor.tabs.setCurrentIndex(1)
+    editor.yaml.setPlainText(editor.text.replace("hi", "hello"))
+    editor.flush()
+    assert editor.unsaved
+    asked: list[str] = []
+
+    def keep() -> str:
+        asked.append("cancel")
+        return "cancel"
+
+    editor.confirm_close = keep  # type: ignore[method-assign]
+    desktop.tray.quit_action.trigger()  # Quit in the tray's menu
+    assert asked == ["cancel"]
+    assert not desktop.stopped
+    assert editor.isVisible()
+    assert "hello" in editor.text
+    assert "Quit cancelled" in desktop.window.statusBar().currentMessage()
+
+    editor.confirm_close = lambda: "save"  # type: ignore[method-assign]
+    desktop.window.quit_requested.emit()  # Quit in the window's menu, Ctrl+Q
+    assert desktop.stopped
+    assert not editor.isVisible()
+    assert "log: hello" in pack.read_text()  # saved, as the user chose
+
+
+def test_sigterm_quits_without_asking(qtbot: QtBot, world: EditorWorld) -> None:
+    desktop = DesktopApp(show=False)
+    qtbot.addWidget(desktop.window)
+    pack = world.add_pack("quit.yaml", RULE_PACK)
+    world.reload()
+    editor = open_rule(qtbot, world, pack, "r")
+    editor.tabs.setCurrentIndex(1)
+    editor.yaml.setPlainText(editor.text.replace("hi", "hello"))
+    editor.flush()
+
+    def never() -> str:
+        raise AssertionError("SIGTERM must not ask")
+
+    editor.confirm_close = never  # type: ignore[method-assign]
+    assert desktop.quit(ask=False)  # what the signal handler and the end of exec() do
+    assert desktop.stopped
+    editor.confirm_close = lambda: "discard"  # type: ignore[method-assign]
+
+
+def test_without_a_tray_a_cancelled_quit_keeps_the_window(qtbot: QtBot, world: EditorWorld) -> None:
+    desktop = DesktopApp(show=True)
+    qtbot.addWidget(desktop.window)
+    desktop.tray.available = False  # closing the window is quitting
+    pack = world.add_pack("quit.yaml", RULE_PACK)
+    world.reload()
+    editor = open_rule(qtbot, world, pack, "r")
+    editor.tabs.setCurrentIndex(1)
+    editor.yaml.setPlainText(editor.text.replace("hi", "hello"))
+    editor.flush()
+    editor.confirm_close = lambda: "cancel"  # type: ignore[method-assign]
+    desktop.window.close()
+    assert not desktop.stopped
+    assert desktop.window.isVisible()  # not a Nerve running with no window to reach it
+    editor.confirm_close = lambda: "discard"  # type: ignore[method-assign]
+    desktop.window.close()
+    assert desktop.stopped
+    assert not desktop.window.isVisible()
+
+
+def test_seeing_a_failure_clears_the_tray_error(
+    window: MainWindow, running: Running, qtbot: QtBot
+) -> None:
+    tray = window.tray
+    assert tray is not None
+    running.bus.publish("x.fail", {}, source="test")
+    qtbot.waitUntil(lambda: tray.state == "error", timeout=10_000)
+    window.hide()
+    tray.open_action.trigger()  # the user brings the window up
+    assert window.last_failure is None
+    assert tray.state == "running"
+    assert "failed" not in tray.icon.toolTip()
+
+    running.bus.publish("x.fail", {}, source="test")
+    qtbot.waitUntil(lambda: tray.state == "error", timeout=10_000)
+    window.show_tab(2)  # the Runs tab: where the failure is
+    assert window.last_failure is None
+    assert tray.state == "running"
+
+
+def test_a_failed_start_is_said_once_and_shown_in_a_dialog(
+    qtbot: QtBot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = logs.add_file(tmp_path / "logs" / "nerve.log")
+    assert log_file is not None
+    seen: list[tuple[str, str, str]] = []
+
+    def answer() -> None:
+        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
+        shown = [b for b in boxes if b.isVisible()]
+        if not shown:
+            QTimer.singleShot(10, answer)
+            return
+        box = shown[0]
+        seen.append((box.windowTitle(), box.text(), box.informativeText()))
+        box.accept()
+
+    try:
+        QTimer.singleShot(0, answer)
+        try:
+            raise FileExistsError(17, "File exists", "/home/ann/.local/share/nerve")
+        except FileExistsError as exc:
+            start_failed(exc)
+        err = capsys.readouterr().err
+        start_failed(ValueError("settings.yaml:3: bad value"), dialog=False)  # no dialog: returns
+        quiet = capsys.readouterr().err
+    finally:
+        logs.close_file()
+    assert seen == [
+        (
+            "Nerve could not start",
+            "Nerve could not start.",
+            "/home/ann/.local/share/nerve: File exists\n\n"
+            f"The log file has the details:\n{log_file}",
+        )
+    ]
+    assert err == (
+        f"nerve: could not start: /home/ann/.local/share/nerve: File exists"
+        f" (details in {log_file})\n"
+    )
+    assert quiet.count("could not start") == 1
+    assert "Traceback" in log_file.read_text()  # the details are in the log file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,33 @@ def test_stop_stops_every_listener(manager: ListenerManager) -> None:
     wait_until(lambda: state(manager, "recording").get("state") == "running")
     manager.stop()
     assert Recording.instances[0].stopped.is_set()
+
+
+def test_the_states_change_only_under_the_lock(manager: ListenerManager) -> None:
+    """status() reads the states under the lock from other threads (the window's
+    timer, IPC): the supervisor adds and removes them under it too."""
+    unlocked: list[tuple[str, str]] = []
+    lock = manager._lock
+
+    class Guarded(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            if not lock.locked():
+                unlocked.append(("add", key))
+            super().__setitem__(key, value)
+
+        def pop(self, key: str, *default: Any) -> Any:
+            if not lock.locked():
+                unlocked.append(("remove", key))
+            return super().pop(key, *default)
+
+    with lock:
+        manager._states = Guarded(manager._states)
+    manager.update({"recording": [None], "missing": [None]})
+    wait_until(lambda: state(manager, "recording").get("state") == "running")
+    wait_until(lambda: state(manager, "missing").get("state") == "unavailable")
+    manager.update({})
+    wait_until(lambda: manager.status() == [])
+    assert unlocked == []
 
 
 def test_engine_reports_needs_of_enabled_rules(harness: Harness) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -244,7 +245,7 @@ def test_without_a_window_manager_it_says_so(
         )
         status = live.listener("window", state="unavailable")
         assert "run a window manager that supports EWMH" in status["error"]
-        ok, why = rule.conditions[0].check(None)
+        ok, why = rule.conditions[0].check(SimpleNamespace(at=None))  # a live run, not a replay
         assert not ok
         assert why.startswith("the active window is not known: no EWMH window manager")
     finally:

@@ -7,6 +7,7 @@ same registry.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from nerve import matching
@@ -19,6 +20,7 @@ from nerve.engine.registry import (
     conditions,
 )
 from nerve.engine.runs import RunContext
+from nerve.events import thaw
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -104,8 +106,8 @@ class EventCondition(Condition):
     def check(self, run: RunContext) -> tuple[bool, str]:
         event = run.event
         ok = self.check_fields(lambda n: event.get(n, matching.MISSING))
-        shown = {n: event.get(n) for n in self.specs}
-        return ok, f"event has {shown}"
+        shown = {n: thaw(event.get(n)) for n in self.specs}
+        return ok, f"event has {_json(shown)}"
 
 
 @conditions.register
@@ -133,7 +135,7 @@ class VarCondition(Condition):
         values = run.variables
         ok = self.check_fields(lambda n: values.get(n, matching.MISSING))
         shown = {n: values.get(n) for n in self.specs}
-        return ok, f"variables are {shown}"
+        return ok, f"variables are {_json(shown)}"
 
 
 class _Group(Condition):
@@ -202,3 +204,8 @@ class NotCondition(_Group):
             if ok:
                 return False, f"[{i}] {child.key} holds: {why}"
         return True, "none holds"
+
+
+def _json(values: dict[str, Any]) -> str:
+    """Values as the user wrote them in YAML/JSON (null, true), not as Python shows them."""
+    return json.dumps(values, ensure_ascii=False, default=str)

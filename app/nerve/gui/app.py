@@ -1,7 +1,9 @@
 """Starting the desktop app: QApplication, the window and tray, then Nerve.
 
 One instance runs per user. A second ``nerve`` finds the first through the
-control socket and asks it to ``show`` its window, then exits.
+control socket and asks it to ``show`` its window, then exits. Of two started
+at the same moment, the one that finds the lock taken hides its window and
+asks the other, as soon as its socket answers, to show its own.
 
 The window shows first and the engine starts right after it is on screen
 (its packs, store, listeners and control socket), then the views fill in: the
@@ -18,11 +20,12 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from PySide6.QtCore import QEvent, QObject, QSocketNotifier, QTimer, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from nerve.gui import PLAIN_IMPORT
 from nerve.gui.core import Core
@@ -39,6 +42,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INVALID = 0, 1
+ALREADY_SHOWN = "nerve: Nerve is already running; its window was brought up"
+ALREADY_HEADLESS = (
+    "nerve: Nerve is already running without a window;"
+    " stop it (`nerve` cannot raise a headless instance)"
+)
+#: A launch that lost the race for the lock to another one started at the same
+#: moment asks the winner this often, and this long, to show its window.
+HAND_OFF_EVERY_MS = 100
+HAND_OFF_WITHIN_S = 5.0
 
 #: Python's own ``__import__``, as it was before PySide6 came (see plain_imports).
 _PLAIN_IMPORT: Callable[..., Any] = (
@@ -127,8 +139,10 @@ class DesktopApp:
         self.tray = Tray()
         self.window = MainWindow(None, tray=self.tray)
         self.bridge.show.connect(self.window.bring_up)
-        self.bridge.quit.connect(self.quit)
-        self.window.quit_requested.connect(self.quit)
+        self.bridge.quit.connect(lambda: self.quit(ask=False))
+        # The user's Quit (menu, tray, closing the window without a tray) asks
+        # about unsaved edits in rule editors first.
+        self.window.quit_requested.connect(lambda: self.quit(ask=True))
         self.tray.show()
         self._stopped = False
         if nerve is not None:
@@ -154,10 +168,25 @@ class DesktopApp:
         if nerve.show_pending:  # a second launch asked while we were starting
             self.window.bring_up()
 
-    def quit(self) -> None:
-        """Close the window, stop Nerve, leave the event loop."""
+    @property
+    def stopped(self) -> bool:
+        """Quit went ahead (Nerve stopped, the event loop told to end)."""
+        return self._stopped
+
+    def quit(self, *, ask: bool = True) -> bool:
+        """Close the rule editors, the window, stop Nerve, leave the event loop.
+
+        ``ask``: an editor with unsaved edits asks what to do with them, and
+        Cancel there cancels the quit (returns False). SIGTERM and the end of
+        the event loop quit without asking: unsaved edits are lost."""
         if self._stopped:
-            return
+            return True
+        if ask:
+            from nerve.gui.editor import close_all
+
+            if not close_all():
+                self.window.show_message("Quit cancelled: a rule editor has unsaved edits")
+                return False
         self._stopped = True
         self.window.shutdown()
         self.tray.icon.hide()
@@ -166,9 +195,10 @@ class DesktopApp:
             self.nerve.on_show = None
             self.nerve.stop()
         self.app.quit()
+        return True
 
 
-def _watch_signals(app: QApplication, on_signal: Callable[[], None]) -> QSocketNotifier:
+def _watch_signals(app: QApplication, on_signal: Callable[[], object]) -> QSocketNotifier:
     """SIGINT/SIGTERM end the app cleanly: Qt's loop wakes through a socket pair."""
     reader, writer = socket.socketpair()
     reader.setblocking(False)
@@ -190,17 +220,87 @@ def _watch_signals(app: QApplication, on_signal: Callable[[], None]) -> QSocketN
     return notifier
 
 
+def start_failed(exc: BaseException, parent: QWidget | None = None, *, dialog: bool = True) -> None:
+    """Tell the user why Nerve could not start: the traceback goes to the log
+    file, one line to standard error and, with ``dialog``, a message box (a
+    Nerve started from the menu has no terminal to read)."""
+    from nerve import logs
+
+    log.error("Nerve could not start", exc_info=exc, extra=logs.FILE_ONLY)
+    where = logs.log_file()
+    reason = _reason(exc)
+    print(
+        f"nerve: could not start: {reason}" + (f" (details in {where})" if where else ""),
+        file=sys.stderr,
+    )
+    if dialog:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QMessageBox
+
+        more = (
+            f"The log file has the details:\n{where}"
+            if where
+            else "Nerve could not write its log file either."
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Critical,
+            "Nerve could not start",
+            "Nerve could not start.",
+            QMessageBox.StandardButton.Ok,
+            parent,
+        )
+        box.setInformativeText(f"{reason}\n\n{more}")
+        # Wide enough for a path on one line (a message box wraps at a narrow width).
+        box.setStyleSheet("QLabel#qt_msgbox_informativelabel { min-width: 34em; }")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # the path
+        box.exec()
+
+
+def _reason(exc: BaseException) -> str:
+    """``path: reason`` for an OSError about a file, else the error's own text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _HandOff(QObject):
+    """Asks the instance that holds the lock to show its window, every
+    HAND_OFF_EVERY_MS for up to HAND_OFF_WITHIN_S (it may still be starting),
+    then calls ``done`` with its last answer (see :func:`probe_running`)."""
+
+    def __init__(
+        self, parent: QObject, done: Callable[[Literal["shown", "absent", "no-window"]], None]
+    ) -> None:
+        super().__init__(parent)
+        self._done = done
+        self._deadline = time.monotonic() + HAND_OFF_WITHIN_S
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(HAND_OFF_EVERY_MS)
+        self._timer.timeout.connect(self._probe)
+        self._probe()
+
+    def _probe(self) -> None:
+        answer = probe_running()
+        if answer == "absent" and time.monotonic() < self._deadline:
+            self._timer.start()  # its control socket is not up yet
+            return
+        self._done(answer)
+
+
 def run(
     locations: Locations,
     options: Options,
     argv: list[str] | None = None,
     *,
     show_window: bool = True,
+    dialogs: bool = True,
 ) -> int:
     """Run the desktop app until Quit. Returns the exit code.
 
     ``show_window=False`` (``nerve --tray``, the autostart entry): start in the
-    tray without opening the window, and do nothing if Nerve already runs."""
+    tray without opening the window, and do nothing if Nerve already runs.
+    ``dialogs=False``: a failed start is only logged and printed (tests)."""
     if not show_window:
         try:
             request("status", timeout=5.0)
@@ -211,14 +311,10 @@ def run(
             return EXIT_OK
     running = probe_running() if show_window else "absent"
     if running == "shown":
-        print("nerve: Nerve is already running; its window was brought up", file=sys.stderr)
+        print(ALREADY_SHOWN, file=sys.stderr)
         return EXIT_OK
     if running == "no-window":
-        print(
-            "nerve: Nerve is already running without a window;"
-            " stop it (`nerve` cannot raise a headless instance)",
-            file=sys.stderr,
-        )
+        print(ALREADY_HEADLESS, file=sys.stderr)
         return EXIT_INVALID
     app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Nerve")
@@ -229,8 +325,39 @@ def run(
 
     # Without a tray, a hidden window could never be opened: show it anyway.
     desktop = DesktopApp(show=show_window or not QSystemTrayIcon.isSystemTrayAvailable())
-    notifier = _watch_signals(app, desktop.quit)
+    notifier = _watch_signals(app, lambda: desktop.quit(ask=False))
     exit_code = EXIT_OK
+
+    def lost_the_race(exc: Exception) -> None:
+        """Another `nerve` started at the same moment and holds the lock: it is
+        starting. Step aside and ask it to show its window, once it answers."""
+        number = getattr(exc, "pid", None)
+        pid = f" (pid {number})" if number else ""
+        desktop.window.hide()
+        desktop.tray.icon.hide()
+        if not show_window:  # the autostart: nothing to show, nothing to say
+            log.info("Nerve is already running%s", pid)
+            desktop.quit(ask=False)
+            return
+        from nerve.logs import FILE_ONLY
+
+        # The terminal gets the one line below, once there is an answer.
+        log.info("Nerve%s is starting too; asking it to show its window", pid, extra=FILE_ONLY)
+
+        def answered(answer: Literal["shown", "absent", "no-window"]) -> None:
+            nonlocal exit_code
+            if answer == "shown":
+                print(ALREADY_SHOWN, file=sys.stderr)
+                exit_code = EXIT_OK
+            elif answer == "no-window":
+                print(ALREADY_HEADLESS, file=sys.stderr)
+                exit_code = EXIT_INVALID
+            else:
+                print(f"nerve: Nerve is already running{pid}", file=sys.stderr)
+                exit_code = EXIT_INVALID
+            desktop.quit(ask=False)
+
+        _HandOff(desktop.bridge, answered)
 
     def start() -> None:
         nonlocal exit_code
@@ -242,15 +369,12 @@ def run(
         try:
             desktop.start(locations, options)
         except AlreadyRunning as exc:
-            pid = f" (pid {exc.pid})" if getattr(exc, "pid", None) else ""
-            print(f"nerve: Nerve is already running{pid}", file=sys.stderr)
-            exit_code = EXIT_INVALID
-            desktop.quit()
+            lost_the_race(exc)
         except Exception as exc:  # a broken data folder, an unreadable settings file
-            log.exception("Nerve could not start")
-            print(f"nerve: could not start: {exc}", file=sys.stderr)
             exit_code = EXIT_INVALID
-            desktop.quit()
+            desktop.window.hide()  # "Starting…" no more: the dialog says what happened
+            start_failed(exc, dialog=dialogs)
+            desktop.quit(ask=False)
 
     if desktop.window.isVisible():
         _FirstExpose(desktop.window, start)
@@ -259,7 +383,7 @@ def run(
     try:
         app.exec()
     finally:
-        desktop.quit()
+        desktop.quit(ask=False)
         notifier.setEnabled(False)
         signal.set_wakeup_fd(-1)
     return exit_code

@@ -220,6 +220,15 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         self.rules.set_active(self.tabs.widget(index) is self.rules)
+        if self.tabs.widget(index) is self.runs:
+            self.failure_seen()
+
+    def failure_seen(self) -> None:
+        """The user looked (the window came up, the Runs tab opened): the tray
+        leaves its error state until the next failure."""
+        if self.last_failure is not None:
+            self.last_failure = None
+            self.refresh_status()
 
     # -- looks
 
@@ -268,6 +277,7 @@ class MainWindow(QMainWindow):
         self.show()
         self.raise_()
         self.activateWindow()
+        self.failure_seen()
 
     # -- status
 
@@ -347,7 +357,9 @@ class MainWindow(QMainWindow):
                 self.close_note_shown = True
                 self.tray.notify("Nerve", CLOSE_NOTE)
             return
-        event.accept()
+        # No tray: closing is quitting. The app hides the window if the quit goes
+        # ahead; a rule editor whose unsaved edits the user keeps cancels it.
+        event.ignore()
         self.quit_requested.emit()
 
     def shutdown(self) -> None:

@@ -568,6 +568,12 @@ class RuleOps(QObject):
         if path is None:
             self.report("There is no pack to add a rule to")
             return False
+        editor = load_editor()
+        if editor is not None:
+            # The editor writes a missing pack file when the rule is saved (and approves
+            # what the rule can do): an empty file made now would be a pack nobody
+            # approved, and closing the editor unsaved would leave it behind.
+            return self._open_editor(editor, path, None)
         try:
             if not path.exists():
                 self.files.create(path, USER_PACK_ID, USER_PACK_NAME)
@@ -575,9 +581,6 @@ class RuleOps(QObject):
         except Exception as exc:
             self.report(f"Could not open {path}: {_reason(exc)}")
             return False
-        editor = load_editor()
-        if editor is not None:
-            return self._open_editor(editor, path, None)
         data = {"id": fresh_id("new-rule", doc.rule_ids()), **copy.deepcopy(NEW_RULE)}
         command = InsertRule(self, f"add rule {data['id']}", path, len(doc.rule_ids()), data)
         return self._push(command, f"Added {data['id']} to {path.name}")

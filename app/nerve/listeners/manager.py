@@ -147,9 +147,10 @@ class ListenerManager:
             if lid not in wanted:
                 self._stop(lid)
         for lid, needs in wanted.items():
-            state = self._states.get(lid)
-            if state is None:
-                state = self._states[lid] = ListenerState(lid)
+            with self._lock:  # status() reads the states from other threads
+                state = self._states.get(lid)
+                if state is None:
+                    state = self._states[lid] = ListenerState(lid)
             if state.state == "running" and state.needs != needs:
                 self._reconfigure(state, needs)
             elif state.state in ("stopped", "failed") and (
@@ -221,7 +222,8 @@ class ListenerManager:
             self._failed_start(state, exc)
 
     def _stop(self, lid: str) -> None:
-        state = self._states.pop(lid)
+        with self._lock:
+            state = self._states.pop(lid)
         if state.instance is not None:
             self._safe_stop(state.instance)
             log.info("listener %s stopped (no rule needs it)", lid)

@@ -3,6 +3,7 @@ notify, emit, pause, rule.enable and rule.disable."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import PACK_HEAD, Harness, wait_until
+from nerve.events import Event, freeze
 from nerve.packs.loader import load_pack
 from nerve.storage import Store
 
@@ -180,9 +182,12 @@ def test_if_then_else(
     first = trace["actions"][0]
     assert first["path"] == "do[0]"
     assert first["result"]["branch"] == branches[0]
-    # The conditions inside the action are in the trace too, with their paths.
+    # The conditions inside the action are in the trace too, with their paths
+    # written as the actions' are (the rule is the run's).
     paths = [c["path"] for c in trace["conditions"]]
-    assert paths[0] == "rules[0].do[0].if[0]"
+    assert paths[0] == "do[0].if[0]"
+    if size == 0:
+        assert paths[-1] == "do[0].else[1].if[0]"
     assert [a["path"] for a in trace["actions"]][1] == (
         "do[0].then[0]" if size > 100 and mode == "work" else "do[0].else[0]"
     )
@@ -263,6 +268,27 @@ def test_log(stored: Harness, store: Store, caplog: pytest.LogCaptureFixture) ->
     assert [a["result"] for a in run["trace"]["actions"]] == ["plain me", "loud r"]
     records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "nerve.rules"]
     assert records == [("INFO", "[test.pack/r] plain me"), ("ERROR", "[test.pack/r] loud r")]
+
+
+def test_log_in_a_dry_run_says_so(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="nerve.rules")
+    (rule,) = harness.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - log: "plain {event.who}"
+"""
+    )
+    event = Event("t.go", freeze({"who": "me"}), "test", 1, time.time(), time.monotonic_ns())
+    assert harness.engine.loop is not None
+    ctx = asyncio.run_coroutine_threadsafe(
+        harness.engine.dry_run(rule, event), harness.engine.loop
+    ).result(timeout=10)
+    assert ctx.trace.actions[0]["result"] == "plain me"  # the trace shows the text itself
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "nerve.rules"]
+    # Nerve's log must not read as if the rule had run (the editor's Test button).
+    assert records == [("INFO", "(dry run) [test.pack/r] plain me")]
 
 
 def test_notify(stored: Harness, store: Store) -> None:

@@ -229,7 +229,9 @@ class LogAction(Action):
 
     async def execute(self, run: RunContext) -> Any:
         message = self.message.render(run.scope)
-        log.log(self.level, "[%s] %s", run.rule.key, message)
+        # A dry run (the editor's Test) must not pass for something that happened.
+        dry = "(dry run) " if run.dry_run else ""
+        log.log(self.level, "%s[%s] %s", dry, run.rule.key, message)
         return message
 
 

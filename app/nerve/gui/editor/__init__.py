@@ -2,9 +2,10 @@
 
 ``open_editor(core, pack_file, rule_id)`` shows it (``rule_id`` None: a new
 rule); :class:`RuleEditor` emits ``saved(rule_id)`` after the pack was written
-and Nerve reloaded it.
+and Nerve reloaded it. ``close_all()`` closes every open editor, asking about
+unsaved edits (Quit calls it).
 """
 
-from nerve.gui.editor.window import RuleEditor, open_editor
+from nerve.gui.editor.window import RuleEditor, close_all, open_editor
 
-__all__ = ["RuleEditor", "open_editor"]
+__all__ = ["RuleEditor", "close_all", "open_editor"]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QEvent, QFileSystemWatcher, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
@@ -93,6 +94,24 @@ def open_editor(
     editor = RuleEditor(core, pack_file, rule_id, parent)
     editor.show()
     return editor
+
+
+def close_all() -> bool:
+    """Close every open rule editor, asking about unsaved edits as closing one does.
+
+    False when one stays open (the user chose Cancel, or saving failed): the
+    caller (Quit) should not go on. Editors closed before that one stay closed."""
+    for editor in list(_ALIVE):
+        if not shiboken6.isValid(editor):  # its window went with its parent
+            _ALIVE.discard(editor)
+            continue
+        if editor.unsaved:  # the question is about this window: show it
+            editor.show()
+            editor.raise_()
+            editor.activateWindow()
+        if not editor.close():
+            return False
+    return True
 
 
 def _key(pack_file: Path, rule_id: str) -> tuple[str, str]:
@@ -293,7 +312,7 @@ class RuleEditor(QWidget):
         try:
             if self._disk_text is None:
                 self._doc = PackDocument.new(
-                    self.pack_file, _pack_id(self.pack_file), self.pack_file.stem
+                    self.pack_file, _pack_id(self.pack_file), _pack_name(self.pack_file)
                 )
             else:
                 self._doc = PackDocument.load(self.pack_file)
@@ -512,7 +531,9 @@ class RuleEditor(QWidget):
             fresh = (
                 PackDocument.load(self.pack_file)
                 if self.pack_file.exists()
-                else PackDocument.new(self.pack_file, _pack_id(self.pack_file), self.pack_file.stem)
+                else PackDocument.new(
+                    self.pack_file, _pack_id(self.pack_file), _pack_name(self.pack_file)
+                )
             )
             created = not self.pack_file.exists()
             target = fresh.index_of(self.rule_id) if self.rule_id is not None else None
@@ -532,7 +553,8 @@ class RuleEditor(QWidget):
             self._say(f"Not saved: {exc}")
             return False
         self._disk_text = after
-        self._approve(fresh, created)
+        pack_id = str(fresh.header().get("id", ""))
+        self._approve(pack_id)
         old_id = self.rule_id
         if old_id is not None and _OPEN.get(_key(self.pack_file, old_id)) is self:
             del _OPEN[_key(self.pack_file, old_id)]
@@ -550,33 +572,58 @@ class RuleEditor(QWidget):
             log.exception("reload after saving %s failed", self.pack_file)
             self._say(f"Saved to {self.pack_file.name}, but Nerve could not reload: {exc}")
         else:
-            self._say(f"Saved to {self.pack_file.name} at {time.strftime('%H:%M:%S')}.")
+            saved = f"Saved to {self.pack_file.name} at {time.strftime('%H:%M:%S')}."
+            self._say(saved + self._held_note(pack_id))
         self.saved.emit(new_id)
         return True
 
-    def _approve(self, doc: PackDocument, created: bool) -> None:
-        """Rules the user writes here are trusted: their capabilities are approved."""
-        config = self.core.config_dir
+    def _approve(self, pack_id: str) -> None:
+        """The user's own edit is trusted: what the saved rule can do is approved.
+
+        Only for a pack in the user's packs folder (packs given with ``--rules``
+        need no approval). What the file was allowed before stays allowed; what
+        the pack's other rules can do is not approved here (saving one rule of a
+        held, imported pack does not approve the rest of it)."""
+        result = self.result
         packs_dir = self.core.packs_dir
-        if config is None or packs_dir is None or self.result is None or self.result.rule is None:
+        if not pack_id or packs_dir is None or self.core.config_dir is None:
+            return
+        if result is None or result.rule is None:
             return
         if self.pack_file.parent.resolve() != Path(packs_dir).resolve():
             return
+        from nerve.gui.packs import approve_own
         from nerve.packs.trust import Approvals, TrustError
 
-        pack_id = str(doc.header().get("id", ""))
-        store = Approvals(config)
+        name = self.pack_file.name
         try:
-            old = store.get(pack_id)
-            if old is None:
-                if created:
-                    store.approve(pack_id, self.result.rule.capabilities, file=self.pack_file.name)
-                return
-            caps = old.capabilities | self.result.rule.capabilities
-            if caps != old.capabilities and old.file == self.pack_file.name:
-                store.approve(pack_id, caps, file=self.pack_file.name)
+            old = Approvals(self.core.config_dir).get(pack_id)
+            # An approval given for another file with this pack id is not this file's.
+            ours = old if old is not None and old.file == name else None
+            allowed = ours.capabilities if ours is not None else frozenset()
+            wanted = allowed | result.rule.capabilities
+            if wanted == allowed:
+                return  # nothing new to allow (a rule that can do nothing of note needs nothing)
+            approve_own(self.core, pack_id, wanted)
         except (TrustError, OSError) as exc:
             log.warning("could not approve %s: %s", pack_id, exc)
+
+    def _held_note(self, pack_id: str) -> str:
+        """What to add to "Saved" when Nerve still holds the pack (its rules do not run)."""
+        try:
+            if not pack_id or pack_id not in self.core.held():
+                return ""
+            from nerve.gui.packs import held_packs
+
+            reasons = [s.reason() for s in held_packs(self.core) if s.pack.id == pack_id]
+        except Exception as exc:  # approvals.yaml unreadable: still say it is held
+            log.warning("could not tell why pack %s is held: %s", pack_id, exc)
+            reasons = []
+        because = f" because {reasons[0]}" if reasons and reasons[0] else ""
+        return (
+            f" Its rules do not run: pack {pack_id} is held{because}. Review it in the"
+            " main window: Packs > Review held packs."
+        )
 
     # ------------------------------------------------------------------ the file on disk
 
@@ -754,6 +801,12 @@ def _pack_id(path: Path) -> str:
     """A pack id for a new pack file (``My Rules.yaml`` -> ``my-rules``)."""
     text = re.sub(r"[^a-z0-9_.\-]+", "-", path.stem.lower()).strip("-.") or "my-rules"
     return text if re.match(PACK_ID_PATTERN, text) else "my-rules"
+
+
+def _pack_name(path: Path) -> str:
+    """A name for a new pack file (``my-rules.yaml`` -> ``My rules``)."""
+    words = " ".join(re.split(r"[-_\s]+", path.stem)).strip()
+    return words[:1].upper() + words[1:] if words else "My rules"
 
 
 def _free_id(taken: list[str], base: str = "new-rule") -> str:
