@@ -51,14 +51,23 @@ def test_runs_view_shows_a_real_run_and_its_trace(
     assert view.selected_run()["rule_id"] == "gui.test/broken"  # type: ignore[index]
 
 
-def test_runs_view_polls_only_while_shown(qtbot: QtBot, running: Running) -> None:
+def test_runs_view_follows_the_engine_only_while_shown(qtbot: QtBot, running: Running) -> None:
     view = RunsView(running.core)
     qtbot.addWidget(view)
-    assert not view._poll.isActive()
+    assert view._watch is None
     view.show()
-    assert view._poll.isActive()
+    assert view._watch is not None
+    assert view._watch.active
+    assert view.model.rowCount() == 0
+    # A run ends: the engine says so, and the view refreshes without polling.
+    running.bus.publish("x.go", {"who": "ann"}, source="test")
+    qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=10_000)
     view.hide()
-    assert not view._poll.isActive()
+    assert not view._watch.active
+    running.bus.publish("x.go", {"who": "bob"}, source="test")
+    qtbot.waitUntil(lambda: len(running.store.query_runs()) == 2, timeout=10_000)
+    qtbot.wait(400)  # (longer than CHANGE_MS: a hidden view does not refresh)
+    assert view.model.rowCount() == 1
 
 
 def test_rules_view_switch_changes_the_engine(qtbot: QtBot, running: Running) -> None:

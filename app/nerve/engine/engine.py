@@ -162,6 +162,10 @@ class Engine:
         #: a run starting or ending (once stored), the pause. Read it from any
         #: thread to know whether to ask for more (asking wakes the engine).
         self.changes = 0
+        #: Called (from any thread) when ``changes`` moves, at most once until
+        #: the consumer calls :meth:`change_seen`: a window wakes only then.
+        self.on_change: Callable[[], None] | None = None
+        self._change_pending = False
         self.started_at = time.time()
         #: Called (on the engine loop) when what the rules need of listeners changes.
         self.on_needs: Callable[[dict[str, list[Hashable]]], None] | None = None
@@ -243,9 +247,24 @@ class Engine:
 
     # ----------------------------------------------------------------- rules
 
+    def changed(self) -> None:
+        """What a window shows changed (see ``changes``, ``on_change``)."""
+        self.changes += 1
+        notify = self.on_change
+        if notify is not None and not self._change_pending:
+            self._change_pending = True
+            try:
+                notify()
+            except Exception:
+                log.exception("a change watcher failed")
+
+    def change_seen(self) -> None:
+        """The watcher looked: the next change calls ``on_change`` again."""
+        self._change_pending = False
+
     def set_rules(self, rules: Iterable[Rule]) -> None:
         """Replace the loaded rules (call on the loop, or through ``call``)."""
-        self.changes += 1
+        self.changed()
         old = self._states
         new: dict[str, RuleState] = {}
         for rule in rules:
@@ -364,7 +383,7 @@ class Engine:
         state = self._states.get(key)
         if state is None:
             return False
-        self.changes += 1
+        self.changed()
         if enabled and (not state.enabled or state.suspended):
             state.enabled = True
             state.suspended = None
@@ -456,7 +475,7 @@ class Engine:
     # ---------------------------------------------------------------- firing
 
     def _skip(self, state: RuleState, reason: str) -> None:
-        self.changes += 1
+        self.changed()
         state.skipped[reason.split(" ", 1)[0]] += 1
         state.last_skip = reason
 
@@ -536,7 +555,7 @@ class Engine:
 
     def _start_run(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
         assert self.loop is not None
-        self.changes += 1
+        self.changed()
         state.fired += 1
         state.last_fire_ns = time.monotonic_ns()
         run_id = uuid.uuid4().hex[:16]
@@ -562,7 +581,7 @@ class Engine:
                 "error": ctx.error,
             }
             self._record(ctx)
-            self.changes += 1
+            self.changed()
             if ctx.status == "failed":
                 self._report_failure(ctx)
             if state.queue and not self.paused and state.enabled and not state.suspended:
@@ -606,7 +625,7 @@ class Engine:
     def _store_run(self, record: dict[str, Any]) -> None:
         try:
             self.store.record_run(record)
-            self.changes += 1  # (on the store thread: a lost increment still changes it)
+            self.changed()  # (on the store thread: a lost increment still changes it)
         except Exception:
             log.exception("could not record run %s", record.get("id"))
 
@@ -621,7 +640,7 @@ class Engine:
         )
 
     def _suspend(self, state: RuleState, reason: str, event: Event) -> None:
-        self.changes += 1
+        self.changed()
         state.suspended = reason
         self._stop_rule(state)
         for task in list(state.active):
@@ -641,7 +660,7 @@ class Engine:
         """Stop new runs and cancel running ones; return how many were cancelled."""
         self.paused = True
         self.pause_reason = f"paused by {reason}"
-        self.changes += 1
+        self.changed()
         cancelled = 0
         for state in self._states.values():
             if state.debounce is not None:
@@ -662,7 +681,7 @@ class Engine:
     def resume(self) -> None:
         self.paused = False
         self.pause_reason = None
-        self.changes += 1
+        self.changed()
         if self._resume_handle is not None:
             self._resume_handle.cancel()
             self._resume_handle = None

@@ -45,6 +45,8 @@ class Core:
     logs_dir: Path | None = None
     #: Ids of the user's packs held for approval, as of the last (re)load.
     held: Callable[[], list[str]] = field(default=list)
+    #: Called (any thread) when the engine reports a change; see watch().
+    _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: Read every pack again and swap the rules in (blocking; a few ms).
     reload: Callable[[], None] = field(default=lambda: None)
 
@@ -87,6 +89,27 @@ class Core:
     def resume(self) -> None:
         engine = self.engine
         engine.call(engine.resume, timeout=ENGINE_TIMEOUT_S)
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Have ``callback`` called (on whatever thread changed it; it must only
+        hand over) when rules, runs or the pause change; returns the unwatch.
+        After a call, further changes call again only once :meth:`change_seen`
+        was called: a flood of runs costs a window one refresh at a time."""
+        self._watchers.append(callback)
+        self.engine.on_change = self._notify
+
+        def unwatch() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return unwatch
+
+    def _notify(self) -> None:
+        for callback in list(self._watchers):
+            callback()
+
+    def change_seen(self) -> None:
+        self.engine.change_seen()
 
     def stamp(self) -> tuple[int, ...]:
         """Changes when anything the window shows may have changed: the engine's

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUS_MS = 1000
+#: Listener health and bus drops are looked at this often (cheaply; the
+#: engine's own changes arrive as they happen, see ChangeWatch).
+STATUS_MS = 5000
 MESSAGE_MS = 6000
 CLOSE_NOTE = "Nerve keeps running in the tray. Use Quit in its menu to stop it."
 
@@ -157,6 +159,10 @@ class MainWindow(QMainWindow):
             tray.settings_requested.connect(self.open_settings)
         self.events.batch_arrived.connect(self._watch_failures)
 
+        from nerve.gui.views import ChangeWatch
+
+        self._changes = ChangeWatch(core, self.refresh_status, self)
+        self._changes.start()
         self._status_timer.start()
         self.refresh_status()
         if self.isVisible():
@@ -282,8 +288,8 @@ class MainWindow(QMainWindow):
     # -- status
 
     def _poll_status(self) -> None:
-        """Every STATUS_MS: refresh only if something changed (asking the engine
-        wakes its thread; an idle desktop app should wake nothing)."""
+        """Every STATUS_MS: refresh if listeners or drops changed (cheap: asking
+        the engine would wake its thread; an idle desktop app wakes nothing)."""
         stamp = self.core.stamp()
         if stamp != self._stamp:
             self.refresh_status()
@@ -366,6 +372,10 @@ class MainWindow(QMainWindow):
         """Stop timers and the monitor's subscription (before the core stops)."""
         self._status_timer.stop()
         if self._attached:
+            self._changes.stop()
+            for view in (self.rules, self.runs):
+                if view._watch is not None:
+                    view._watch.stop()
             self.events.close_subscription()
 
 

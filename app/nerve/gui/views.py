@@ -63,8 +63,8 @@ log = logging.getLogger(__name__)
 
 #: Batches reach the view at most this often: wakes in between are coalesced.
 REPAINT_MS = 50
-#: Poll interval of the store/engine while a tab is visible.
-POLL_MS = 2000
+#: A tab refreshes at most this often after the engine reports changes.
+CHANGE_MS = 250
 #: The monitor's own bus queue: a ten-second burst at 5,000 events/s fits.
 MONITOR_QUEUE = 50_000
 #: The trace's Step column fits its text within these widths (pixels).
@@ -257,37 +257,69 @@ class EventsView(QWidget):
 # -------------------------------------------------------------------- runs
 
 
+class ChangeWatch(QObject):
+    """Calls ``refresh`` in the Qt thread, at most every CHANGE_MS, after the
+    engine reported a change (:meth:`Core.watch`). Nothing polls: an idle
+    window wakes nobody."""
+
+    _poke = Signal()  # emitted on the engine's thread: queued to ours
+
+    def __init__(self, core: Core, refresh: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._core = core
+        self._refresh = refresh
+        self._timer = QTimer(self, singleShot=True, interval=CHANGE_MS)
+        self._timer.timeout.connect(self._fire)
+        self._poke.connect(self._poked)
+        self._unwatch: Callable[[], None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._unwatch is not None
+
+    def start(self) -> None:
+        if self._unwatch is None:
+            self._unwatch = self._core.watch(self._poke.emit)
+
+    def stop(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        self._timer.stop()
+
+    def _poked(self) -> None:
+        if self.active and not self._timer.isActive():
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self._core.change_seen()
+        self._refresh()
+
+
 class _Polling(QWidget):
-    """A tab that refreshes itself while (and only while) it is shown: every
-    POLL_MS it looks at the core's cheap change stamp, and asks the engine or
-    the store only when that moved."""
+    """A tab that keeps itself current while (and only while) it is shown."""
 
     core: Core
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._poll = QTimer(self, interval=POLL_MS)
-        self._poll.timeout.connect(self._tick)
-        self._seen: int | None = None
+        self._watch: ChangeWatch | None = None
 
     def refresh(self) -> None:
         raise NotImplementedError
 
-    def _tick(self) -> None:
-        changes = self.core.engine.changes
-        if changes != self._seen:
-            self._seen = changes
-            self.refresh()
-
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._seen = self.core.engine.changes
+        if self._watch is None:
+            self._watch = ChangeWatch(self.core, self.refresh, self)
+        self._watch.start()
+        self.core.change_seen()
         self.refresh()
-        self._poll.start()
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
-        self._poll.stop()
+        if self._watch is not None:
+            self._watch.stop()
 
 
 class RunsView(_Polling):
