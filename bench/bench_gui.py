@@ -438,7 +438,9 @@ def bench_lag(xs: XServer, tmp: Path, seconds: float, rate: int, report: Report)
     def check() -> None:  # the real event loop runs until the producer is done
         if not producer.is_alive() and not ended[0]:
             ended[0] = time.monotonic()
-            QTimer.singleShot(500, app.quit)  # let the last batches drain
+            # Let the last batches drain; then quit as the app does, window hidden
+            # first (closing a visible main window asks the app to quit instead).
+            QTimer.singleShot(500, lambda: (window.hide(), app.quit()))
 
     watch = QTimer(interval=50)
     watch.timeout.connect(check)
