@@ -265,10 +265,12 @@ def nerve_argv() -> list[str]:
 def shots(desk: Desk, out: Path, width: int) -> list[Path]:
     env = desk.env
     nerve = nerve_argv()
+    # As a user would: import the demo pack, allowing what it does (the
+    # starter pack comes with the first start).
+    demo = desk.home / "desktop.yaml"
+    demo.write_text(DEMO_PACK)
+    run([*nerve, "pack", "import", str(demo), "--approve"], env)
     packs = Path(env["XDG_CONFIG_HOME"]) / "nerve" / "packs"
-    packs.mkdir(parents=True)
-    (packs / "desktop.yaml").write_text(DEMO_PACK)
-    shutil.copy(ROOT / "rules" / "starter.yaml", packs / "starter.yaml")
     run([*nerve, "validate", str(packs)], env)
     downloads = desk.home / "Downloads"
     downloads.mkdir()
