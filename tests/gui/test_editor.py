@@ -155,6 +155,36 @@ def test_a_form_edit_shows_in_the_yaml_tab(qtbot: QtBot, world: EditorWorld, pac
     assert editor.isWindowModified()
 
 
+ANCHORS = """\
+nerve: 1
+pack: {id: t.anchors, name: Anchors}
+rules:
+  - id: a
+    name: &nm Shared name   # the name
+    when: {event: x.a}
+    if: &cond [{var: {mode: work}}]
+    do: [{log: a}]
+  - id: b
+    name: *nm
+    when: {event: x.b}
+    if: *cond
+    do: [{log: b}]
+"""
+
+
+def test_saving_a_rule_with_aliases_keeps_the_files_anchors(
+    qtbot: QtBot, world: EditorWorld
+) -> None:
+    path = world.add_pack("anchors.yaml", ANCHORS)
+    world.reload()
+    editor = open_rule(qtbot, world, path, "b")
+    edit_text(editor, editor.text.replace("x.b", "x.bee"))
+    assert_ok(editor)
+    assert editor.save()
+    # Only the edited value changed: the aliases are still aliases.
+    assert path.read_text() == ANCHORS.replace("x.b}", "x.bee}")
+
+
 def test_a_yaml_edit_shows_in_the_form(qtbot: QtBot, world: EditorWorld, pack: Path) -> None:
     editor = open_rule(qtbot, world, pack, "files")
     text = editor.text.replace("debounce: 500ms", "debounce: 2s\nmode: queued")

@@ -189,6 +189,21 @@ class PackDocument:
             raise KeyError(rule_id)
         return self.rule_text_at(index)
 
+    def rule_has_anchors(self, index: int) -> bool:
+        """Whether the rule at ``index`` holds an ``&anchor`` or an ``*alias``
+        (its text on its own, :meth:`rule_text_at`, shows copies instead)."""
+        stack: list[Any] = [self._rules()[index]]
+        while stack:
+            node = stack.pop()
+            anchor = getattr(node, "anchor", None)
+            if anchor is not None and getattr(anchor, "value", None):
+                return True
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return False
+
     def rule_text_at(self, index: int) -> str:
         """The YAML of the rule at ``index`` on its own (see :meth:`rule_text`)."""
         node = copy.deepcopy(self._rules()[index])

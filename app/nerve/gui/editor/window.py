@@ -545,7 +545,12 @@ class RuleEditor(QWidget):
             if target is None:
                 fresh.set_rule_text_at(fresh.rule_count(), self._text)
             elif fresh.rule_text_at(target) != self._text:
-                fresh.set_rule_text_at(target, self._text)
+                if fresh.rule_has_anchors(target):
+                    # The rule's text stands alone (anchors and aliases become
+                    # copies); merging the data keeps the file's &anchors and *aliases.
+                    fresh.set_rule_at(target, result.data)
+                else:
+                    fresh.set_rule_text_at(target, self._text)
             after = fresh.dumps()
             if created or after != before:
                 fresh.save()
