@@ -62,6 +62,11 @@ def settle_memory() -> None:
     grow with the number of rules. Young collections come every 10,000
     allocations instead of 700: events queued in a burst are mostly consumed
     before a collection would have walked (and promoted) them."""
+    if not gc.isenabled():
+        # The desktop app collects on its Qt thread only (QtThreadCollector);
+        # this may run on another thread (a reload), where a collection could
+        # destroy Qt objects.
+        return
     gc.unfreeze()
     gc.collect()
     gc.freeze()

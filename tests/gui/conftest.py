@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ["QT_QPA_PLATFORM"] = os.environ.get("NERVE_TEST_QPA", "offscreen")
@@ -16,6 +17,16 @@ from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.gui.core import Core
 from nerve.storage import Store
+
+
+@pytest.fixture(autouse=True)
+def _qt_garbage_on_the_qt_thread() -> Iterator[None]:
+    """Collect each test's garbage here, on the Qt thread: left for later, a
+    collection run by another thread (a listener's, in a later test) destroys
+    Qt objects there, which can deadlock (the app collects on its Qt thread
+    only; see nerve.gui.app.QtThreadCollector)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

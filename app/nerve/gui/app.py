@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -93,6 +94,39 @@ def probe_running() -> Literal["shown", "absent", "no-window"]:
 def hand_off() -> bool:
     """Ask the running instance to show its window. False: it has no window."""
     return probe_running() == "shown"
+
+
+class QtThreadCollector(QObject):
+    """Python's cycle collector, run on the Qt thread only.
+
+    The collector runs in whichever thread happens to allocate when a
+    threshold is crossed: in Nerve mostly the engine's and the listeners'.
+    A PySide object in the garbage it finds is then destroyed off the Qt
+    thread, which can deadlock the two threads (QObject's destructor takes a
+    Qt lock and then wants the GIL). So automatic collection is switched off
+    and this collects on the Qt thread, generation by generation as Python
+    would, whenever the status timer or a change wakes the window anyway
+    (``check``) and at most every ``interval_ms`` otherwise.
+    """
+
+    def __init__(self, interval_ms: int = 5000, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        gc.disable()
+        self._timer = QTimer(self, interval=interval_ms)
+        self._timer.timeout.connect(self.check)
+        self._timer.start()
+
+    def check(self) -> None:
+        counts = gc.get_count()
+        thresholds = gc.get_threshold()
+        for generation in (2, 1, 0):
+            if thresholds[generation] and counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.enable()
 
 
 class _Bridge(QObject):
@@ -324,6 +358,7 @@ def run(
     from PySide6.QtWidgets import QSystemTrayIcon
 
     # Without a tray, a hidden window could never be opened: show it anyway.
+    collector = QtThreadCollector(parent=app)
     desktop = DesktopApp(show=show_window or not QSystemTrayIcon.isSystemTrayAvailable())
     notifier = _watch_signals(app, lambda: desktop.quit(ask=False))
     exit_code = EXIT_OK
@@ -386,4 +421,5 @@ def run(
         desktop.quit(ask=False)
         notifier.setEnabled(False)
         signal.set_wakeup_fd(-1)
+        collector.stop()
     return exit_code
