@@ -62,10 +62,10 @@ def settle_memory() -> None:
     grow with the number of rules. Young collections come every 10,000
     allocations instead of 700: events queued in a burst are mostly consumed
     before a collection would have walked (and promoted) them."""
-    if not gc.isenabled():
-        # The desktop app collects on its Qt thread only (QtThreadCollector);
-        # this may run on another thread (a reload), where a collection could
-        # destroy Qt objects.
+    if not gc.isenabled() and threading.current_thread() is not threading.main_thread():
+        # The desktop app collects on its Qt (main) thread only
+        # (QtThreadCollector); a collection on another thread (a reload from the
+        # packs watcher) could destroy Qt objects there.
         return
     gc.unfreeze()
     gc.collect()
