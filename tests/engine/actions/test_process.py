@@ -369,3 +369,28 @@ def test_open_without_an_opener_fails(harness: Harness, monkeypatch: pytest.Monk
     harness.publish("t.go")
     (failed,) = harness.recorder.wait("rule.failed")
     assert "xdg-open is not installed" in failed.data["error"]
+
+
+def test_a_detached_program_is_reaped_when_it_ends(harness: Harness) -> None:
+    harness.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - run: [sleep, "0.2"]
+"""
+    )
+    harness.publish("t.go")
+    run = wait_until(lambda: harness.summary("r")["last_run"], 10, "the run")
+    assert run["status"] == "ok"
+    engine = harness.engine
+    pids = engine.call(lambda: [p.pid for p in engine._pidfds.values()])
+    assert len(pids) == 1  # watched by the loop (a pidfd), not polled
+    (pid,) = pids
+
+    def gone() -> bool:
+        # A zombie keeps its /proc entry until it is reaped.
+        return not Path(f"/proc/{pid}").exists()
+
+    wait_until(gone, 10, "the ended program to be reaped")
+    assert engine.call(lambda: dict(engine._pidfds)) == {}
