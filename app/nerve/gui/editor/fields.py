@@ -626,13 +626,16 @@ class DurationField(TextField):
 
     def _read(self) -> Any:
         text = self.text().strip()
-        if not text:
-            return UNSET
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return int(number) if number.is_integer() and "." not in text else number
+        return _number_or_text(text) if text else UNSET
+
+
+def _number_or_text(text: str) -> Any:
+    """``3`` and ``2.5`` as numbers (an integer unless written with a dot), else the text."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
 
 
 class NumberField(Field):
@@ -689,13 +692,7 @@ class NumberField(Field):
             return self.spin.value()
         assert self.line is not None
         text = self.line.text().strip()
-        if not text:
-            return UNSET
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return int(number) if number.is_integer() and "." not in text else number
+        return _number_or_text(text) if text else UNSET
 
 
 class BoolField(Field):
