@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from nerve.engine.registry import ActionError, Matcher, Trigger
 from nerve.engine.runs import RunContext, Stop, run_actions
 from nerve.engine.schedules import Schedules
 from nerve.events import Event, TypePattern
+from nerve.spawn import Child
 from nerve.templates import EVENT_ATTRS
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,10 @@ class Engine:
         self._entries: dict[str, _TypeEntry | None] = {}
         self._waiters: list[tuple[Callable[[Event], bool], TypePattern, asyncio.Future[Event]]] = []
         self._run_rules: OrderedDict[str, str] = OrderedDict()
-        self._children: set[subprocess.Popen[bytes]] = set()
+        self._children: set[Child] = set()
         self._reaper: asyncio.TimerHandle | None = None
         #: Detached children the loop watches through a pidfd: fd -> process.
-        self._pidfds: dict[int, subprocess.Popen[bytes]] = {}
+        self._pidfds: dict[int, Child] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.handled = 0
         #: Bumped whenever what a window shows changes: the rules, their switches,
@@ -565,7 +565,7 @@ class Engine:
         self.changed()
         state.fired += 1
         state.last_fire_ns = time.monotonic_ns()
-        run_id = uuid.uuid4().hex[:16]
+        run_id = os.urandom(8).hex()
         self._run_rules[run_id] = state.rule.key
         if len(self._run_rules) > _RECENT_RUNS:
             self._run_rules.popitem(last=False)
@@ -704,7 +704,7 @@ class Engine:
         if self.store is not None:
             self._store_executor.submit(self.store.set_variable, name, value)
 
-    def reap_later(self, proc: subprocess.Popen[bytes]) -> None:
+    def reap_later(self, proc: Child) -> None:
         """Collect a detached child when it ends, so it does not linger as a zombie.
 
         On the loop. Where the kernel has pidfds (Linux 5.3+) the loop is told

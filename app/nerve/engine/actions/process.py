@@ -17,6 +17,7 @@ from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
+from nerve.spawn import spawn_detached
 from nerve.templates import Template
 
 _OUTPUT_LIMIT = 4096
@@ -57,9 +58,9 @@ class _Spawn(Action):
         env = _child_env(env, run)
         if not self.wait:
             try:
-                # Straight from the loop: spawning (vfork + exec) takes well under
-                # a millisecond, less than the hop to a worker thread would.
-                proc = _spawn_detached(argv, cwd, env)
+                # Straight from the loop: spawning takes about 0.1 ms, less
+                # than the hop to a worker thread would.
+                proc = spawn_detached(argv, cwd, env)
             except FileNotFoundError:
                 raise ActionError(f"program not found: {argv[0]}") from None
             except OSError as exc:
@@ -74,20 +75,6 @@ def _child_env(env: dict[str, str] | None, run: RunContext) -> dict[str, str]:
     out["NERVE_RULE"] = run.rule.key
     out["NERVE_RUN"] = run.id
     return out
-
-
-def _spawn_detached(
-    argv: list[str], cwd: str | None, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # survives Nerve, and is not hit by its signals
-    )
 
 
 async def _run_and_wait(
