@@ -105,13 +105,13 @@ def _patch():
         _mark("3-engine-matched")
         on_match(self, event, matcher, host)
     filesystem.FileTrigger.on_match = _on_match
-    spawn = process._spawn_detached
+    spawn = process.spawn_detached
     def _spawn(*args):
         _mark("4-spawn-start")
         proc = spawn(*args)
         _mark("5-spawn-returned")
         return proc
-    process._spawn_detached = _spawn
+    process.spawn_detached = _spawn
 def _no_event_log():
     from nerve import storage
     storage.EventLogWriter.start = lambda self: None
