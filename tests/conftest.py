@@ -219,3 +219,29 @@ def nerve_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
 
 # A real X server for the modules that need one (fixtures: xserver, xserver_wm).
 from xserver import xserver, xserver_wm  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_validation_agrees_with_jsonschema() -> Iterator[None]:
+    """Every value the tests validate is also given to jsonschema, and the
+    quick check (``validation.is_valid``) must reach the same verdict."""
+    import jsonschema
+
+    from nerve.engine import validation
+
+    quick = validation.is_valid
+
+    def cross_checked(schema: dict[str, Any], value: Any) -> bool | None:
+        verdict = quick(schema, value)
+        if verdict is not None:
+            expected = jsonschema.Draft202012Validator(schema).is_valid(value)
+            assert verdict == expected, (
+                f"quick check says {verdict}, jsonschema {expected}, for {value!r}"
+            )
+        return verdict
+
+    validation.is_valid = cross_checked
+    try:
+        yield
+    finally:
+        validation.is_valid = quick

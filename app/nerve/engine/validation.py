@@ -3,20 +3,30 @@
 jsonschema's own messages ("'dest' is a required property", "is not valid
 under any of the given schemas") are turned into short ones ("missing 'dest'",
 "expected text or a list, got 3") with the path of the offending value.
+
+Most values are valid, and a yes-or-no answer for them needs none of
+jsonschema (which, with its referencing library and bundled metaschemas,
+would be about 6 MB of a running Nerve): :func:`is_valid` answers for the
+keywords Nerve's schemas use, and jsonschema is imported only to explain a
+value that is not valid, or for a schema with a keyword :func:`is_valid` does
+not know.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from nerve.durations import DURATION_SCHEMA
 from nerve.engine.registry import ConfigPath
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "string": "text",
@@ -179,6 +189,8 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
     import json
 
+    import jsonschema
+
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
@@ -201,6 +213,8 @@ def check(schema: dict[str, Any], value: Any) -> list[tuple[ConfigPath, str]]:
 
     if "$defs" not in schema:
         schema = {**schema, "$defs": LOOSE_DEFS}
+    if is_valid(schema, value):
+        return []
     validator = _validator(json.dumps(schema, sort_keys=True))
     errors: Iterable[ValidationError] = validator.iter_errors(value)
     out: list[tuple[ConfigPath, str]] = []
@@ -211,3 +225,206 @@ def check(schema: dict[str, Any], value: Any) -> list[tuple[ConfigPath, str]]:
             seen.add(item)
             out.append(item)
     return out
+
+
+# ------------------------------------------------------------ the quick check
+
+#: Keywords that do not constrain a value (annotations).
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "$defs",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "format",  # an annotation only, in draft 2020-12 as jsonschema runs it
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "markdownDescription",
+    }
+)
+
+
+class _Unsupported(Exception):
+    """A keyword (or reference) the quick check does not know."""
+
+
+def is_valid(schema: dict[str, Any], value: Any) -> bool | None:
+    """Whether ``value`` is valid against ``schema`` (draft 2020-12, as
+    jsonschema decides it); None when the schema uses a keyword this check
+    does not know."""
+    try:
+        return _valid(schema, value, schema)
+    except _Unsupported:
+        return None
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON Schema sees it: true is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return bool(a == b)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _has_type(value: Any, name: str) -> bool:
+    if name == "string":
+        return isinstance(value, str)
+    if name == "object":
+        return isinstance(value, dict)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "null":
+        return value is None
+    if name == "number":
+        return _is_number(value)
+    if name == "integer":
+        if isinstance(value, float):
+            return math.isfinite(value) and value.is_integer()
+        return _is_number(value)
+    raise _Unsupported(name)
+
+
+def _resolve(ref: str, root: dict[str, Any]) -> Any:
+    if not ref.startswith("#/"):
+        raise _Unsupported(ref)
+    node: Any = root
+    for escaped in ref[2:].split("/"):
+        part = escaped.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            raise _Unsupported(ref)
+        node = node[part]
+    return node
+
+
+def _valid(schema: Any, value: Any, root: dict[str, Any]) -> bool:
+    if schema is True:
+        return True
+    if schema is False:
+        return False
+    if not isinstance(schema, dict):
+        raise _Unsupported(repr(schema))
+    for key, arg in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if not _keyword_holds(key, arg, schema, value, root):
+            return False
+    return True
+
+
+def _keyword_holds(
+    key: str, arg: Any, schema: dict[str, Any], value: Any, root: dict[str, Any]
+) -> bool:
+    if key == "type":
+        names = [arg] if isinstance(arg, str) else arg
+        return any(_has_type(value, name) for name in names)
+    if key == "$ref":
+        return _valid(_resolve(arg, root), value, root)
+    if key == "anyOf":
+        return any(_valid(sub, value, root) for sub in arg)
+    if key == "allOf":
+        return all(_valid(sub, value, root) for sub in arg)
+    if key == "oneOf":
+        return sum(1 for sub in arg if _valid(sub, value, root)) == 1
+    if key == "not":
+        return not _valid(arg, value, root)
+    if key == "if":
+        if _valid(arg, value, root):
+            return "then" not in schema or _valid(schema["then"], value, root)
+        return "else" not in schema or _valid(schema["else"], value, root)
+    if key in ("then", "else"):
+        return True  # checked with "if" (and ignored without one, as the draft says)
+    if key == "enum":
+        return any(_json_equal(value, option) for option in arg)
+    if key == "const":
+        return _json_equal(value, arg)
+    if isinstance(value, str):
+        if key == "pattern":
+            return re.search(arg, value) is not None
+        if key == "minLength":
+            return bool(len(value) >= arg)
+        if key == "maxLength":
+            return bool(len(value) <= arg)
+    elif _is_number(value):
+        if key == "minimum":
+            return bool(value >= arg)
+        if key == "maximum":
+            return bool(value <= arg)
+        if key == "exclusiveMinimum":
+            return bool(value > arg)
+        if key == "exclusiveMaximum":
+            return bool(value < arg)
+    elif isinstance(value, list):
+        if key == "items":
+            start = len(schema.get("prefixItems", ()))
+            return all(_valid(arg, item, root) for item in value[start:])
+        if key == "prefixItems":
+            return all(_valid(sub, item, root) for sub, item in zip(arg, value, strict=False))
+        if key == "minItems":
+            return bool(len(value) >= arg)
+        if key == "maxItems":
+            return bool(len(value) <= arg)
+        if key == "uniqueItems":
+            return not arg or all(
+                not _json_equal(value[i], value[j])
+                for i in range(len(value))
+                for j in range(i + 1, len(value))
+            )
+    elif isinstance(value, dict):
+        if key == "properties":
+            return all(_valid(sub, value[name], root) for name, sub in arg.items() if name in value)
+        if key == "required":
+            return all(name in value for name in arg)
+        if key == "additionalProperties":
+            if "patternProperties" in schema:
+                raise _Unsupported(key)
+            known = schema.get("properties", {})
+            return all(_valid(arg, value[name], root) for name in value if name not in known)
+        if key == "minProperties":
+            return bool(len(value) >= arg)
+        if key == "maxProperties":
+            return bool(len(value) <= arg)
+        if key == "propertyNames":
+            return all(_valid(arg, name, root) for name in value)
+    if key in _FOR_OTHER_TYPES:
+        return True  # a keyword for another type of value: it does not apply
+    raise _Unsupported(key)
+
+
+_FOR_OTHER_TYPES = frozenset(
+    {
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "properties",
+        "required",
+        "additionalProperties",
+        "minProperties",
+        "maxProperties",
+        "propertyNames",
+    }
+)
