@@ -215,6 +215,16 @@ def test_schedule_every_second_fires_again_and_again(
     )
 
 
+def test_a_running_instance_maps_no_openssl(
+    nerve: Instance, nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    touch_fires(nerve_env, short_tmp / "touched")  # the engine has done some work
+    maps = Path(f"/proc/{nerve.pid}/maps").read_text()
+    # asyncio would load ssl (libssl, libcrypto); hashlib would load libcrypto.
+    for library in ("libssl", "libcrypto", "_ssl", "_hashlib"):
+        assert library not in maps, f"{library} is loaded"
+
+
 def test_status_pause_and_resume(
     nerve: Instance, nerve_env: dict[str, str], short_tmp: Path
 ) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nerve import __version__, logs
+from nerve import __version__, lean, logs
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NO_INSTANCE = 0, 1, 2, 3
 
@@ -157,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     command = args.command
+    if command in (None, "run"):  # the commands that stay running
+        lean.import_asyncio_without_ssl()
     if command is None:
         reason = gui_unavailable()
         if reason is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,7 +104,7 @@ def _new_file(path: Path, data: bytes, mode: int) -> Path:
     """A new hidden file next to ``path`` holding ``data``, created with ``mode``."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
             fd = os.open(tmp, flags, mode)
         except FileExistsError:

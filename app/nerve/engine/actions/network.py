@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nerve import __version__
 from nerve.durations import DURATION_SCHEMA, parse_duration
@@ -14,6 +12,9 @@ from nerve.engine.registry import Action, ActionError, CompileContext, ConfigErr
 from nerve.engine.runs import RunContext
 from nerve.events import thaw
 from nerve.templates import Template
+
+if TYPE_CHECKING:
+    import urllib.request
 
 _BODY_LIMIT = 2048
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
@@ -82,11 +83,17 @@ class HttpAction(Action):
             headers.setdefault("Content-Type", "application/json")
         elif self.body is not None:
             data = self.body.render(scope).encode()
+        # urllib.request imports ssl (see nerve.lean): only once a request is made.
+        import urllib.request
+
         request = urllib.request.Request(url, data=data, headers=headers, method=self.method)
         return await run.blocking(_send, request, self.timeout)
 
 
 def _send(request: urllib.request.Request, timeout: float) -> dict[str, Any]:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(_BODY_LIMIT + 1)
