@@ -17,6 +17,7 @@ import builtins
 import contextlib
 import gc
 import importlib
+import linecache
 import logging
 import signal
 import socket
@@ -117,6 +118,12 @@ class QtThreadCollector(QObject):
         self._timer.start()
 
     def check(self) -> None:
+        if linecache.cache:
+            # PySide6's import hook reads the source of every module imported
+            # after it (for its __feature__ switches) through linecache, which
+            # keeps every line: ~2.5 MB once the window is up, and more with
+            # each view or editor opened for the first time.
+            linecache.clearcache()
         counts = gc.get_count()
         thresholds = gc.get_threshold()
         for generation in (2, 1, 0):
@@ -198,6 +205,7 @@ class DesktopApp:
         """Show a started Nerve in the window, and answer a second launch."""
         self.nerve = nerve
         self.window.attach(Core.of(nerve))
+        linecache.clearcache()  # see QtThreadCollector.check
         nerve.on_show = self.bridge.show.emit
         if nerve.show_pending:  # a second launch asked while we were starting
             self.window.bring_up()
@@ -401,6 +409,8 @@ def run(
 
         logs.add_file(locations.log_file)
         logs.install_hooks()
+        # Before the core's objects move into the memory (see QtThreadCollector.check).
+        linecache.clearcache()
         try:
             desktop.start(locations, options)
         except AlreadyRunning as exc:
