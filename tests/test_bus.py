@@ -179,3 +179,20 @@ def test_close_does_not_wait_out_the_linger() -> None:
     start = time.monotonic()
     sub.close()
     assert time.monotonic() - start < 5
+
+
+def test_a_drop_watcher_is_told_once_until_it_looked() -> None:
+    bus = Bus()
+    calls: list[int] = []
+    bus.on_drop = lambda: calls.append(1)
+    slow = bus.subscribe("*", wake=lambda: None, name="slow", capacity=1)
+    bus.publish("x.a")
+    assert calls == []
+    bus.publish("x.b")  # dropped
+    bus.publish("x.c")  # dropped too: the watcher has not looked yet
+    assert calls == [1]
+    bus.drop_seen()
+    bus.publish("x.d")
+    assert calls == [1, 1]
+    assert slow.dropped == {"x.b": 1, "x.c": 1, "x.d": 1}
+    slow.close()

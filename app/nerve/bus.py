@@ -174,6 +174,10 @@ class Bus:
         self._routes: dict[str, tuple[Subscription, ...]] = {}
         self._last_warn = 0.0
         self._drops_since_warn = 0
+        #: Called (on the dropping producer's thread; it must only hand over)
+        #: when an event is dropped, then not again until :meth:`drop_seen`.
+        self.on_drop: Callable[[], None] | None = None
+        self._drop_pending = False
 
     def publish(
         self,
@@ -269,7 +273,18 @@ class Bus:
                 self._subs.remove(sub)
             self._routes = {}
 
+    def drop_seen(self) -> None:
+        """The drop watcher looked: the next drop calls ``on_drop`` again."""
+        self._drop_pending = False
+
     def _note_drop(self, sub: Subscription, type_: str) -> None:
+        notify = self.on_drop
+        if notify is not None and not self._drop_pending:
+            self._drop_pending = True
+            try:
+                notify()
+            except Exception:
+                log.exception("a drop watcher failed")
         self._drops_since_warn += 1
         now = time.monotonic()
         if now - self._last_warn >= _WARN_INTERVAL_S:

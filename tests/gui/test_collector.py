@@ -48,3 +48,21 @@ def test_garbage_is_collected_on_the_qt_thread(qtbot: QtBot) -> None:
         if not was_enabled:
             gc.disable()
     assert gc.isenabled() or not was_enabled
+
+
+def test_an_idle_app_is_looked_at_less_and_less_often(qtbot: QtBot) -> None:
+    was_enabled = gc.isenabled()
+    collector = QtThreadCollector(interval_ms=20, max_interval_ms=160)
+    try:
+        # Nothing allocates here: each look doubles the interval, up to the cap.
+        qtbot.waitUntil(lambda: collector.current_interval_ms == 160, timeout=5000)
+        collector.wake()  # events arrive
+        assert collector.current_interval_ms == 20
+        garbage = [[] for _ in range(10 * QtThreadCollector.QUIET)]  # busy: stays short
+        collector.check()
+        assert collector.current_interval_ms == 20
+        del garbage
+    finally:
+        collector.stop()
+        if not was_enabled:
+            gc.disable()

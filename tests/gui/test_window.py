@@ -76,14 +76,16 @@ def test_a_failed_rule_turns_the_tray_icon_to_error(
     assert "program not found" in tray.icon.toolTip()
 
 
-def test_status_bar_shows_drops(window: MainWindow, running: Running) -> None:
+def test_status_bar_shows_drops(window: MainWindow, running: Running, qtbot: QtBot) -> None:
     assert window.drops_label.text() == "No events dropped"
     assert window.listeners_label.text() == "No listeners needed"
     slow = running.bus.subscribe("*", wake=lambda: None, name="slow", capacity=1)
     running.bus.publish("x.a", {})
     running.bus.publish("x.b", {})  # the slow queue is full: dropped
-    window.refresh_status()
-    assert window.drops_label.text() == "Dropped events: 1"
+    # Told by the bus, not found by polling (the window has no status timer).
+    qtbot.waitUntil(lambda: window.drops_label.text() == "Dropped events: 1", timeout=5000)
+    running.bus.publish("x.c", {})
+    qtbot.waitUntil(lambda: window.drops_label.text() == "Dropped events: 2", timeout=5000)
     slow.close()
 
 

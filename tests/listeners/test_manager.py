@@ -122,6 +122,28 @@ def test_a_listener_that_dies_is_restarted(manager: ListenerManager) -> None:
     assert state(manager, "recording")["state"] == "running"
 
 
+def test_a_watcher_sees_every_change_of_state(manager: ListenerManager) -> None:
+    """The window is told instead of polling: after each change, status() as
+    read by the watcher shows it."""
+    seen: list[object] = []
+    changed = threading.Event()
+
+    def on_change() -> None:
+        seen.append(state(manager, "recording").get("state"))
+        changed.set()
+
+    manager.on_change = on_change
+    manager.update({"recording": [None]})
+    wait_until(lambda: "running" in seen)
+    Recording.instances[0].failed(ConnectionError("X connection closed"))
+    wait_until(lambda: "failed" in seen)  # reported as it happens, not at the retry
+    wait_until(lambda: seen[-1] == "running" and len(Recording.instances) == 2)
+    changed.clear()
+    manager.update({})
+    assert changed.wait(5)
+    wait_until(lambda: seen[-1] is None)  # gone from status()
+
+
 def test_stop_stops_every_listener(manager: ListenerManager) -> None:
     manager.update({"recording": [None]})
     wait_until(lambda: state(manager, "recording").get("state") == "running")

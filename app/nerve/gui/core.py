@@ -92,11 +92,15 @@ class Core:
 
     def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Have ``callback`` called (on whatever thread changed it; it must only
-        hand over) when rules, runs or the pause change; returns the unwatch.
-        After a call, further changes call again only once :meth:`change_seen`
-        was called: a flood of runs costs a window one refresh at a time."""
+        hand over) when rules, runs, the pause, a listener's state or the bus's
+        drops change; returns the unwatch. After a call, further changes of the
+        engine or drops call again only once :meth:`change_seen` was called: a
+        flood of runs costs a window one refresh at a time."""
         self._watchers.append(callback)
         self.engine.on_change = self._notify
+        self.bus.on_drop = self._notify
+        if self.listeners is not None:
+            self.listeners.on_change = self._notify
 
         def unwatch() -> None:
             if callback in self._watchers:
@@ -110,17 +114,7 @@ class Core:
 
     def change_seen(self) -> None:
         self.engine.change_seen()
-
-    def stamp(self) -> tuple[int, ...]:
-        """Changes when anything the window shows may have changed: the engine's
-        change counter, listener states and bus drops. Cheap, and wakes no
-        other thread (unlike the calls above), so idle polling costs nothing."""
-        listeners = self.listeners.status() if self.listeners is not None else []
-        return (
-            self.engine.changes,
-            self.drops(),
-            hash(tuple((s.get("id"), s.get("state"), s.get("error")) for s in listeners)),
-        )
+        self.bus.drop_seen()
 
     def listener_status(self) -> list[dict[str, Any]]:
         return self.listeners.status() if self.listeners is not None else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QTimer, Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QTabWidget, QWidget
 
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Listener health and bus drops are looked at this often (cheaply; the
-#: engine's own changes arrive as they happen, see ChangeWatch).
-STATUS_MS = 5000
 MESSAGE_MS = 6000
 CLOSE_NOTE = "Nerve keeps running in the tray. Use Quit in its menu to stop it."
 
@@ -56,7 +53,6 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("nerve"))
         self.resize(1000, 640)
         self._monitor_capacity = monitor_capacity
-        self._stamp: tuple[int, ...] | None = None
         self._attached = False
 
         self.paused_label = QLabel("Starting…")
@@ -85,8 +81,6 @@ class MainWindow(QMainWindow):
         if tray is not None:
             tray.open_requested.connect(self.bring_up)
             tray.quit_requested.connect(self.quit_requested)
-        self._status_timer = QTimer(self, interval=STATUS_MS)
-        self._status_timer.timeout.connect(self._poll_status)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._theme_changed)
         if core is not None:
             self.attach(core)
@@ -162,8 +156,9 @@ class MainWindow(QMainWindow):
         from nerve.gui.views import ChangeWatch
 
         self._changes = ChangeWatch(core, self.refresh_status, self)
+        # The engine's changes, listener states and drops arrive as they
+        # happen: nothing polls, and an idle window wakes nobody.
         self._changes.start()
-        self._status_timer.start()
         self.refresh_status()
         if self.isVisible():
             self.show_tab(self.tabs.currentIndex())  # the keyboard in the first list
@@ -287,17 +282,9 @@ class MainWindow(QMainWindow):
 
     # -- status
 
-    def _poll_status(self) -> None:
-        """Every STATUS_MS: refresh if listeners or drops changed (cheap: asking
-        the engine would wake its thread; an idle desktop app wakes nothing)."""
-        stamp = self.core.stamp()
-        if stamp != self._stamp:
-            self.refresh_status()
-
     def refresh_status(self) -> None:
         if not self._attached:
             return
-        self._stamp = self.core.stamp()
         try:
             engine: dict[str, Any] = self.core.engine_status()
         except Exception:
@@ -370,7 +357,6 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop timers and the monitor's subscription (before the core stops)."""
-        self._status_timer.stop()
         if self._attached:
             self._changes.stop()
             for view in (self.rules, self.runs):

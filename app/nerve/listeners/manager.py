@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,9 @@ class ListenerManager:
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        #: Called (on the supervisor's thread) after listeners may have started,
+        #: stopped, failed or been reconfigured: what ``status()`` says may differ.
+        self.on_change: Callable[[], None] | None = None
 
     # -------------------------------------------------------------- requests
 
@@ -117,7 +120,16 @@ class ListenerManager:
                 state.backoff = BACKOFF_FIRST_S  # it had been working: retry soon
             self._schedule_retry(state)
         log.warning("listener %s failed: %s", listener.id, exc)
+        self._changed()
         self._wake.set()
+
+    def _changed(self) -> None:
+        notify = self.on_change
+        if notify is not None:
+            try:
+                notify()
+            except Exception:
+                log.exception("a listener status watcher failed")
 
     def _supervise(self) -> None:
         while True:
@@ -131,6 +143,7 @@ class ListenerManager:
                 self._reconcile()
             except Exception:
                 log.exception("listener supervisor failed; trying again")
+            self._changed()
 
     def _next_retry(self) -> float | None:
         with self._lock:
