@@ -13,7 +13,9 @@ Nerve's process group), SIGPIPE and SIGXFSZ back at their defaults (Python
 ignores SIGPIPE, and an ignored signal stays ignored across ``exec``), an empty
 signal mask, and no file descriptor of Nerve's: Python opens every descriptor
 close-on-exec, and any without the flag (inherited from whoever started Nerve,
-or opened by a C library) is closed in the child.
+or opened by a C library) is closed in the child. (glibc's posix_spawn also
+leaves its two internal signals, 32 and 33, ignored in the child; programs
+never see those.)
 """
 
 from __future__ import annotations
