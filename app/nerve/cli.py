@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     command = args.command
-    if command in (None, "run"):  # the commands that stay running
+    if command == "run":  # stays running (the desktop app: once its window shows)
         lean.import_asyncio_without_ssl()
     if command is None:
         reason = gui_unavailable()

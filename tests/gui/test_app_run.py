@@ -167,3 +167,21 @@ def test_a_launch_that_loses_the_race_hands_over_to_the_winner(
         else:
             winner.stop()
     assert not os.path.exists(Path(x_env["XDG_RUNTIME_DIR"]) / "nerve" / "nerve.sock")
+
+
+def test_the_running_app_maps_no_openssl(launch: Callable[[], Launch]) -> None:
+    app = launch()
+    assert wait_until(lambda: app.windows("^Nerve$"), 30, "the window")
+
+    def core_answers() -> bool:
+        status = subprocess.run(
+            [*NERVE, "status"], env=app.env, capture_output=True, timeout=20, check=False
+        )
+        return status.returncode == 0
+
+    wait_until(core_answers, 30, "the core behind the window to answer")
+    maps = Path(f"/proc/{app.proc.pid}/maps").read_text()
+    # asyncio (imported as the core starts) would load ssl; hashlib libcrypto.
+    for library in ("libssl", "libcrypto", "_ssl", "_hashlib"):
+        assert library not in maps, f"{library} is loaded"
+    assert app.stop() == 0, app.output

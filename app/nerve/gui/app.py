@@ -221,6 +221,9 @@ class DesktopApp:
         """Start Nerve (packs, store, engine, listeners, socket) and fill the
         window. Raises what :meth:`Nerve.start` raises (AlreadyRunning, …)."""
         with plain_imports():
+            from nerve import lean
+
+            lean.import_asyncio_without_ssl()
             from nerve.gui.instance import GuiNerve
 
             nerve = GuiNerve(locations, options)
