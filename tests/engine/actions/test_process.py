@@ -199,6 +199,19 @@ def test_run_missing_program_fails(harness: Harness) -> None:
     assert "program not found: no-such-program-nerve-test" in failed.data["error"]
 
 
+def test_a_nul_from_an_event_fails_the_run_cleanly(harness: Harness) -> None:
+    harness.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do: [{run: [echo, "{event.text}"]}]
+"""
+    )
+    harness.publish("t.go", text="a\x00b")
+    (failed,) = harness.recorder.wait("rule.failed")
+    assert failed.data["error"] == "cannot start echo: embedded null byte"
+
+
 def test_run_string_with_spaces_is_a_load_error() -> None:
     errors = load_errors("  - id: r\n    when: {event: t.go}\n    do: [{run: 'ls -l /tmp'}]\n")
     assert len(errors) == 1

@@ -65,6 +65,8 @@ class _Spawn(Action):
                 raise ActionError(f"program not found: {argv[0]}") from None
             except OSError as exc:
                 raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+            except ValueError as exc:  # a NUL character in an argument or the environment
+                raise ActionError(f"cannot start {argv[0]}: {exc}") from None
             run.engine.reap_later(proc)
             return {"pid": proc.pid, "argv": argv}
         return await _run_and_wait(argv, cwd, env, self.timeout, self.check)
