@@ -92,7 +92,11 @@ def _expected(schema: Any) -> str:
     return " or ".join(dict.fromkeys(names))
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str | None:
+    """The JSON Schema type name of ``value``; None for what JSON has no type
+    for (a date YAML read, say): each caller decides what that counts as."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -105,12 +109,12 @@ def _json_type(value: Any) -> str:
         return "object"
     if isinstance(value, list):
         return "array"
-    return "null"
+    return None
 
 
 def _type_fits(schema: Any, value: Any) -> bool:
     types = _types(schema)
-    actual = _json_type(value)
+    actual = json_type(value) or "null"
     if actual == "integer" and "number" in types:
         return True
     return actual in types

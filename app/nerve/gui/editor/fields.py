@@ -64,6 +64,7 @@ from PySide6.QtWidgets import (
 from nerve.durations import format_duration, parse_duration
 from nerve.engine.compiler import COMMON_ACTION_KEYS
 from nerve.engine.registry import Registry, actions, conditions, load_builtin_types, triggers
+from nerve.engine.validation import json_type
 from nerve.gui.editor.checking import cron_preview
 from nerve.gui.editor.hotkey import HotkeyRecorder
 from nerve.packs.yamlsource import YamlError, load_yaml
@@ -228,19 +229,7 @@ def types_of(schema: dict[str, Any]) -> set[str]:
 
 
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    return json_type(value) or "object"
 
 
 def fits(schema: dict[str, Any], value: Any) -> bool:
