@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
 
 import pytest
 from apscheduler.triggers.date import DateTrigger
@@ -20,22 +19,24 @@ pytestmark = pytest.mark.timeout(30)
 
 
 class Fired:
-    """The ``schedule`` events published on a bus."""
+    """The ``schedule`` events published on a bus (by the jobs, on the loop)."""
 
     def __init__(self, bus: Bus) -> None:
-        self._sub = bus.subscribe("schedule", wake=lambda: None, name="fired")
+        self._arrived = asyncio.Event()
+        self._sub = bus.subscribe("schedule", wake=self._arrived.set, name="fired")
         self.events: list[Event] = []
 
     def take(self) -> list[Event]:
         self.events += self._sub.drain()
         return self.events
 
-
-async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+    async def wait(self, count: int, timeout: float = 5.0) -> None:
+        """Until ``count`` events have come."""
+        async with asyncio.timeout(timeout):
+            while len(self.take()) < count:
+                self._arrived.clear()
+                if len(self.take()) < count:
+                    await self._arrived.wait()
 
 
 def test_runs_missed_while_the_loop_was_held_up_fire_once() -> None:
@@ -45,9 +46,9 @@ def test_runs_missed_while_the_loop_was_held_up_fire_once() -> None:
 
     async def main() -> None:
         jobs.add("j", IntervalTrigger(seconds=0.1))
-        await until(lambda: len(fired.take()) == 1)
+        await fired.wait(1)
         time.sleep(0.55)  # the loop is blocked: about five runs are missed
-        await until(lambda: len(fired.take()) >= 2)
+        await fired.wait(2)
         assert len(fired.take()) == 2  # one for all the missed runs, not five
         upcoming = jobs.next_fire_time("j")
         assert upcoming is not None
@@ -70,7 +71,8 @@ def test_a_run_long_past_is_skipped_and_a_one_off_job_ends() -> None:
     async def main() -> None:
         jobs.add("past", DateTrigger(past))
         jobs.add("soon", DateTrigger(soon))
-        await until(lambda: jobs.next_fire_time("soon") is None)
+        await fired.wait(1)
+        assert jobs.next_fire_time("soon") is None  # done
         assert jobs.next_fire_time("past") is None
 
     asyncio.run(main())
@@ -88,14 +90,26 @@ def test_after_a_sleep_the_wall_clock_decides(monkeypatch: pytest.MonkeyPatch) -
     fired = Fired(bus)
     jobs = Schedules(bus)
     due = dt.datetime.now().astimezone() + dt.timedelta(hours=2)
+    looks = 0
+    looked_thrice = asyncio.Event()
+    look = Schedules._due
+
+    def counted(self: Schedules, job: str, entry: object) -> None:
+        nonlocal looks
+        looks += 1
+        if looks == 3:
+            looked_thrice.set()
+        look(self, job, entry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Schedules, "_due", counted)
 
     async def main() -> None:
         jobs.add("morning", DateTrigger(due))
-        await asyncio.sleep(0.2)
-        assert fired.take() == []  # rechecked a few times: not due yet
+        await asyncio.wait_for(looked_thrice.wait(), 5)
+        assert fired.take() == []  # rechecked three times: not due yet
         woke_up = due + dt.timedelta(seconds=1)
         monkeypatch.setattr(schedules, "_now", lambda: woke_up)  # two hours asleep
-        await until(fired.take)
+        await fired.wait(1)
 
     asyncio.run(main())
     (event,) = fired.take()
@@ -113,7 +127,7 @@ def test_removed_and_replaced_jobs() -> None:
         jobs.remove("j")  # twice is fine
         jobs.add("k", IntervalTrigger(hours=1))
         jobs.add("k", IntervalTrigger(seconds=0.05))  # replaces
-        await until(fired.take)
+        await fired.wait(1)
         jobs.stop()
         assert jobs.next_fire_time("k") is None
 
