@@ -197,10 +197,9 @@ def short_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def nerve_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """XDG folders of a fresh user, for running `nerve` as a subprocess or in-process."""
-    env = dict(os.environ)
+def xdg_folders(root: Path) -> dict[str, str]:
+    """A fresh user's XDG folders under ``root`` (made, user-only): name -> path."""
+    folders: dict[str, str] = {}
     for name, sub in (
         ("XDG_CONFIG_HOME", "config"),
         ("XDG_DATA_HOME", "data"),
@@ -208,10 +207,19 @@ def nerve_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
         ("XDG_CACHE_HOME", "cache"),
         ("XDG_RUNTIME_DIR", "run"),
     ):
-        folder = short_tmp / sub
+        folder = root / sub
         folder.mkdir(mode=0o700)
-        env[name] = str(folder)
-        monkeypatch.setenv(name, str(folder))
+        folders[name] = str(folder)
+    return folders
+
+
+@pytest.fixture
+def nerve_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """XDG folders of a fresh user, for running `nerve` as a subprocess or in-process."""
+    env = dict(os.environ)
+    for name, folder in xdg_folders(short_tmp).items():
+        env[name] = folder
+        monkeypatch.setenv(name, folder)
     env.pop("DISPLAY", None)  # notifications go to the log in tests
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     return env

@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import wait_until
+from conftest import wait_until, xdg_folders
 from xserver import XServer
 
 pytestmark = [
@@ -226,17 +226,8 @@ def user_env(short_tmp: Path) -> dict[str, str]:
         "HOME": str(short_tmp / "home"),
         "PATH": str(bin_dir),
         "LANG": "C.UTF-8",
+        **xdg_folders(short_tmp),
     }
-    for name, sub in (
-        ("XDG_CONFIG_HOME", "config"),
-        ("XDG_DATA_HOME", "data"),
-        ("XDG_STATE_HOME", "state"),
-        ("XDG_CACHE_HOME", "cache"),
-        ("XDG_RUNTIME_DIR", "run"),
-    ):
-        folder = short_tmp / sub
-        folder.mkdir(mode=0o700)
-        env[name] = str(folder)
     Path(env["HOME"]).mkdir()
     return env
 

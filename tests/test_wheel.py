@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import wait_until, xdg_folders
 from nerve import __version__
 from nerve.packs.schema import pack_schema
 
@@ -160,15 +160,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     env.pop("DISPLAY", None)
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     env["HOME"] = str(home)
-    for name, sub in (
-        ("XDG_CONFIG_HOME", "config"),
-        ("XDG_DATA_HOME", "data"),
-        ("XDG_STATE_HOME", "state"),
-        ("XDG_CACHE_HOME", "cache"),
-        ("XDG_RUNTIME_DIR", "run"),
-    ):
-        (home / sub).mkdir(mode=0o700)
-        env[name] = str(home / sub)
+    env.update(xdg_folders(home))
     yield Installed(venv, env, home)
     shutil.rmtree(home, ignore_errors=True)
 
