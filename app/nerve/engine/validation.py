@@ -285,23 +285,16 @@ def _is_number(value: Any) -> bool:
 
 
 def _has_type(value: Any, name: str) -> bool:
-    if name == "string":
-        return isinstance(value, str)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "null":
-        return value is None
+    if name not in _TYPE_NAMES:  # the JSON Schema type names
+        raise _Unsupported(name)
+    actual = json_type(value)
+    if actual == name:
+        return True
     if name == "number":
-        return _is_number(value)
-    if name == "integer":
-        if isinstance(value, float):
-            return math.isfinite(value) and value.is_integer()
-        return _is_number(value)
-    raise _Unsupported(name)
+        return actual == "integer"
+    if name == "integer" and actual == "number":  # 2020-12: 1.0 is an integer
+        return bool(math.isfinite(value) and value.is_integer())
+    return False
 
 
 def _resolve(ref: str, root: dict[str, Any]) -> Any:
