@@ -5,17 +5,26 @@ keyboard (pynput's Controller sends characters with XSendEvent, which many
 applications ignore), with a round trip (``sync``) after each burst so that
 the events are processed before the call returns.
 
-X11 marks injected events no differently from real ones, so Nerve keeps
-track of what it injects:
+X11 marks injected events no differently from real ones, so Nerve knows its
+own input by what produced it:
 
-- Listeners reading the key stream (RECORD) register an :class:`Expectations`
-  queue with :func:`track`; before each burst the injector appends the events
-  it is about to send, and the listener recognises them, in order, as they
-  come back. (XInput2 could tell XTEST events by their source device, but
-  every XTEST client shares that device: xdotool and test tools included.)
+- Listeners reading the key stream (RECORD) also record XTEST's FakeInput
+  requests with the client that sent each one; the event a request makes
+  follows it in the stream, so an event made by one of Nerve's connections
+  (:func:`is_own_client`) is Nerve's, whatever the user does meanwhile.
+  (XInput2 could tell XTEST events by their source device, but every XTEST
+  client shares that device: xdotool and test tools included.)
 - The hotkey listener registers itself as a :class:`GrabHolder`: a burst that
   would press a combo Nerve grabs is sent with that grab lifted, so the
   focused application receives it and the rule does not fire itself.
+
+Expanding an abbreviation (:meth:`Injector.expand`) goes by the keyboard
+listener's model of the focused text (:mod:`nerve.listeners.typing`): erase
+back to the first difference, type the rest, mark the stream and check,
+until the text after the abbreviation is the replacement followed by
+whatever the user typed meanwhile. A key the user still holds is never
+pressed again by Nerve (the server would take it as a repeat or drop it):
+its character goes out on a spare keycode instead.
 
 Modifiers the user still holds (the Ctrl+Alt of the hotkey that started the
 run) would turn typed text into shortcuts: the injector waits briefly for
@@ -28,8 +37,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from nerve.listeners import x11
@@ -38,8 +47,6 @@ from nerve.listeners.x11 import BUTTON_PRESS, BUTTON_RELEASE, KEY_PRESS, KEY_REL
 
 log = logging.getLogger(__name__)
 
-#: How long an expected event stays expected (it normally comes back in a few ms).
-EXPECT_TTL_S = 2.0
 #: How long to wait for the user to let go of modifiers before typing.
 MODIFIER_SETTLE_S = 0.5
 #: Characters per burst: a cancelled run stops between bursts.
@@ -47,6 +54,11 @@ CHUNK = 32
 #: A spare keycode just used is not remapped to another character sooner than
 #: this: applications look the key up after the mapping change arrives.
 SPARE_REUSE_S = 0.2
+#: Rounds of erase-and-type an expansion may take before it gives up (each
+#: further one follows a key of the user's that landed inside Nerve's burst).
+EXPAND_STEPS = 12
+#: How long to wait for a mark to come back through the key stream.
+MARK_TIMEOUT_S = 1.0
 
 _MODIFIER_KEYSYMS = {
     "ctrl": (0xFFE3, 0xFFE4),
@@ -66,40 +78,54 @@ class InjectionError(Exception):
 # Knowing our own input
 
 
-class Expectations:
-    """Events Nerve sent that one consumer will see come back, in order.
+_own_lock = threading.Lock()
+#: RECORD's names (resource id bases) of the connections Nerve injects on.
+_own_clients: set[int] = set()
 
-    ``kinds`` are the event types the consumer sees (KeyPress, ButtonPress...):
-    only those are expected of it."""
 
-    def __init__(self, kinds: Iterable[int], ttl: float = EXPECT_TTL_S) -> None:
-        self.kinds = frozenset(kinds)
-        self.ttl = ttl
-        self._queue: deque[tuple[int, int, float]] = deque()
-        self._lock = threading.Lock()
+def is_own_client(id_base: int) -> bool:
+    """Whether input from this X client (RECORD's id_base) is Nerve's own."""
+    return id_base in _own_clients
 
-    def add(self, events: Iterable[tuple[int, int]]) -> None:
-        deadline = time.monotonic() + self.ttl
-        kinds = self.kinds
-        with self._lock:
-            self._queue.extend((k, detail, deadline) for k, detail in events if k in kinds)
 
-    def take(self, kind: int, detail: int) -> bool:
-        """True if this event is the next one Nerve sent (and forget it)."""
-        queue = self._queue
-        if not queue:
-            return False
-        with self._lock:
-            now = time.monotonic()
-            while queue and queue[0][2] < now:
-                queue.popleft()
-            if queue and queue[0][0] == kind and queue[0][1] == detail:
-                queue.popleft()
-                return True
-        return False
+class ExpansionLost(Exception):
+    """The text around an expansion changed in a way the model cannot follow."""
 
-    def __len__(self) -> int:
-        return len(self._queue)
+
+class TypingModel(Protocol):
+    """The key stream's model of the focused text (see :mod:`nerve.listeners.typing`)."""
+
+    own_chars: dict[int, str]
+
+    def next_mark(self) -> int: ...
+
+    def wait_mark(self, token: int, timeout: float) -> bool: ...
+
+    def claim(self, expansion: int) -> bool: ...
+
+    def step(self, expansion: int, replacement: str) -> tuple[int, str] | None: ...
+
+    def close(self, expansion: int, typed: str | None) -> None: ...
+
+
+_typing: list[TypingModel] = []
+
+
+def attach_typing(model: TypingModel) -> None:
+    """The keyboard listener's model, which expansions are checked against."""
+    with _own_lock:
+        _typing.append(model)
+
+
+def detach_typing(model: TypingModel) -> None:
+    with _own_lock:
+        if model in _typing:
+            _typing.remove(model)
+
+
+def typing_model() -> TypingModel | None:
+    with _own_lock:
+        return _typing[-1] if _typing else None
 
 
 class GrabHolder(Protocol):
@@ -116,23 +142,7 @@ class GrabHolder(Protocol):
 
 
 _registry_lock = threading.Lock()
-_trackers: list[Expectations] = []
 _holders: list[GrabHolder] = []
-
-
-def track(kinds: Iterable[int]) -> Expectations:
-    """Start receiving expectations of Nerve's own input of ``kinds`` (X event
-    types); call :func:`untrack` when done."""
-    expectations = Expectations(kinds)
-    with _registry_lock:
-        _trackers.append(expectations)
-    return expectations
-
-
-def untrack(expectations: Expectations) -> None:
-    with _registry_lock:
-        if expectations in _trackers:
-            _trackers.remove(expectations)
 
 
 def add_grab_holder(holder: GrabHolder) -> None:
@@ -202,6 +212,9 @@ class Injector:
                 "clicks needs"
             )
         self.keymap = x11.Keymap(self.conn)
+        self.client = x11.client_id(self.conn)
+        with _own_lock:
+            _own_clients.add(self.client)
         self.broken = False
         self.lock = threading.Lock()
         self._pool = self.keymap.spare_keycodes()
@@ -224,13 +237,10 @@ class Injector:
         if not plan.events:
             return
         with _registry_lock:
-            trackers = list(_trackers)
             holders = [h for h in _holders if h.collides(plan.presses)]
         for holder in holders:
             holder.suspend(plan.presses)
         try:
-            for tracker in trackers:
-                tracker.add(plan.events)
             for kind, detail in plan.events:
                 self._fake(kind, detail)
             self.conn.sync()
@@ -285,19 +295,27 @@ class Injector:
                 return sorted(held)
             time.sleep(0.01)  # the server has no event for "keys released"; poll briefly
 
-    def _prepare(self, stop: threading.Event | None) -> tuple[list[int], bool]:
-        """Release modifiers the user still holds and switch CapsLock off; returns
-        what to restore (CapsLock only: re-pressing modifiers would leave them stuck)."""
-        self._read_events()
+    def _release_modifiers(self, stop: threading.Event | None) -> list[int]:
+        """Release the modifiers the user still holds (after a short wait for them
+        to let go): held, they would turn typed text into shortcuts."""
         held = self._held_modifiers(stop)
         plan = _Plan()
         for keycode in held:
             plan.release(keycode)
+        self._send(plan)
+        return held
+
+    def _prepare(self, stop: threading.Event | None) -> tuple[list[int], bool]:
+        """Release modifiers the user still holds and switch CapsLock off; returns
+        what to restore (CapsLock only: re-pressing modifiers would leave them stuck)."""
+        self._read_events()
+        held = self._release_modifiers(stop)
         caps = bool(self.conn.screen().root.query_pointer().mask & x11.LOCK_MASK)
         caps_keys = [k for k, i in self.keymap.keycodes_for(_CAPS_LOCK) if i == 0]
         if caps and caps_keys:
+            plan = _Plan()
             plan.tap(caps_keys[0])
-        self._send(plan)
+            self._send(plan)
         return held, bool(caps and caps_keys)
 
     def _finish(self, caps: bool) -> None:
@@ -307,12 +325,17 @@ class Injector:
             plan.tap(caps_keys[0])
             self._send(plan)
 
-    def _char_key(self, char: str, plan: _Plan) -> tuple[int, list[tuple[int, int]]]:
-        """(keycode, modifiers to hold) typing ``char``; maps a spare keycode if needed
-        (which may first send ``plan``, see :meth:`_spare_for`)."""
+    def _char_key(
+        self, char: str, plan: _Plan, avoid: frozenset[int] = frozenset()
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """(keycode, modifiers to hold) typing ``char``; maps a spare keycode if
+        needed (which may first send ``plan``, see :meth:`_spare_for`). Keys in
+        ``avoid`` (held by the user) are not used."""
         best: tuple[int, int] | None = None
         for keysym in x11.char_keysyms(char):
             for keycode, index in self.keymap.keycodes_for(keysym):
+                if keycode in avoid:
+                    continue
                 if index in (0, 1, 4, 5) and (best is None or index < best[1]):
                     best = (keycode, index)
             if best is not None:
@@ -331,9 +354,9 @@ class Injector:
                 if keycode in self._assigned:
                     self._assigned.move_to_end(keycode)
                 return keycode, mods
-        return self._spare_for(x11.char_keysyms(char)[-1], plan), []
+        return self._spare_for(x11.char_keysyms(char)[-1], plan, avoid), []
 
-    def _spare_for(self, keysym: int, plan: _Plan) -> int:
+    def _spare_for(self, keysym: int, plan: _Plan, avoid: frozenset[int] = frozenset()) -> int:
         """A spare keycode mapped to ``keysym``.
 
         When every spare keycode is in use, the least recently used one is
@@ -341,14 +364,15 @@ class Injector:
         the press, so the press must have gone out (``plan`` is sent first if
         it holds one) and SPARE_REUSE_S passed."""
         for keycode, mapped in self._assigned.items():
-            if mapped == keysym:
+            if mapped == keysym and keycode not in avoid:
                 self._assigned.move_to_end(keycode)
                 return keycode
-        free = [k for k in self._pool if k not in self._assigned]
+        free = [k for k in self._pool if k not in self._assigned and k not in avoid]
+        reusable = [k for k in self._assigned if k not in avoid]
         if free:
             keycode = free[0]
-        elif self._assigned:
-            keycode = next(iter(self._assigned))
+        elif reusable:
+            keycode = reusable[0]
             if any(detail == keycode for _, detail in plan.events):
                 self._send(plan)
                 plan.clear()
@@ -365,6 +389,14 @@ class Injector:
         self.keymap.refresh_index()
         self._assigned[keycode] = keysym
         self._used_at[keycode] = time.monotonic()
+        model = typing_model()
+        if model is not None:
+            # The key stream's keymap learns of the change a little later.
+            char = "\b" if keysym == x11.KEYSYM_BACKSPACE else x11.keysym_char(keysym)
+            if char is None:
+                model.own_chars.pop(keycode, None)
+            else:
+                model.own_chars[keycode] = char
         return keycode
 
     def type_text(
@@ -372,38 +404,101 @@ class Injector:
     ) -> dict[str, Any]:
         """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces."""
         with self.lock, self._guard():
-            self._prepare_and_type(text, erase, stop)
+            _, caps = self._prepare(stop)
+            try:
+                self._type(text, erase, stop, self._held_keys())
+            finally:
+                self._finish(caps)
         return {"typed": len(text), "erased": erase}
 
-    def _prepare_and_type(self, text: str, erase: int, stop: threading.Event | None) -> None:
-        _, caps = self._prepare(stop)
-        try:
-            backspace = self._keysym_key(x11.KEYSYM_BACKSPACE)
-            plan = _Plan()
-            for _ in range(erase):
-                plan.tap(backspace)
-            self._send(plan)
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-            plan = _Plan()
-            for i, char in enumerate(text):
-                if i % CHUNK == 0:
-                    self._send(plan)
-                    plan.clear()
-                    if stop is not None and stop.is_set():
-                        break
-                if char not in "\n\t" and not char.isprintable():
-                    continue  # other control characters have no key
-                keycode, mods = self._char_key(char, plan)
-                plan.tap(keycode, mods)
-            else:
-                self._send(plan)
-        finally:
-            self._finish(caps)
+    def expand(
+        self,
+        model: TypingModel,
+        expansion: int,
+        text: str,
+        *,
+        erase: int = 0,
+        stop: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Replace the abbreviation of ``expansion`` (in the keyboard listener's
+        ``model``) with ``text``, keeping what the user typed after it.
 
-    def _keysym_key(self, keysym: int) -> int:
+        Falls back to ``erase`` BackSpaces and ``text`` if the expansion is
+        no longer open (its rule claimed it too late)."""
+        text = _normalise(text)
+        if not model.claim(expansion):
+            return self.type_text(text, erase=erase, stop=stop)
+        steps = 0
+        typed: str | None = None
+        lost = ""
+        try:
+            with self.lock, self._guard():
+                _, caps = self._prepare(stop)
+                try:
+                    while steps < EXPAND_STEPS and not (stop is not None and stop.is_set()):
+                        token = model.next_mark()
+                        x11.send_mark(self.conn, token)
+                        # A round trip: the server flushes what RECORD holds
+                        # only when it writes something to some client.
+                        self.conn.sync()
+                        if not model.wait_mark(token, MARK_TIMEOUT_S):
+                            raise InjectionError("the key stream did not show Nerve's own input")
+                        try:
+                            step = model.step(expansion, text)
+                        except ExpansionLost as exc:
+                            lost = str(exc)
+                            break
+                        if step is None:
+                            typed = text
+                            break
+                        steps += 1
+                        if steps > 1:
+                            self._release_modifiers(stop)
+                        self._type(step[1], step[0], stop, self._held_keys())
+                    else:
+                        if steps >= EXPAND_STEPS:
+                            log.warning("an expansion did not settle in %d steps", steps)
+                finally:
+                    self._finish(caps)
+        finally:
+            model.close(expansion, typed if typed is not None else (text if steps else None))
+        if lost:
+            # The caret moved, the focus changed or the abbreviation was edited:
+            # the text is no longer where the replacement was to go.
+            return {"typed": 0 if steps == 0 else len(text), "steps": steps, "stopped": lost}
+        return {"typed": len(text), "steps": steps}
+
+    def _held_keys(self) -> frozenset[int]:
+        """Keys down now (the user's): Nerve presses none of them."""
+        return frozenset(x11.keys_down(self.conn))
+
+    def _type(
+        self, text: str, erase: int, stop: threading.Event | None, avoid: frozenset[int]
+    ) -> None:
+        backspace = self._keysym_key(x11.KEYSYM_BACKSPACE, avoid)
+        plan = _Plan()
+        for _ in range(erase):
+            plan.tap(backspace)
+        self._send(plan)
+        plan = _Plan()
+        for i, char in enumerate(_normalise(text)):
+            if i % CHUNK == 0:
+                self._send(plan)
+                plan.clear()
+                if stop is not None and stop.is_set():
+                    return
+            if char not in "\n\t" and not char.isprintable():
+                continue  # other control characters have no key
+            keycode, mods = self._char_key(char, plan, avoid)
+            plan.tap(keycode, mods)
+        self._send(plan)
+
+    def _keysym_key(self, keysym: int, avoid: frozenset[int] = frozenset()) -> int:
         for keycode, index in self.keymap.keycodes_for(keysym):
-            if index == 0:
+            if index == 0 and keycode not in avoid:
                 return keycode
+        if avoid:
+            return self._spare_for(keysym, _Plan(), avoid)
         raise InjectionError(f"the keyboard layout has no key for {x11.keysym_name(keysym)}")
 
     def send_combos(
@@ -457,10 +552,6 @@ class Injector:
             if x is not None and y is not None:
                 self._fake(x11.MOTION_NOTIFY, 0, x, y)
             events = [(BUTTON_PRESS, button), (BUTTON_RELEASE, button)] * count
-            with _registry_lock:
-                trackers = list(_trackers)
-            for tracker in trackers:
-                tracker.add(events)
             for kind, detail in events:
                 self._fake(kind, detail)
             self.conn.sync()
@@ -484,6 +575,13 @@ class Injector:
             except Exception:
                 log.debug("closing the injector failed", exc_info=True)
             self.broken = True
+            with _own_lock:
+                _own_clients.discard(self.client)
+
+
+def _normalise(text: str) -> str:
+    """Line ends as the Return key types them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class _Guard:
@@ -524,8 +622,7 @@ def injector() -> Injector:
     with _Current.lock:
         current = _Current.injector
         if current is not None and (current.broken or current.name != name):
-            if not current.broken:
-                current.close()
+            current.close()
             current = None
         if current is None:
             try:

@@ -543,6 +543,9 @@ class Engine:
         active = state.active
         if active:
             if rule.mode == "single":
+                if extra and extra.get("wait_if_busy") and not state.queue:
+                    state.queue.append((event, extra))  # the trigger asks it to wait
+                    return
                 self._skip(state, "busy (mode single: a run is in progress)")
                 return
             if rule.mode == "restart":

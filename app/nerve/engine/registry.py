@@ -134,6 +134,10 @@ class Trigger(ABC):
         hotkey) can use the ones it understands to take it only where the rule
         could run. The default ignores them."""
 
+    def sees_actions(self, actions: Sequence[Any]) -> None:
+        """Told the rule's top-level actions (after :meth:`scope`). The default
+        ignores them."""
+
     def event_hint(self) -> str:
         return ""
 

@@ -13,9 +13,9 @@ Two listeners, so that a hotkey rule never installs a keyboard hook:
   The whole keyboard is never grabbed.
 - ``keyboard`` reads the key stream through the RECORD extension (no grab,
   nothing taken from applications) while a rule needs ``key.down``/``key.up``
-  or abbreviations (``typed``). The typed text is kept in memory only, at
-  most :data:`BUFFER` characters, and forgotten on a click, a focus change,
-  a shortcut or a non-text key.
+  or abbreviations (``typed``). What was typed is kept in memory only (see
+  :mod:`nerve.listeners.typing`) and forgotten on a click, a focus change,
+  a shortcut or a key that moves the caret.
 
 Both know Nerve's own input (see :mod:`nerve.injection`): an injected combo
 passes its grab to the focused window, and injected text never completes an
@@ -43,18 +43,17 @@ from nerve.engine.registry import CompileContext, ConfigError, Matcher, Trigger,
 from nerve.events import Event, fields_for
 from nerve.listeners import x11
 from nerve.listeners.base import Listener, Need, listeners
+from nerve.listeners.typing import Abbreviation, Typing, is_word_char
 from nerve.listeners.x11 import KEY_PRESS, KEY_RELEASE, Combo, ComboError
 
 log = logging.getLogger(__name__)
 
 PANIC_EVENT = "nerve.panic"
-#: Characters of typed text kept to match abbreviations against.
-BUFFER = 64
 MAX_ABBREVIATION = 32
 #: How long an injector waits for the hotkey thread to lift a grab.
 SUSPEND_TIMEOUT_S = 2.0
 
-_MAPPING_NOTIFY, _PROPERTY_NOTIFY = 34, 28
+_MAPPING_NOTIFY = 34
 _VT_KEYS = {f"f{n}" for n in range(1, 13)}
 
 
@@ -88,11 +87,13 @@ class PanicNeed(NamedTuple):
 
 
 class TypedNeed(NamedTuple):
-    """An abbreviation to watch for."""
+    """An abbreviation to watch for (``expands``: its rule types a replacement
+    for it, so what the user types next waits for that)."""
 
     text: str
     word: bool = False
     case_sensitive: bool = True
+    expands: bool = False
 
 
 #: The ``keyboard`` need for key.down/key.up events.
@@ -503,13 +504,6 @@ def _slots(
 # keyboard: the key stream (RECORD)
 
 
-_BOUNDARY_EXTRA = "_"
-
-
-def _is_word_char(char: str) -> bool:
-    return char.isalnum() or char in _BOUNDARY_EXTRA
-
-
 def _is_modifier_keysym(keysym: int) -> bool:
     """Shift, Control, CapsLock... (0xffe1-0xffee), ISO level and group keys
     (0xfe01-0xfe13), NumLock and ScrollLock."""
@@ -527,25 +521,19 @@ class KeyboardListener(Listener):
         super().__init__(*args, **kwargs)
         self._session: x11.RecordSession | None = None
         self._keymap: x11.Keymap | None = None
-        self._expect: injection.Expectations | None = None
         self._events = False
-        self._typed: list[TypedNeed] = []
-        self._buffer: deque[str] = deque(maxlen=BUFFER)
-        #: Active-window changes seen (they reset what was typed).
+        self._typing = Typing(lambda data: self.publish("typed", data))
+        #: Focus changes seen in the key stream (they reset what was typed).
         self.focus_changes = 0
-        self._at_start = True  # the buffer begins at a word boundary
-        self._active_atom = 0
         self._name = ""
 
     def start(self, needs: Sequence[Need]) -> None:
         self._name = x11.display_name()
         self._configure(needs)
-        if self._expect is not None:
-            injection.untrack(self._expect)
-        self._expect = injection.track((KEY_PRESS, KEY_RELEASE))
         # With abbreviations, clicks also reset what was typed (RECORD ranges
         # are contiguous: KeyPress..ButtonPress).
-        last = x11.BUTTON_PRESS if self._typed else KEY_RELEASE
+        typing = self._typing
+        last = x11.BUTTON_PRESS if typing.watching else KEY_RELEASE
         session = x11.RecordSession(
             self._name,
             KEY_PRESS,
@@ -555,44 +543,49 @@ class KeyboardListener(Listener):
             watch=self._on_x_event,
             setup=self._setup_control,
             label="keyboard",
+            own=injection.is_own_client,
+            on_mark=typing.marked,
+            tick=typing.tick,
+            on_focus=self._focus_moved,
         )
         self._session = session
+        typing.wake = session.poke
         session.start()
+        injection.attach_typing(typing)
 
     def _setup_control(self, control: Any) -> None:
-        from Xlib import X
-
         self._keymap = x11.Keymap(control)
-        self._active_atom = control.intern_atom("_NET_ACTIVE_WINDOW")
-        control.screen().root.change_attributes(event_mask=X.PropertyChangeMask)
 
     def _configure(self, needs: Sequence[Need]) -> None:
         self._events = KEY_EVENTS in needs
-        self._typed = [n for n in needs if isinstance(n, TypedNeed)]
-        self._reset()
+        self._typing.configure(
+            [
+                Abbreviation(n.text, n.word, n.case_sensitive, n.expands)
+                for n in needs
+                if isinstance(n, TypedNeed)
+            ]
+        )
 
     def reconfigure(self, needs: Sequence[Need]) -> None:
-        had_typed = bool(self._typed)
-        if bool([n for n in needs if isinstance(n, TypedNeed)]) != had_typed:
+        if any(isinstance(n, TypedNeed) for n in needs) != self._typing.watching:
             super().reconfigure(needs)  # the recorded range changes: start over
         else:
             self._configure(needs)
 
     def stop(self) -> None:
+        injection.detach_typing(self._typing)
         if self._session is not None:
             self._session.stop()
             self._session = None
-        if self._expect is not None:
-            injection.untrack(self._expect)
-            self._expect = None
-        self._reset()
+        self._typing.reset("the listener stopped")
 
     def detail(self) -> str:
         parts = []
         if self._events:
             parts.append("key events")
-        if self._typed:
-            parts.append(f"{len(self._typed)} abbreviation(s)")
+        count = len(self._typing.abbreviations)
+        if count:
+            parts.append(f"{count} abbreviation(s)")
         return f"X11 {self._name} (RECORD): " + (", ".join(parts) or "idle")
 
     @property
@@ -604,29 +597,27 @@ class KeyboardListener(Listener):
         log.warning("keyboard: X connection lost: %s", exc)
         self.failed(exc)
 
-    def _reset(self) -> None:
-        self._buffer.clear()
-        self._at_start = True
-
     # ------------------------------------------------------------- events
 
     def _on_x_event(self, event: Any) -> None:
         if event.type == _MAPPING_NOTIFY:
             assert self._session is not None
             self._keymap = x11.Keymap(self._session.control)
-        elif event.type == _PROPERTY_NOTIFY and event.atom == self._active_atom:
-            self._reset()  # another window has the focus: what was typed is not there
-            self.focus_changes += 1
 
-    def _on_event(self, kind: int, keycode: int, state: int, x: int, y: int) -> None:
+    def _focus_moved(self) -> None:
+        # Another window has the focus: what was typed is not there.
+        self._typing.reset("the focus moved")
+        self.focus_changes += 1
+
+    def _on_event(
+        self, kind: int, keycode: int, state: int, x: int, y: int, *, injected: bool
+    ) -> None:
         if kind == x11.BUTTON_PRESS:
-            self._reset()
+            self._typing.reset("a click")
             return
         keymap = self._keymap
         if keymap is None:
             return
-        assert self._expect is not None
-        injected = self._expect.take(kind, keycode)
         if self._events:
             row = keymap.keysyms(keycode)
             name = x11.keysym_name(row[0]) if row and row[0] else f"keycode{keycode}"
@@ -634,61 +625,28 @@ class KeyboardListener(Listener):
                 "key.down" if kind == KEY_PRESS else "key.up",
                 {"key": name, "modifiers": keymap.masks.names(state), "injected": injected},
             )
-        if kind == KEY_PRESS and self._typed:
-            if injected:
-                self._reset()  # what Nerve types is not the user's abbreviation
-            else:
-                self._feed(keymap, keycode, state)
+        if kind == KEY_PRESS and self._typing.watching:
+            self._feed(keymap, keycode, state, injected)
 
-    def _feed(self, keymap: x11.Keymap, keycode: int, state: int) -> None:
+    def _feed(self, keymap: x11.Keymap, keycode: int, state: int, own: bool) -> None:
+        typing = self._typing
         masks = keymap.masks
-        row = keymap.keysyms(keycode)
-        if keycode in masks.keys or (row and _is_modifier_keysym(row[0])):
-            return  # Shift, CapsLock and friends alone type nothing
-        if state & (x11.CONTROL_MASK | masks.alt | masks.super):
-            self._reset()  # a shortcut, not text
-            return
-        keysym = keymap.lookup(keycode, state)
-        if keysym == x11.KEYSYM_BACKSPACE:
-            if self._buffer:
-                self._buffer.pop()
-            return
-        char = x11.keysym_char(keysym)
+        char = typing.own_chars.get(keycode) if own else None
         if char is None:
-            self._reset()  # arrows, Escape, Home...: the caret moved or text was left
-            return
-        if len(self._buffer) == BUFFER:
-            self._at_start = False
-        self._buffer.append(char)
-        self._match()
-
-    def _match(self) -> None:
-        text = "".join(self._buffer)
-        for need in self._typed:
-            size = len(need.text)
-            if need.word:
-                # Whole words only: a boundary (or the start) before, one after.
-                if len(text) < size + 1 or _is_word_char(text[-1]):
-                    continue
-                typed = text[-size - 1 :]
-                body = typed[:-1]
-                if len(text) > size + 1:
-                    if _is_word_char(text[-size - 2]):
-                        continue
-                elif not self._at_start:
-                    continue
-            else:
-                if len(text) < size:
-                    continue
-                typed = body = text[-size:]
-            if need.case_sensitive:
-                same = body == need.text
-            else:
-                same = body.casefold() == need.text.casefold()
-            if same:
-                self._reset()
-                self.publish("typed", {"text": typed})
+            row = keymap.keysyms(keycode)
+            if keycode in masks.keys or (row and _is_modifier_keysym(row[0])):
+                return  # Shift, CapsLock and friends alone type nothing
+            if state & (x11.CONTROL_MASK | masks.alt | masks.super):
+                typing.reset("a shortcut")
                 return
+            keysym = keymap.lookup(keycode, state)
+            char = "\b" if keysym == x11.KEYSYM_BACKSPACE else x11.keysym_char(keysym)
+        if char is None:
+            typing.reset("a key that moves the caret")  # arrows, Escape, Home...
+        elif char == "\b":
+            typing.backspace(own)
+        else:
+            typing.char(char, own)
 
 
 # ---------------------------------------------------------------------------
@@ -902,6 +860,7 @@ class TypedTrigger(Trigger):
         self.word = word
         self.case_sensitive = case_sensitive
         self.erase = erase
+        self.expands = False
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> TypedTrigger:
@@ -911,7 +870,7 @@ class TypedTrigger(Trigger):
         path = ("text",) if isinstance(options, dict) and "text" in options else ()
         if any(not c.isprintable() or c.isspace() for c in text):
             raise ConfigError("an abbreviation is printable text without spaces", path)
-        if options.get("word") and not any(_is_word_char(c) for c in text):
+        if options.get("word") and not any(is_word_char(c) for c in text):
             raise ConfigError("'word: true' needs letters or digits in the abbreviation", path)
         return cls(
             text,
@@ -926,7 +885,7 @@ class TypedTrigger(Trigger):
             return False
         size = len(self.text)
         if self.word:
-            if len(typed) != size + 1 or _is_word_char(typed[-1]):
+            if len(typed) != size + 1 or is_word_char(typed[-1]):
                 return False
             typed = typed[:-1]
         elif len(typed) != size:
@@ -945,10 +904,23 @@ class TypedTrigger(Trigger):
             extra["erase"] = len(typed)
             if self.word:
                 extra["suffix"] = typed[-1]
+            expansion = event.get("expansion")
+            if isinstance(expansion, int) and self.expands:
+                extra["expansion"] = expansion
+                # Typed again while the last replacement finishes: a second
+                # request, not a repeat; the listener holds the text for it.
+                extra["wait_if_busy"] = True
         host.fire(event, extra)
 
+    def sees_actions(self, actions: Sequence[Any]) -> None:
+        # The listener holds what the user types after the abbreviation for
+        # the replacement only when the rule types one.
+        self.expands = self.erase and any(
+            getattr(a, "key", None) in ("type", "keys") for a in actions
+        )
+
     def needs(self) -> Iterator[tuple[str, Hashable]]:
-        yield "keyboard", TypedNeed(self.text, self.word, self.case_sensitive)
+        yield "keyboard", TypedNeed(self.text, self.word, self.case_sensitive, self.expands)
 
     def event_fields(self) -> frozenset[str] | None:
         return fields_for("typed")

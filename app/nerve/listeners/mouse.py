@@ -49,7 +49,6 @@ class MouseListener(Listener):
         super().__init__(*args, **kwargs)
         self._session: x11.RecordSession | None = None
         self._masks = x11.ModMasks()
-        self._expect: injection.Expectations | None = None
         self._needs: frozenset[Need] = frozenset()
         self._name = ""
         self._last_move = 0.0
@@ -60,7 +59,6 @@ class MouseListener(Listener):
     def start(self, needs: Sequence[Need]) -> None:
         self._name = x11.display_name()
         wanted = frozenset(needs)
-        self._expect = injection.track((BUTTON_PRESS, BUTTON_RELEASE))
         last = MOTION_NOTIFY if MOVE in wanted else BUTTON_RELEASE
         self._session = x11.RecordSession(
             self._name,
@@ -71,6 +69,7 @@ class MouseListener(Listener):
             watch=self._on_x_event,
             setup=self._read_masks,
             label="mouse",
+            own=injection.is_own_client,
         )
         self._session.start()
         self._needs = wanted  # shown by detail() once recorded
@@ -92,9 +91,6 @@ class MouseListener(Listener):
         if self._session is not None:
             self._session.stop()
             self._session = None
-        if self._expect is not None:
-            injection.untrack(self._expect)
-            self._expect = None
         with self._move_lock:
             if self._timer is not None:
                 self._timer.cancel()
@@ -115,12 +111,13 @@ class MouseListener(Listener):
 
     # ------------------------------------------------------------- events
 
-    def _on_event(self, kind: int, button: int, state: int, x: int, y: int) -> None:
+    def _on_event(
+        self, kind: int, button: int, state: int, x: int, y: int, *, injected: bool
+    ) -> None:
         if kind == MOTION_NOTIFY:
             self._moved(x, y)
             return
-        assert self._expect is not None
-        if self._expect.take(kind, button):
+        if injected:
             return  # Nerve's own click
         modifiers = self._masks.names(state)
         if button in SCROLL_BUTTONS:

@@ -14,17 +14,20 @@ python-xlib is imported inside functions: importing this module works on any OS.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
 import re
 import select
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nerve.listeners.base import ListenerUnavailable
 
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # X protocol constants (X.h), so that parsing needs no Xlib.
 KEY_PRESS, KEY_RELEASE, BUTTON_PRESS, BUTTON_RELEASE, MOTION_NOTIFY = 2, 3, 4, 5, 6
+FOCUS_IN, FOCUS_OUT = 9, 10
+_NOTIFY_GRAB, _NOTIFY_UNGRAB = 1, 2
 SHIFT_MASK, LOCK_MASK, CONTROL_MASK = 1, 2, 4
 NO_SYMBOL = 0
 
@@ -550,15 +555,64 @@ def keys_down(conn: Any) -> set[int]:
 # RECORD
 
 
-EventHandler = Callable[[int, int, int, int, int], None]
+class EventHandler(Protocol):
+    def __call__(
+        self, kind: int, detail: int, state: int, x: int, y: int, /, *, injected: bool
+    ) -> None: ...
+
+
+#: A mark in the key stream: a NoOperation request (it may carry data, which
+#: the server ignores) holding MARK_MAGIC and a token, recorded in order.
+MARK_OPCODE = 127
+MARK_MAGIC = 0x4E525645
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_EVENT_XY = struct.Struct("=hh")
+
+
+@functools.cache
+def _mark_request() -> Any:
+    from Xlib.protocol import rq
+
+    class Mark(rq.Request):  # type: ignore[misc]
+        _request = rq.Struct(
+            rq.Opcode(MARK_OPCODE),
+            rq.Pad(1),
+            rq.RequestLength(),
+            rq.Card32("magic"),
+            rq.Card32("token"),
+        )
+
+    return Mark
+
+
+def send_mark(conn: Any, token: int) -> None:
+    """Queue a mark with ``token`` on ``conn`` (flush or sync to send it)."""
+    _mark_request()(display=conn.display, magic=MARK_MAGIC, token=token & 0xFFFFFFFF)
+
+
+def client_id(conn: Any) -> int:
+    """The resource id base of a connection: how RECORD names its client."""
+    return int(conn.display.info.resource_id_base)
 
 
 class RecordSession:
     """Device events of one kind from the RECORD extension, on a thread of its own.
 
-    ``handler(type, detail, state, root_x, root_y)`` is called on the record
-    thread for each event, in the server's order (it must not block).
+    ``handler(type, detail, state, root_x, root_y, injected)`` is called on the
+    record thread for each event, in the server's order (it must not block).
     ``on_lost(exc)`` is called if the connection drops while recording.
+
+    Nerve's own input is told apart by what produced it: the context also
+    records XTEST's FakeInput requests, with the client that sent each one,
+    and the server processes the event a FakeInput request makes before it
+    reads the next request, so the event follows its request in the stream.
+    An event that follows a FakeInput request of the same kind and detail
+    from a client ``own(id_base)`` accepts is ``injected``. ``on_mark(token)``
+    gets each :func:`send_mark` of such a client, in stream order too: what
+    was recorded before it was processed before it. ``on_focus()`` is called
+    when the keyboard focus moves (FocusIn/FocusOut delivered to any client),
+    in order with the keys.
 
     Two connections, as the extension wants: ``data`` receives the stream (its
     thread blocks in RecordEnableContext); ``control`` creates nothing but can
@@ -582,8 +636,16 @@ class RecordSession:
         watch: Callable[[Any], None] | None = None,
         setup: Callable[[Any], None] | None = None,
         label: str = "record",
+        own: Callable[[int], bool] | None = None,
+        on_mark: Callable[[int], None] | None = None,
+        tick: Callable[[], float | None] | None = None,
+        on_focus: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_focus = on_focus
+        self.own = own
+        self.on_mark = on_mark
+        self.tick = tick
         self.first = first
         self.last = last
         self.handler = handler
@@ -607,16 +669,23 @@ class RecordSession:
         require_extension(self.data, "RECORD", "watching keys and clicks without grabbing")
         from Xlib.ext import record
 
+        xtest = self.data.query_extension("XTEST")
+        if self.own is not None and xtest.present:
+            # FakeInput requests (XTEST minor 2) and NoOperation marks.
+            core_requests = (MARK_OPCODE, MARK_OPCODE)
+            ext_requests = (xtest.major_opcode, xtest.major_opcode, 2, 2)
+        else:
+            core_requests, ext_requests = (0, 0), (0, 0, 0, 0)
         self.context = self.data.record_create_context(
             0,
             [record.AllClients],
             [
                 {
-                    "core_requests": (0, 0),
+                    "core_requests": core_requests,
                     "core_replies": (0, 0),
-                    "ext_requests": (0, 0, 0, 0),
+                    "ext_requests": ext_requests,
                     "ext_replies": (0, 0, 0, 0),
-                    "delivered_events": (0, 0),
+                    "delivered_events": (FOCUS_IN, FOCUS_OUT) if self.on_focus else (0, 0),
                     "device_events": (self.first, self.last),
                     "errors": (0, 0),
                     "client_started": False,
@@ -643,28 +712,62 @@ class RecordSession:
 
     def _record(self) -> None:
         from Xlib.ext import record
-        from Xlib.protocol import rq
 
-        field_ = rq.EventField(None)
-        data_display = self.data.display
         handler = self.handler
+        own = self.own
+        on_mark = self.on_mark
+        on_focus = self.on_focus
+        #: (kind, detail) of own FakeInput requests whose event has not come yet.
+        pending: list[tuple[int, int]] = []
 
         def on_reply(reply: Any) -> None:
             if reply.category == record.StartOfData:
                 self._ready.set()
                 return
-            if reply.category != record.FromServer or reply.client_swapped:
+            if reply.client_swapped:
                 return
             data = reply.data
+            if reply.category == record.FromClient:
+                if own is None or not own(reply.id_base):
+                    return
+                while len(data) >= 4:
+                    size = _U16.unpack_from(data, 2)[0] * 4
+                    if size < 4:
+                        return
+                    request, data = data[:size], data[size:]
+                    if request[0] == MARK_OPCODE:
+                        if size >= 12 and _U32.unpack_from(request, 4)[0] == MARK_MAGIC:
+                            pending.clear()  # what did not come back was dropped by the server
+                            if on_mark is not None:
+                                on_mark(_U32.unpack_from(request, 8)[0])
+                    elif size >= 8:
+                        pending.append((request[4], request[5]))
+                return
+            if reply.category != record.FromServer:
+                return
             while len(data) >= 32:
-                raw = data[:32]
-                data = data[32:]
+                raw, data = data[:32], data[32:]
                 kind = raw[0] & 0x7F
+                if kind in (FOCUS_IN, FOCUS_OUT):
+                    # Delivered to some client: the keyboard focus moved (not
+                    # the passing focus of a keyboard grab), in stream order.
+                    if on_focus is not None and raw[8] not in (_NOTIFY_GRAB, _NOTIFY_UNGRAB):
+                        on_focus()
+                    continue
                 if kind < KEY_PRESS or kind > MOTION_NOTIFY:
                     continue
-                event, _ = field_.parse_binary_value(raw, data_display, None, None)
+                detail = raw[1]
+                injected = False
+                if pending:
+                    try:
+                        pending.remove((kind, detail))
+                        injected = True
+                    except ValueError:
+                        pass
+                root_x, root_y = _EVENT_XY.unpack_from(raw, 20)
+                state = _U16.unpack_from(raw, 28)[0]
                 try:
-                    handler(kind, event.detail, event.state, event.root_x, event.root_y)
+                    handler(kind, detail, state, root_x, root_y, injected=injected)
                 except Exception:
                     log.exception("%s: handling a recorded event failed", self.label)
 
@@ -689,12 +792,19 @@ class RecordSession:
                         self.watch(event)
                     except Exception:
                         log.exception("%s: handling an X event failed", self.label)
-                readable, _, _ = select.select([fd, self._wake_r], [], [])
-                if self._wake_r in readable:
+                timeout = self.tick() if self.tick is not None else None
+                readable, _, _ = select.select([fd, self._wake_r], [], [], timeout)
+                if self._wake_r in readable and b"x" in os.read(self._wake_r, 64):
                     return
         except Exception as exc:
             if not self._stopping:
                 self.on_lost(exc)
+
+    def poke(self) -> None:
+        """Have the watching thread ask ``tick`` again."""
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"t")
 
     def stop(self) -> None:
         """End both threads and close both connections (idempotent)."""

@@ -227,6 +227,8 @@ class _Loader:
         for trigger in triggers:
             trigger.scope(conditions)
         actions = compile_actions(node["do"], ctx, (*path, "do")) if "do" in node else []
+        for trigger in triggers:
+            trigger.sees_actions(actions)
         for sub_path, message in ctx.errors:
             self.error(sub_path, message)
         mode = node.get("mode", "single")

@@ -12,7 +12,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from nerve import injection
 from nerve.engine.actions._common import text
@@ -28,14 +28,38 @@ _erased: weakref.WeakSet[RunContext] = weakref.WeakSet()
 BUTTONS = {"left": 1, "middle": 2, "right": 3, "back": 8, "forward": 9}
 
 
-def _take_erase(run: RunContext) -> tuple[int, str]:
-    """(BackSpaces to send, separator to type back) owed to a ``typed`` trigger."""
+class _Owed(NamedTuple):
+    """What a ``typed`` trigger's run owes its abbreviation: BackSpaces to send
+    and the word boundary to type back, or (``expansion``) the keyboard
+    listener's record of it, which also keeps what the user typed after it."""
+
+    erase: int = 0
+    suffix: str = ""
+    expansion: int | None = None
+
+
+def _take_erase(run: RunContext) -> _Owed:
     erase = run.extra.get("erase")
     if not isinstance(erase, int) or erase <= 0 or run in _erased:
-        return 0, ""
+        return _Owed()
     _erased.add(run)
     suffix = run.extra.get("suffix")
-    return erase, suffix if isinstance(suffix, str) else ""
+    expansion = run.extra.get("expansion")
+    return _Owed(
+        erase,
+        suffix if isinstance(suffix, str) else "",
+        expansion if isinstance(expansion, int) else None,
+    )
+
+
+def _replace(
+    inj: injection.Injector, owed: _Owed, text: str, stop: threading.Event
+) -> dict[str, Any]:
+    """Type ``text`` in place of the abbreviation owed (if any)."""
+    model = injection.typing_model() if owed.expansion is not None else None
+    if model is not None and owed.expansion is not None:
+        return inj.expand(model, owed.expansion, text, erase=owed.erase, stop=stop)
+    return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop)
 
 
 async def _inject(
@@ -88,10 +112,8 @@ class TypeAction(Action):
 
     async def execute(self, run: RunContext) -> Any:
         value = text(self.template, run.scope)
-        erase, suffix = _take_erase(run)
-        return await _inject(
-            run, lambda inj, stop: inj.type_text(value + suffix, erase=erase, stop=stop)
-        )
+        owed = _take_erase(run)
+        return await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop))
 
 
 @actions.register
@@ -123,10 +145,15 @@ class KeysAction(Action):
         return cls(combos)
 
     async def execute(self, run: RunContext) -> Any:
-        erase, _ = _take_erase(run)
-        return await _inject(
-            run, lambda inj, stop: inj.send_combos(self.combos, erase=erase, stop=stop)
-        )
+        owed = _take_erase(run)
+
+        def work(inj: injection.Injector, stop: threading.Event) -> Any:
+            if owed.expansion is not None:
+                _replace(inj, owed, "", stop)  # erase it, keep what followed
+                return inj.send_combos(self.combos, stop=stop)
+            return inj.send_combos(self.combos, erase=owed.erase, stop=stop)
+
+        return await _inject(run, work)
 
 
 _COORD = {
