@@ -619,7 +619,8 @@ def _since(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return time.time() - parse_duration(text)
+        # As far back as the event log may keep events (settings: retention_days).
+        return time.time() - parse_duration(text, maximum=36500 * 86400)
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
 

@@ -29,15 +29,15 @@ SCHEMA: dict[str, Any] = {
             "type": ["string", "null"],
             "description": "Pauses every rule and cancels running runs; null turns it off",
         },
-        "retention_days": {"type": "number", "exclusiveMinimum": 0},
-        "max_events": {"type": "integer", "minimum": 1000},
+        "retention_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 36500},
+        "max_events": {"type": "integer", "minimum": 1000, "maximum": 1_000_000_000},
         "store_private": {
             "type": "boolean",
             "description": "Also write key presses and clipboard contents to the event log",
         },
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
-        "bus_capacity": {"type": "integer", "minimum": 100},
+        "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
     },
     "additionalProperties": False,
 }

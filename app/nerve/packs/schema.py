@@ -12,6 +12,7 @@ from nerve.durations import DURATION_SCHEMA
 from nerve.engine.compiler import any_action_schema, any_condition_schema, any_trigger_schema
 from nerve.engine.model import MODES
 from nerve.engine.registry import load_builtin_types
+from nerve.ranges import MAX_RUNS
 
 SCHEMA_ID = "https://nerve.invalid/schema/pack-1.json"
 PACK_ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
@@ -97,7 +98,12 @@ def rule_schema(loose: bool) -> dict[str, Any]:
             "if": conditions,
             "do": actions,
             "mode": {"enum": list(MODES), "description": "What a trigger does while a run is on"},
-            "max": {"type": "integer", "minimum": 1, "description": "queued/parallel: the limit"},
+            "max": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_RUNS,
+                "description": "queued/parallel: the limit",
+            },
             **dict.fromkeys(RATE_KEYS, DURATION_SCHEMA),
         },
         "required": ["id", "when", "do"],
