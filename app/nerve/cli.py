@@ -310,6 +310,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except UnknownInput as exc:
         raise UsageError(str(exc)) from None
+    # SIGHUP reloads on a thread of its own: this one only waits for signals,
+    # so SIGTERM is honoured at once whatever a reload is doing.
+    reloads = _Reloader(app)
     try:
         while True:
             wake.wait()
@@ -319,11 +322,70 @@ def cmd_run(args: argparse.Namespace) -> int:
             if requests:
                 requests.clear()
                 log.info("SIGHUP: reloading packs")
-                app.reload()
+                reloads.request()
     finally:
         log.info("stopping")
         app.stop()
+        _leave_stuck_threads()
     return EXIT_OK
+
+
+class _Reloader:
+    """Reloads asked for by SIGHUP, one at a time on a daemon thread; a request
+    made while one runs makes one more after it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.pending = False
+        self.thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        with self.lock:
+            self.pending = True
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="sighup-reload", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        from nerve.packs.loader import UnknownInput
+
+        while True:
+            with self.lock:
+                if not self.pending or self.app.stopped.is_set():
+                    self.thread = None
+                    return
+                self.pending = False
+            try:
+                self.app.reload()
+            except UnknownInput as exc:
+                log.error("not reloaded: %s", exc)
+            except Exception:
+                log.exception("reloading after SIGHUP failed")
+
+
+def _leave_stuck_threads(grace: float = 0.5) -> None:
+    """Exit now if a thread that Python would wait for at exit is stuck.
+
+    Nerve's own threads stop with it; what can stay is a worker blocked in a
+    system call on behalf of an action (a program that never ends its output,
+    a file read that never returns). Python joins such threads at exit, for
+    ever: a stopped Nerve would never end. They get ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    main = threading.main_thread()
+    stuck = []
+    for thread in threading.enumerate():
+        if thread is main or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            stuck.append(thread.name)
+    if stuck:
+        log.warning("exiting without waiting for %s", ", ".join(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
 
 
 def gui_unavailable() -> str | None:
@@ -924,7 +986,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
 
     where = locations()
     values = _pairs(args.set, "--set")
-    if not args.file.is_file():
+    if not args.file.exists():  # (what is not a regular file is named by plan_import)
         print(f"nerve: {args.file}: no such file", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
@@ -999,7 +1061,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
 
 def cmd_pack_approve(args: argparse.Namespace) -> int:
     from nerve.packs import trust
-    from nerve.paths import locations
+    from nerve.paths import locations, read_user_file
 
     where = locations()
     store = trust.Approvals(where.config)
@@ -1031,7 +1093,7 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.yes:
         try:
-            reviewed = Path(pack.file).read_bytes()
+            reviewed = read_user_file(pack.file, max_bytes=1 << 20)
         except OSError as exc:
             print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
             return EXIT_INVALID
@@ -1048,7 +1110,7 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
             print(f"nerve: not approved; {pack.id} stays held", file=sys.stderr)
             return EXIT_INVALID
         try:
-            now = Path(pack.file).read_bytes()
+            now = read_user_file(pack.file, max_bytes=1 << 20)
         except OSError:
             now = None
         if now != reviewed:

@@ -14,7 +14,7 @@ from typing import Any
 
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
-from nerve.paths import atomic_write
+from nerve.paths import atomic_write, read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ class Settings:
         doc: Any = None
         if path.exists():
             try:
-                doc = yaml.load(path.read_text(encoding="utf-8"))
-            except (YAMLError, UnicodeDecodeError) as exc:
-                log.warning("%s is not valid YAML (%s); writing it anew", path, exc)
+                doc = yaml.load(read_user_file(path, max_bytes=1 << 20).decode("utf-8"))
+            except (YAMLError, UnicodeDecodeError, OSError) as exc:
+                log.warning("%s cannot be read as YAML (%s); writing it anew", path, exc)
         if not isinstance(doc, CommentedMap):
             doc = CommentedMap()
         defaults = Settings().values()
