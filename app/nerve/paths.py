@@ -163,10 +163,12 @@ class NotRegularFile(OSError):
 class FileTooLarge(OSError):
     """A file over the size limit of what reads it."""
 
-    def __init__(self, message: str, size: int, limit: int) -> None:
+    def __init__(self, message: str, size: int, limit: int, *, grew: bool = False) -> None:
         super().__init__(message)
         self.size = size
         self.limit = limit
+        #: True when it grew while being read (``size`` is then what was read).
+        self.grew = grew
 
 
 def _kind(mode: int) -> str:
@@ -221,5 +223,5 @@ def read_user_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
         os.close(fd)
     data = b"".join(chunks)
     if len(data) > max_bytes:  # it grew since it was looked at
-        raise FileTooLarge(f"{name} is over {max_bytes} bytes", len(data), max_bytes)
+        raise FileTooLarge(f"{name} is over {max_bytes} bytes", len(data), max_bytes, grew=True)
     return data

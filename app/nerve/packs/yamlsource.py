@@ -301,9 +301,13 @@ def _read_file(path: os.PathLike[str], name: str, max_bytes: int) -> bytes:
     try:
         return read_user_file(path, max_bytes=max_bytes)
     except FileTooLarge as exc:
+        if exc.grew:
+            limit = _human_size(max_bytes)
+            message = f"file is over {limit}; rule packs are limited to {limit}"
+            raise YamlError(name, 1, 1, message) from exc
         raise _too_big(name, exc.size, max_bytes) from exc
     except NotRegularFile as exc:
-        message = f"not a regular file but {exc.kind}; Nerve reads only regular files"
+        message = f"cannot read the file: it is {exc.kind}, and Nerve reads regular files only"
         raise YamlError(name, 1, 1, message) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)

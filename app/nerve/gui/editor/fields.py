@@ -367,7 +367,7 @@ class PlaceholderLineEdit(QLineEdit):
 
     def _partial(self) -> str | None:
         before = self.text()[: self.cursorPosition()]
-        match = re.search(r"\{[A-Za-z0-9_.:%\-]*$", before)
+        match = re.search(r"\{[A-Za-z0-9_.:%\-]*\Z", before)
         return match.group(0) if match else None
 
     def _maybe_complete(self, _text: str) -> None:
