@@ -213,7 +213,8 @@ def test_an_unexpected_error_is_one_line_and_a_traceback_in_the_log(
     ]
     text = path.read_text()
     assert (
-        "CRITICAL nerve [MainThread]: unexpected error\nTraceback (most recent call last):" in text
+        "CRITICAL nerve [MainThread]: unexpected error\n"
+        "    Traceback (most recent call last):" in text
     )
     assert "RuntimeError: kaput: an invariant broke" in text
     assert "in broken" in text
