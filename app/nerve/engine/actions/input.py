@@ -131,7 +131,14 @@ class KeysAction(Action):
 
 
 _COORD = {
-    "anyOf": [COORDINATE, {"type": "string", "pattern": r"\{"}],
+    "anyOf": [
+        COORDINATE,
+        {
+            "type": "string",
+            "pattern": r"\{",
+            "description": "A whole number of pixels, or a placeholder such as {event.x}",
+        },
+    ],
     "description": "Screen pixels; a placeholder such as {event.x} is allowed",
 }
 
