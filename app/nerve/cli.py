@@ -361,6 +361,8 @@ class _Reloader:
             except UnknownInput as exc:
                 log.error("not reloaded: %s", exc)
             except Exception:
+                if self.app.stopped.is_set():  # stopped under it: nothing to reload into
+                    return
                 log.exception("reloading after SIGHUP failed")
 
 
