@@ -165,7 +165,7 @@ def test_files_that_are_not_files_never_block_and_sigterm_stops_at_once(
     server.close()
 
 
-#: A rule that takes the loader a little while (60 packs of 20: a reload of a second or two).
+#: A rule that takes the loader a little while (100 packs of 20: a reload of a few seconds).
 SLOW_RULE = (
     "  - id: r{j}\n    when: {{event: x.a{j}}}\n    if: [{{var: {{v: {{gt: 3}}}}}}]\n"
     "    do: [{{log: 'x {{event.y}}'}}, {{delay: 1s}}]\n"
@@ -179,7 +179,7 @@ def test_sigterm_is_honoured_while_a_sighup_reload_runs(
     """The reload SIGHUP asks for runs on its own thread: SIGTERM, sent while it
     runs, stops the daemon at once instead of after it."""
     packs = packs_folder(nerve_env)
-    for i in range(60):
+    for i in range(100):
         rules = "".join(SLOW_RULE.format(j=j) for j in range(20))
         (packs / f"p{i}.yaml").write_text(
             f"nerve: 1\npack: {{id: test.slow{i}, name: Slow}}\nrules:\n{rules}"
@@ -188,7 +188,7 @@ def test_sigterm_is_honoured_while_a_sighup_reload_runs(
     instance.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "SIGHUP: reloading packs" in instance.output(), what="the SIGHUP reload")
     stop_within(instance)
-    assert "reloaded: 1200" not in instance.output().split("SIGHUP: reloading packs")[1]
+    assert "reloaded: 2000" not in instance.output().split("SIGHUP: reloading packs")[1]
 
 
 @pytest.mark.timeout(60)
