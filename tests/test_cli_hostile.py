@@ -244,3 +244,14 @@ def test_text_with_line_breaks_cannot_forge_log_lines(
     notes = [line for line in log_text(nerve_env).splitlines() if "FORGED" in line]
     assert len(notes) == 6
     assert all("note: real" in line for line in notes)
+
+
+@pytest.mark.parametrize("command", ["events", "runs", "replay"])
+@pytest.mark.parametrize("limit", ["1" + "0" * 30, "0", "-5", "1e3", "\u0661\u0662", "99999999999"])
+def test_a_limit_out_of_range_is_a_usage_error(
+    nerve_env: dict[str, str], command: str, limit: str
+) -> None:
+    proc = cli(nerve_env, command, "--limit", limit)
+    assert proc.returncode == EXIT_USAGE
+    assert "--limit" in proc.stderr
+    assert "unexpected error" not in proc.stderr

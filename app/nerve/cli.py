@@ -101,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument("--type", metavar="PATTERN", help="only these types (file.*)")
     events.add_argument("--since", metavar="DURATION", help="only the last DURATION (1h)")
-    events.add_argument("--limit", type=int, default=100)
+    events.add_argument("--limit", type=_limit, default=100, help=_LIMIT_HELP)
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.add_argument("--data-dir", type=Path)
 
     runs = sub.add_parser("runs", help="rule run history with traces")
     runs.add_argument("run_id", nargs="?", metavar="RUN", help="show one run's trace")
     runs.add_argument("--rule", metavar="ID", help="only this rule (pack/rule or rule)")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_limit, default=20, help=_LIMIT_HELP)
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--data-dir", type=Path)
 
@@ -122,13 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="these packs instead of yours (repeatable)",
     )  # fmt: skip
     replay.add_argument("--set", action="append", default=[], metavar="K=V")
-    replay.add_argument("--limit", type=int, default=100_000, help="at most this many events")
+    replay.add_argument(
+        "--limit", type=_limit, default=100_000, help="at most this many events (up to 10^9)"
+    )
     replay.add_argument("--json", action="store_true", help="one JSON object per rule")
     replay.add_argument("--data-dir", type=Path)
     _add_pack_parser(sub)
     _add_desktop_parsers(sub)
     _verbose_everywhere(parser)
     return parser
+
+
+#: The most rows a listing shows (the event log keeps at most 10^9 events).
+MAX_LIMIT = 1_000_000_000
+_LIMIT_HELP = "at most this many (1 to 10^9)"
+
+
+def _limit(text: str) -> int:
+    """``--limit``: a whole number from 1 to MAX_LIMIT (argparse reports anything else)."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_LIMIT:,}")
+    if int(value) > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT:,}, got {value}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
