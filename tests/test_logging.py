@@ -290,7 +290,7 @@ def test_an_error_in_a_thread_is_logged_not_printed(nerve_env: dict[str, str]) -
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["validate"], "the following arguments are required: PATH"),
-        (["events", "--limit", "many"], "invalid int value: 'many'"),
+        (["events", "--limit", "many"], "--limit: expected a whole number from 1 to"),
         (["events", "--since", "yesterday"], "--since:"),
         (["run", "--headless", "--set", "novalue"], "--set takes key=value"),
         (["pause", "--for", "0s"], "--for: expected a time longer than 0"),
