@@ -4,6 +4,7 @@ other rules still load. Generated with hypothesis over every numeric option."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -359,3 +360,26 @@ def test_many_impossible_crons_are_checked_quickly() -> None:
     pack = load_pack((HEAD + rules).encode(), filename="ranges.yaml")
     assert len(pack.errors) == 200
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01 00:00", "0001-01-01T23:59:59"])
+def test_a_moment_out_of_the_range_of_dates_is_a_located_error(moment: str) -> None:
+    pack = load_bad(f"when: {{schedule: {{at: '{moment}'}}}}", "")
+    assert_located(pack, moment)
+    assert pack.errors[0].path == "rules[1].when.schedule.at"
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["{schedule: {at: '9999-12-31 23:59'}}", "{schedule: {every: 366d}}", "{idle: 366d}",
+     "{schedule: {cron: '0 0 29 2 *'}}"],
+)  # fmt: skip
+def test_the_far_ends_of_the_ranges_start_on_an_engine(
+    harness: Harness, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="nerve"):
+        harness.load(
+            f"  - id: far\n    when: {when}\n    debounce: 366d\n    do: [{{delay: 366d}}]\n"
+        )
+        assert harness.summary("far")["enabled"]
+    assert not caplog.records, [r.getMessage() for r in caplog.records]

@@ -313,7 +313,11 @@ def _at_trigger(text: str, weekdays: list[str] | None) -> tuple[BaseTrigger, str
             continue
         if weekdays:
             raise ConfigError("'weekdays' goes with a daily time (HH:MM)", ("weekdays",))
-        return DateTrigger(run_date=when.astimezone()), f"once at {value}"
+        try:
+            moment = when.astimezone()
+        except (ValueError, OverflowError):  # year 1 in a zone east of UTC, say
+            raise ConfigError(f"{text!r} is out of the range of dates", ("at",)) from None
+        return DateTrigger(run_date=moment), f"once at {value}"
     raise ConfigError(f"expected HH:MM or YYYY-MM-DD HH:MM, got {text!r}", ("at",))
 
 
