@@ -190,8 +190,17 @@ class Nerve:
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
         if not self.options.rule_paths:
-            self.watcher = PacksWatcher(self.locations.packs, self._packs_changed)
-            self.watcher.start()
+            watcher = PacksWatcher(self.locations.packs, self._packs_changed)
+            try:
+                watcher.start()
+            except OSError as exc:  # the packs "folder" is a file, a pipe...
+                log.error(
+                    "not watching %s for changes: %s (`nerve reload` reads it again)",
+                    self.locations.packs,
+                    exc.strerror or exc,
+                )
+            else:
+                self.watcher = watcher
         self._schedule_prune()
         self.bus.publish("app.started", {"version": __version__, "pid": os.getpid()}, source="app")
         log.info(
