@@ -100,3 +100,15 @@ def test_log_actions_rule_names_and_event_data_cannot_forge_lines(
 
 def _quoted(text: str) -> str:
     return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text) + '"'
+
+
+def test_the_console_line_of_an_error_is_escaped_too() -> None:
+    try:
+        raise OSError(f"disk\r{FORGED}\x1b[2K")
+    except OSError:
+        rec = logging.LogRecord("nerve", logging.ERROR, __file__, 1, "failed", (), None)
+        rec.exc_info = sys.exc_info()
+    line = OneLineFormatter(CONSOLE_FORMAT).format(rec)
+    assert line.splitlines() == [line]
+    assert "\x1b" not in line
+    assert "\r" not in line

@@ -114,7 +114,7 @@ class OneLineFormatter(SafeFormatter):
         if exc and exc[1] is not None:
             file = _file_handler()
             where = f"; the traceback is in {file.baseFilename}" if file else ""
-            line += f" ({describe(exc[1])}{where})"
+            line += escape_controls(f" ({describe(exc[1])}{where})")
         return line
 
 
