@@ -236,7 +236,9 @@ class Approvals:
             yield
             return
         ensure_private_dir(self.config_dir)
-        fd = os.open(self.config_dir / APPROVALS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never blocks on, nor takes as a terminal, what may stand in its place.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY
+        fd = os.open(self.config_dir / APPROVALS_LOCK, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
