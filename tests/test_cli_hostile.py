@@ -255,3 +255,33 @@ def test_a_limit_out_of_range_is_a_usage_error(
     assert proc.returncode == EXIT_USAGE
     assert "--limit" in proc.stderr
     assert "unexpected error" not in proc.stderr
+
+
+STUCK_HTTP = """\
+nerve: 1
+pack: {{id: test.stuck, name: Stuck}}
+rules:
+  - id: call
+    when: {{event: x.call}}
+    do: [{{http: {{url: "http://127.0.0.1:{port}/", timeout: 1h}}}}]
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_stuck_worker_does_not_hold_up_sigterm(
+    daemon: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    """A request to a server that never answers keeps a worker thread blocked;
+    Python would wait for it at exit. SIGTERM still ends Nerve within a second."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)  # accepts connections (the backlog), never answers
+    pack = short_tmp / "stuck.yaml"
+    pack.write_text(STUCK_HTTP.format(port=server.getsockname()[1]))
+    instance = daemon("--rules", pack)
+    cli_ok(nerve_env, "emit", "x.call")
+    wait_until(
+        lambda: "1 running" in cli_ok(nerve_env, "status"), what="the request to be under way"
+    )
+    stop_within(instance)
+    server.close()

@@ -390,11 +390,16 @@ def _leave_stuck_threads(grace: float = 0.5) -> None:
     system call on behalf of an action (a program that never ends its output,
     a file read that never returns). Python joins such threads at exit, for
     ever: a stopped Nerve would never end. They get ``grace`` seconds."""
+    from concurrent.futures import thread as executor_threads
+
     deadline = time.monotonic() + grace
     main = threading.main_thread()
+    # Executor workers are joined at exit whether or not they are daemons (they
+    # inherit the flag from the thread that made them: the engine's is one).
+    joined = set(getattr(executor_threads, "_threads_queues", {}))
     stuck = []
     for thread in threading.enumerate():
-        if thread is main or thread.daemon:
+        if thread is main or (thread.daemon and thread not in joined):
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():

@@ -256,7 +256,6 @@ class _Loader:
         problems = validation.check(rule_schema(loose=True), node)
         for sub, message in problems:
             self.error((*path, *sub), message)
-
         if not isinstance(node, dict):
             return None
         rule_id = str(node.get("id", f"#{path[-1]}"))
