@@ -383,13 +383,14 @@ class _Reloader:
                 log.exception("reloading after SIGHUP failed")
 
 
-def _leave_stuck_threads(grace: float = 0.5) -> None:
+def _leave_stuck_threads(code: int = EXIT_OK, grace: float = 0.5) -> None:
     """Exit now if a thread that Python would wait for at exit is stuck.
 
     Nerve's own threads stop with it; what can stay is a worker blocked in a
     system call on behalf of an action (a program that never ends its output,
     a file read that never returns). Python joins such threads at exit, for
-    ever: a stopped Nerve would never end. They get ``grace`` seconds."""
+    ever: a stopped Nerve would never end. They get ``grace`` seconds, then
+    the process exits with ``code``."""
     from concurrent.futures import thread as executor_threads
 
     deadline = time.monotonic() + grace
@@ -409,7 +410,7 @@ def _leave_stuck_threads(grace: float = 0.5) -> None:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_OK)
+        os._exit(code)
 
 
 def gui_unavailable() -> str | None:
@@ -478,7 +479,9 @@ def _run_gui(
     options = Options(rule_paths=list(rules), overrides=overrides)
     # The log file (and the hooks that log uncaught errors) are set up by the
     # app once its window is on screen.
-    return app.run(where, options, show_window=not tray)
+    code = app.run(where, options, show_window=not tray)
+    _leave_stuck_threads(code)
+    return code
 
 
 def _os_error_text(exc: BaseException) -> str:
