@@ -461,7 +461,7 @@ def _make_yaml(text: str) -> YAML:
     return y
 
 
-_START = re.compile(r"(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|$)")
+_START = re.compile(r"(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
 _END = re.compile(r"^\.\.\.[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
@@ -511,7 +511,7 @@ def _keep_anchors(root: Any) -> None:
             stack.extend(node)
 
 
-_KEY_LINE = re.compile(r"^( *)(?:[^\s#-]|-[^\s])[^#]*:\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"^( *)(?:[^\s#-]|-[^\s])[^#]*:\s*(?:#.*)?\Z")
 _ITEM_LINE = re.compile(r"^( *)(- +)")
 
 
