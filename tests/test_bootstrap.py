@@ -263,6 +263,13 @@ def test_handle_answers_the_control_commands(make_nerve: Callable[..., Nerve]) -
         ("pause", {"for": 0}, "positive number of seconds"),
         ("pause", {"for": -5}, "positive number of seconds"),
         ("pause", {"for": True}, "positive number of seconds"),
+        # Past the longest duration Nerve takes (366 days), or past float's range.
+        ("pause", {"for": 366 * 86400 + 1}, "at most 31,622,400"),
+        ("pause", {"for": 1e308}, "at most 31,622,400"),
+        ("pause", {"for": 10**400}, "at most 31,622,400"),
+        ("emit", {"type": "file.created\n"}, "not an event type"),
+        ("emit", {"type": "FILE.created"}, "not an event type"),
+        ("emit", {"type": "\uff46ile.created"}, "not an event type"),
         ("launch-missiles", {}, "unknown command"),
     ],
 )

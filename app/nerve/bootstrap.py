@@ -18,6 +18,7 @@ from typing import Any
 
 from nerve import __version__, injection
 from nerve.bus import Bus
+from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
 from nerve.events import valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
@@ -109,7 +110,20 @@ class Nerve:
         """Load every pack; report the broken and held ones. Returns all packs.
 
         Nothing is approved here: a pack without an approval is held, also at
-        the first start and when ``approvals.yaml`` is missing or damaged."""
+        the first start and when ``approvals.yaml`` is missing or damaged.
+        Loading never ends Nerve: should it fail as a whole (a bug: a bad pack
+        is reported and skipped by the loader), the error is logged and the
+        rules loaded before stay."""
+        try:
+            return self._load_packs()
+        except UnknownInput:
+            raise
+        except Exception as exc:
+            log.error("the packs were not (re)loaded: %s", exc)
+            log.debug("loading the packs failed", exc_info=True)
+            return self.packs
+
+    def _load_packs(self) -> list[Pack]:
         packs = load_paths(self.pack_paths(), self.options.overrides)
         user_packs = not self.options.rule_paths  # --rules: the user's explicit choice
         if user_packs:
@@ -176,8 +190,17 @@ class Nerve:
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
         if not self.options.rule_paths:
-            self.watcher = PacksWatcher(self.locations.packs, self._packs_changed)
-            self.watcher.start()
+            watcher = PacksWatcher(self.locations.packs, self._packs_changed)
+            try:
+                watcher.start()
+            except OSError as exc:  # the packs "folder" is a file, a pipe...
+                log.error(
+                    "not watching %s for changes: %s (`nerve reload` reads it again)",
+                    self.locations.packs,
+                    exc.strerror or exc,
+                )
+            else:
+                self.watcher = watcher
         self._schedule_prune()
         self.bus.publish("app.started", {"version": __version__, "pid": os.getpid()}, source="app")
         log.info(
@@ -294,10 +317,15 @@ class Nerve:
         if cmd == "pause":
             seconds = args.get("for")
             if seconds is not None and (
-                isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not 0 < seconds <= MAX_DURATION_S  # also false for NaN
             ):
                 # 0 would pause for good (the engine treats it as "no end"); true would be 1s.
-                raise IpcError("'for' must be a positive number of seconds")
+                raise IpcError(
+                    f"'for' must be a positive number of seconds, at most {MAX_DURATION_S:,} "
+                    f"({MAX_DURATION_TEXT_FORM})"
+                )
             cancelled = engine.call(engine.pause, "nerve pause", seconds)
             return {"paused": True, "cancelled": cancelled}
         if cmd == "resume":

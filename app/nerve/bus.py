@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
-from nerve.events import SCALAR_TYPES, Event, JSONValue, TypePattern, freeze
+from nerve.events import SCALAR_TYPES, Event, JSONValue, TypePattern, freeze, valid_type
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,17 @@ class Bus:
         cause: str | None = None,
         depth: int = 0,
     ) -> Event:
-        """Publish an event and return it (with its id). Never blocks on consumers."""
+        """Publish an event and return it (with its id). Never blocks on consumers.
+
+        Raises ValueError for a type that is not a valid event type
+        (:func:`nerve.events.valid_type`): no such event ever reaches a
+        subscriber, whoever tries to publish it."""
         # This is the hottest path in Nerve: no lock (CPython's deque and
         # itertools.count are atomic), and both freeze()'s common case (flat
         # data of scalars: one shallow copy) and the subscriber's offer inlined.
+        subs = self._routes.get(type_)
+        if subs is None:
+            subs = self._route(type_)  # (checks the type: routes hold valid types only)
         frozen: Mapping[str, JSONValue] = _EMPTY
         if data:
             copy = data.copy() if type(data) is dict else dict(data)
@@ -214,9 +221,6 @@ class Bus:
                 depth,
             ),
         )
-        subs = self._routes.get(type_)
-        if subs is None:
-            subs = self._route(type_)
         for sub in subs:
             queue = sub._queue
             if len(queue) < sub.capacity:
@@ -261,6 +265,8 @@ class Bus:
         return sub
 
     def _route(self, type_: str) -> tuple[Subscription, ...]:
+        if not valid_type(type_):
+            raise ValueError(f"not an event type: {type_!r}")
         with self._lock:
             subs = tuple(s for s in self._subs if s.pattern.matches(type_))
             if len(self._routes) < 8192:

@@ -101,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument("--type", metavar="PATTERN", help="only these types (file.*)")
     events.add_argument("--since", metavar="DURATION", help="only the last DURATION (1h)")
-    events.add_argument("--limit", type=int, default=100)
+    events.add_argument("--limit", type=_limit, default=100, help=_LIMIT_HELP)
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.add_argument("--data-dir", type=Path)
 
     runs = sub.add_parser("runs", help="rule run history with traces")
     runs.add_argument("run_id", nargs="?", metavar="RUN", help="show one run's trace")
     runs.add_argument("--rule", metavar="ID", help="only this rule (pack/rule or rule)")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_limit, default=20, help=_LIMIT_HELP)
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--data-dir", type=Path)
 
@@ -122,13 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="these packs instead of yours (repeatable)",
     )  # fmt: skip
     replay.add_argument("--set", action="append", default=[], metavar="K=V")
-    replay.add_argument("--limit", type=int, default=100_000, help="at most this many events")
+    replay.add_argument(
+        "--limit", type=_limit, default=100_000, help="at most this many events (up to 10^9)"
+    )
     replay.add_argument("--json", action="store_true", help="one JSON object per rule")
     replay.add_argument("--data-dir", type=Path)
     _add_pack_parser(sub)
     _add_desktop_parsers(sub)
     _verbose_everywhere(parser)
     return parser
+
+
+#: The most rows a listing shows (the event log keeps at most 10^9 events).
+MAX_LIMIT = 1_000_000_000
+_LIMIT_HELP = "at most this many (1 to 10^9)"
+
+
+def _limit(text: str) -> int:
+    """``--limit``: a whole number from 1 to MAX_LIMIT (argparse reports anything else)."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_LIMIT:,}")
+    if int(value) > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT:,}, got {value}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,6 +327,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except UnknownInput as exc:
         raise UsageError(str(exc)) from None
+    # SIGHUP reloads on a thread of its own: this one only waits for signals,
+    # so SIGTERM is honoured at once whatever a reload is doing.
+    reloads = _Reloader(app)
     try:
         while True:
             wake.wait()
@@ -319,11 +339,78 @@ def cmd_run(args: argparse.Namespace) -> int:
             if requests:
                 requests.clear()
                 log.info("SIGHUP: reloading packs")
-                app.reload()
+                reloads.request()
     finally:
         log.info("stopping")
         app.stop()
+        _leave_stuck_threads()
     return EXIT_OK
+
+
+class _Reloader:
+    """Reloads asked for by SIGHUP, one at a time on a daemon thread; a request
+    made while one runs makes one more after it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.pending = False
+        self.thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        with self.lock:
+            self.pending = True
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="sighup-reload", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        from nerve.packs.loader import UnknownInput
+
+        while True:
+            with self.lock:
+                if not self.pending or self.app.stopped.is_set():
+                    self.thread = None
+                    return
+                self.pending = False
+            try:
+                self.app.reload()
+            except UnknownInput as exc:
+                log.error("not reloaded: %s", exc)
+            except Exception:
+                if self.app.stopped.is_set():  # stopped under it: nothing to reload into
+                    return
+                log.exception("reloading after SIGHUP failed")
+
+
+def _leave_stuck_threads(code: int = EXIT_OK, grace: float = 0.5) -> None:
+    """Exit now if a thread that Python would wait for at exit is stuck.
+
+    Nerve's own threads stop with it; what can stay is a worker blocked in a
+    system call on behalf of an action (a program that never ends its output,
+    a file read that never returns). Python joins such threads at exit, for
+    ever: a stopped Nerve would never end. They get ``grace`` seconds, then
+    the process exits with ``code``."""
+    from concurrent.futures import thread as executor_threads
+
+    deadline = time.monotonic() + grace
+    main = threading.main_thread()
+    # Executor workers are joined at exit whether or not they are daemons (they
+    # inherit the flag from the thread that made them: the engine's is one).
+    joined = set(getattr(executor_threads, "_threads_queues", {}))
+    stuck = []
+    for thread in threading.enumerate():
+        if thread is main or (thread.daemon and thread not in joined):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            stuck.append(thread.name)
+    if stuck:
+        log.warning("exiting without waiting for %s", ", ".join(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def gui_unavailable() -> str | None:
@@ -392,7 +479,9 @@ def _run_gui(
     options = Options(rule_paths=list(rules), overrides=overrides)
     # The log file (and the hooks that log uncaught errors) are set up by the
     # app once its window is on screen.
-    return app.run(where, options, show_window=not tray)
+    code = app.run(where, options, show_window=not tray)
+    _leave_stuck_threads(code)
+    return code
 
 
 def _os_error_text(exc: BaseException) -> str:
@@ -619,7 +708,8 @@ def _since(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return time.time() - parse_duration(text)
+        # As far back as the event log may keep events (settings: retention_days).
+        return time.time() - parse_duration(text, maximum=36500 * 86400)
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
 
@@ -923,7 +1013,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
 
     where = locations()
     values = _pairs(args.set, "--set")
-    if not args.file.is_file():
+    if not args.file.exists():  # (what is not a regular file is named by plan_import)
         print(f"nerve: {args.file}: no such file", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
@@ -998,7 +1088,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
 
 def cmd_pack_approve(args: argparse.Namespace) -> int:
     from nerve.packs import trust
-    from nerve.paths import locations
+    from nerve.paths import locations, read_user_file
 
     where = locations()
     store = trust.Approvals(where.config)
@@ -1030,7 +1120,7 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.yes:
         try:
-            reviewed = Path(pack.file).read_bytes()
+            reviewed = read_user_file(pack.file, max_bytes=1 << 20)
         except OSError as exc:
             print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
             return EXIT_INVALID
@@ -1047,7 +1137,7 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
             print(f"nerve: not approved; {pack.id} stays held", file=sys.stderr)
             return EXIT_INVALID
         try:
-            now = Path(pack.file).read_bytes()
+            now = read_user_file(pack.file, max_bytes=1 << 20)
         except OSError:
             now = None
         if now != reviewed:

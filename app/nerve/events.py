@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -41,12 +42,20 @@ def read_capabilities(pattern: str) -> frozenset[str]:
     return frozenset(cap for type_, cap in READ_CAPABILITIES.items() if matcher.matches(type_))
 
 
-_TYPE_RE = re.compile(r"^[a-z0-9_]+(?:[.\-][a-z0-9_]+)*$")
+#: An event type: ASCII lower-case words of letters, digits and ``_``, joined by
+#: single dots or hyphens. Matched whole (``fullmatch``): no other character,
+#: not even a final newline, can make a name that looks like another one.
+_TYPE_RE = re.compile(r"[a-z0-9_]+(?:[.\-][a-z0-9_]+)*", re.ASCII)
+MAX_TYPE_LENGTH = 200
 
 
-def valid_type(name: str) -> bool:
+def valid_type(name: object) -> bool:
     """True for dotted lower-case names such as ``file.created`` or ``my-app.done``."""
-    return bool(_TYPE_RE.match(name)) and len(name) <= 200
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_TYPE_LENGTH
+        and _TYPE_RE.fullmatch(name) is not None
+    )
 
 
 class Event(NamedTuple):
@@ -150,13 +159,24 @@ class TypePattern:
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
         self._exact = frozenset(p for p in self.patterns if not _is_glob(p))
-        self._globs = tuple(_compile_glob(p) for p in self.patterns if _is_glob(p))
+        self._globs = tuple(
+            (_compile_glob(p), reserved_only(p)) for p in self.patterns if _is_glob(p)
+        )
         self._cache: dict[str, bool] = {}
 
     def matches(self, type_: str) -> bool:
+        """Whether ``type_`` matches. Only a valid type matches anything (an event
+        of another type never reaches the bus; this holds wherever a type comes
+        from, a stored one being replayed included), and a pattern about Nerve's
+        own events (:func:`reserved_only`) matches only reserved types."""
         hit = self._cache.get(type_)
         if hit is None:
-            hit = type_ in self._exact or any(g(type_) for g in self._globs)
+            hit = valid_type(type_) and (
+                type_ in self._exact
+                or any(
+                    glob(type_) and (not own or reserved_type(type_)) for glob, own in self._globs
+                )
+            )
             if len(self._cache) < 4096:
                 self._cache[type_] = hit
         return hit
@@ -212,12 +232,69 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+#: Families of types that Nerve itself publishes (its listeners, the engine,
+#: its bridges): ``file.created`` and every other ``file.<anything>``, and the
+#: single types ``hotkey``, ``typed`` and ``schedule``.
+RESERVED_FAMILIES = frozenset(
+    {
+        "key",
+        "mouse",
+        "file",
+        "process",
+        "window",
+        "clipboard",
+        "system",
+        "power",
+        "network",
+        "session",
+        "app",
+        "rule",
+        "nerve",
+        "hotkey",
+        "typed",
+        "schedule",
+        "idle",
+        "mqtt",
+        "nats",
+        "webhook",
+    }
+)
+
+
+def canonical_type(text: str) -> str:
+    """What ``text`` would read as, spelled the usual way: Unicode compatibility
+    forms folded (fullwidth letters are their ASCII selves), case folded, every
+    character that is not a letter, digit, ``.``, ``-`` or ``_`` dropped
+    (blanks, newlines, NUL, control and format characters), dots and hyphens
+    not doubled nor at either end. For telling whether a name is a spelling
+    of a reserved type, never for publishing."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(ch for ch in folded if ch.isalnum() or ch in "._-")
+    kept = re.sub(r"([.\-])[.\-]+", r"\1", kept)
+    return kept.strip(".-")
+
+
 def reserved_type(type_: str) -> bool:
-    """Whether ``type_`` is one Nerve itself publishes (its listeners, the
-    engine). Rules cannot ``emit`` these: a faked ``hotkey``, ``typed`` or
-    ``file.created`` event would fire other packs' rules, whatever those packs
-    were approved for. (``nerve emit`` at the command line is the user's own.)"""
-    return type_ in KNOWN_FIELDS
+    """Whether ``type_`` is, or is a spelling of, a type Nerve itself publishes
+    (see :data:`RESERVED_FAMILIES`). Rules cannot ``emit`` these: a faked
+    ``hotkey``, ``typed`` or ``file.created`` event would fire other packs'
+    rules, whatever those packs were approved for. (``nerve emit`` at the
+    command line is the user's own, and may publish one to try a rule out.)"""
+    for name in (type_, canonical_type(type_)):
+        family = re.split(r"[.\-]", name, maxsplit=1)[0]
+        if name in KNOWN_FIELDS or family in RESERVED_FAMILIES:
+            return True
+    return False
+
+
+def reserved_only(pattern: str) -> bool:
+    """Whether the glob ``pattern`` is about Nerve's own events alone: the text
+    before its first wildcard starts with a whole reserved family name
+    (``file.*``, ``file*``, ``key.d?wn``, ``hotkey*``; not ``filesync.*``). Such a
+    pattern matches no custom type, so no event a pack or a bridge makes up
+    (``filex``, ``file-x.created``) can pass for one of Nerve's."""
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return re.split(r"[.\-]", literal, maxsplit=1)[0] in RESERVED_FAMILIES
 
 
 def fields_for(type_pattern: str) -> frozenset[str] | None:

@@ -13,11 +13,13 @@ import logging
 import logging.handlers
 import os
 import platform
+import re
 import sys
 import threading
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from nerve import __version__
 
@@ -52,7 +54,53 @@ def _verbose() -> bool:
     )
 
 
-class OneLineFormatter(logging.Formatter):
+#: Characters that could end a log line or disguise one: C0 and C1 controls
+#: (newline, carriage return, escape for ANSI sequences, NUL...), DEL, the
+#: Unicode line and paragraph separators, and the bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``,
+    ``\\x1b``, ``\\u2028``): what a rule name, a ``log`` action's text or an
+    event's data holds cannot start a line of its own, forge a record or drive
+    the terminal."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_escape_char, text)
+
+
+def _indented(text: str) -> str:
+    """A traceback or stack under its record: each line escaped and indented, so
+    that none of them (an exception's message included) can pass for a record."""
+    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
+
+
+class SafeFormatter(logging.Formatter):
+    """One record, one line: the message (and every other field) has its control
+    characters escaped; a traceback follows on indented lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+class OneLineFormatter(SafeFormatter):
     """A record on one line: an exception shows as ``(Type: message)``, not a traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -66,7 +114,7 @@ class OneLineFormatter(logging.Formatter):
         if exc and exc[1] is not None:
             file = _file_handler()
             where = f"; the traceback is in {file.baseFilename}" if file else ""
-            line += f" ({describe(exc[1])}{where})"
+            line += escape_controls(f" ({describe(exc[1])}{where})")
         return line
 
 
@@ -95,7 +143,7 @@ def setup_console(verbose: bool) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     if verbose:
-        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+        handler.setFormatter(SafeFormatter(CONSOLE_FORMAT))
     else:
         handler.setFormatter(OneLineFormatter(CONSOLE_FORMAT))
         handler.addFilter(_not_file_only)
@@ -123,7 +171,7 @@ def add_file(log_file: Path) -> Path | None:
             reason = f"{exc.filename}: {reason}"
         log.warning("cannot write the log file %s (%s); logging here only", log_file, reason)
         return None
-    handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    handler.setFormatter(SafeFormatter(FILE_FORMAT))
     handler.set_name(FILE_HANDLER)
     logging.getLogger().addHandler(handler)
     log.info(

@@ -166,7 +166,10 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or value is _MISSING or value is None:
         return math.nan
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past float's range (event data may hold one)
+            return math.inf if value > 0 else -math.inf
     try:
         return float(str(value))
     except ValueError:

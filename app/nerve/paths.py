@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -122,12 +123,105 @@ def _new_file(path: Path, data: bytes, mode: int) -> Path:
 
 
 def _keep_backup(path: Path, mode: int) -> None:
-    """Copy ``path`` to ``path~`` (its times kept), created with ``mode``."""
+    """Copy ``path`` to ``path~`` (its times kept), created with ``mode``.
+
+    Only a regular file is kept: what stands in its place otherwise (a named
+    pipe, a device) is replaced without being read."""
     old = path.stat()
-    saved = _new_file(path, path.read_bytes(), mode)
+    if not stat.S_ISREG(old.st_mode):
+        return
+    saved = _new_file(path, read_user_file(path, max_bytes=1 << 30), mode)
     try:
         os.utime(saved, ns=(old.st_atime_ns, old.st_mtime_ns))
         os.replace(saved, path.with_name(path.name + "~"))
     except BaseException:
         saved.unlink(missing_ok=True)
         raise
+
+
+# ------------------------------------------------------------ reading user files
+
+#: What a path is, when it is not a regular file.
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, a device, a folder...)."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        super().__init__(f"{name} is {kind}, not a regular file")
+        #: What it is instead, in words ("a named pipe (FIFO)").
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    """A file over the size limit of what reads it."""
+
+    def __init__(self, message: str, size: int, limit: int, *, grew: bool = False) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+        #: True when it grew while being read (``size`` is then what was read).
+        self.grew = grew
+
+
+def _kind(mode: int) -> str:
+    return next((word for test, word in _KINDS if test(mode)), "not a regular file")
+
+
+def read_user_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
+    """The content of ``path``, a regular file of at most ``max_bytes``.
+
+    For every file a user or a pack can put where Nerve reads (packs,
+    settings, approvals, a pack to import). Such a path may be a named pipe,
+    a device (``/dev/zero``, ``/dev/tty``), a folder, or a symlink to one of
+    them: opening or reading one would block, or never end. So: the path is
+    looked at first (following symlinks: a symlink to a pack file is fine) and
+    anything but a regular file is refused without being opened; it is then
+    opened with ``O_NONBLOCK`` and ``O_NOCTTY`` (should it have been swapped for
+    a pipe or a terminal meanwhile, the open returns at once and cannot take a
+    controlling terminal), the open descriptor is checked again with ``fstat``
+    (it must still be that regular file), and at most ``max_bytes + 1`` bytes
+    are read through it. Raises :class:`NotRegularFile`, :class:`FileTooLarge`
+    or another OSError.
+    """
+    name = os.fspath(path)
+    before = os.stat(name)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotRegularFile(name, _kind(before.st_mode))
+    if before.st_size > max_bytes:
+        raise FileTooLarge(f"{name} is over {max_bytes} bytes", before.st_size, max_bytes)
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOCTTY", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+    fd = os.open(name, flags)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegularFile(name, _kind(opened.st_mode))
+        if os.name != "nt" and (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
+            raise NotRegularFile(name, "a file that was replaced while it was being opened")
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:  # it grew since it was looked at
+        raise FileTooLarge(f"{name} is over {max_bytes} bytes", len(data), max_bytes, grew=True)
+    return data

@@ -14,7 +14,7 @@ from typing import Any
 
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
-from nerve.paths import atomic_write
+from nerve.paths import atomic_write, read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,15 @@ SCHEMA: dict[str, Any] = {
             "type": ["string", "null"],
             "description": "Pauses every rule and cancels running runs; null turns it off",
         },
-        "retention_days": {"type": "number", "exclusiveMinimum": 0},
-        "max_events": {"type": "integer", "minimum": 1000},
+        "retention_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 36500},
+        "max_events": {"type": "integer", "minimum": 1000, "maximum": 1_000_000_000},
         "store_private": {
             "type": "boolean",
             "description": "Also write key presses and clipboard contents to the event log",
         },
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
-        "bus_capacity": {"type": "integer", "minimum": 100},
+        "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
     },
     "additionalProperties": False,
 }
@@ -118,9 +118,9 @@ class Settings:
         doc: Any = None
         if path.exists():
             try:
-                doc = yaml.load(path.read_text(encoding="utf-8"))
-            except (YAMLError, UnicodeDecodeError) as exc:
-                log.warning("%s is not valid YAML (%s); writing it anew", path, exc)
+                doc = yaml.load(read_user_file(path, max_bytes=1 << 20).decode("utf-8"))
+            except (YAMLError, UnicodeDecodeError, OSError) as exc:
+                log.warning("%s cannot be read as YAML (%s); writing it anew", path, exc)
         if not isinstance(doc, CommentedMap):
             doc = CommentedMap()
         defaults = Settings().values()

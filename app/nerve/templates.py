@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*", re.ASCII)
 
 ROOTS = ("event", "input", "var", "rule", "now", "run")
 
@@ -166,7 +166,7 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
             f"unknown placeholder {{{expr}}}: placeholders start with "
             "event., input., var., rule. or run., or are {now} / {now:FORMAT}"
         )
-    if not rest or not _NAME.match(rest):
+    if not rest or not _NAME.fullmatch(rest):
         raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")
     if root == "event":
         head = rest.split(".", 1)[0]

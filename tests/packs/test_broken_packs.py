@@ -476,7 +476,12 @@ def test_folder_named_like_a_pack(tmp_path: Path, run_cli: object) -> None:
     assert result.code == 1
     assert "inner.yaml: ok" in result.out
     assert result.errors() == [
-        (str(tmp_path / "old.yaml"), 1, 1, "cannot read the file: Is a directory")
+        (
+            str(tmp_path / "old.yaml"),
+            1,
+            1,
+            "cannot read the file: it is a folder, and Nerve reads regular files only",
+        )
     ]
 
 

@@ -217,11 +217,19 @@ def test_file_growing_after_stat_is_still_bounded(
     real_stat = os.stat
 
     class Small:
+        """The file's real status, but for a size that says it is small."""
+
+        def __init__(self, real: os.stat_result) -> None:
+            self.real = real
+
         st_size = 10
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
 
     def fake_stat(target: Any, *args: Any, **kwargs: Any) -> Any:
         if os.fspath(target) == str(path):
-            return Small()
+            return Small(real_stat(target, *args, **kwargs))
         return real_stat(target, *args, **kwargs)
 
     monkeypatch.setattr(os, "stat", fake_stat)

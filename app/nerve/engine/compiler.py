@@ -117,6 +117,9 @@ def _compile_one(
     except ConfigError as exc:
         ctx.error((*path, *_as_written(options, exc.path)), exc.message)
         return None
+    except (ValueError, ArithmeticError) as exc:  # a value out of range (an overflow)
+        ctx.error(path, str(exc) or f"a value here is out of range ({type(exc).__name__})")
+        return None
     finally:
         ctx.current_path = saved
 

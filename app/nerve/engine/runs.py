@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nerve.engine.model import Rule
 from nerve.engine.registry import Action, ActionError
-from nerve.events import PRIVATE_TYPES, Event, JSONValue
+from nerve.events import PRIVATE_TYPES, Event, JSONValue, reserved_type, valid_type
 from nerve.templates import Scope
 
 if TYPE_CHECKING:
@@ -118,7 +118,13 @@ class RunContext:
         return await loop.run_in_executor(self.engine.executor, fn, *args)
 
     def emit(self, type_: str, data: Mapping[str, Any]) -> Event:
-        """Publish an event caused by this run (depth one more than its trigger's)."""
+        """Publish an event caused by this run (depth one more than its trigger's).
+
+        A rule never publishes one of Nerve's own types, in any spelling (the
+        ``emit`` action refuses them when it is compiled; this holds for any
+        other way an action could get here)."""
+        if not valid_type(type_) or reserved_type(type_):
+            raise ActionError(f"{type_!r} is not an event type a rule may publish")
         return self.engine.bus.publish(
             type_, data, source=f"rule:{self.rule.key}", cause=self.id, depth=self.event.depth + 1
         )

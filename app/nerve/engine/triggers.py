@@ -29,6 +29,7 @@ from nerve.engine.registry import (
     triggers,
 )
 from nerve.events import Event, fields_for, read_capabilities, valid_type
+from nerve.ranges import MAX_COUNT
 
 
 class Cancellable(Protocol):
@@ -183,6 +184,13 @@ class ScheduleTrigger(Trigger):
                 raise ConfigError(
                     f"bad cron expression {options['cron']!r}: {exc}", ("cron",)
                 ) from None
+            if not _cron_can_fire(trigger):
+                raise ConfigError(
+                    f"cron expression {options['cron']!r} never fires: no month it allows "
+                    "has the day it asks for (February has at most 29 days; April, June, "
+                    "September and November 30)",
+                    ("cron",),
+                )
             text = describe_cron(options["cron"])
         elif kind == "every":
             seconds = parse_duration(options["every"])
@@ -232,6 +240,24 @@ class ScheduleTrigger(Trigger):
 
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _cron_can_fire(trigger: CronTrigger) -> bool:
+    """Whether ``trigger`` fires at all (``0 0 31 2 *`` does not).
+
+    APScheduler answers that by searching up to the year 9999, which takes most
+    of a second per expression; here every day of a leap year is tried against
+    the month and day fields. The weekday needs no trying: over the 400 years
+    of the Gregorian cycle every date falls on every weekday, and hours and
+    minutes always exist."""
+    fields = {field.name: field for field in trigger.fields}
+    month, day = fields["month"], fields["day"]
+    first = dt.datetime(2028, 1, 1)  # a leap year: February 29 counts
+    for offset in range(366):
+        date = first + dt.timedelta(days=offset)
+        if month.get_next_value(date) == date.month and day.get_next_value(date) == date.day:
+            return True
+    return False
 
 
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -287,7 +313,11 @@ def _at_trigger(text: str, weekdays: list[str] | None) -> tuple[BaseTrigger, str
             continue
         if weekdays:
             raise ConfigError("'weekdays' goes with a daily time (HH:MM)", ("weekdays",))
-        return DateTrigger(run_date=when.astimezone()), f"once at {value}"
+        try:
+            moment = when.astimezone()
+        except (ValueError, OverflowError):  # year 1 in a zone east of UTC, say
+            raise ConfigError(f"{text!r} is out of the range of dates", ("at",)) from None
+        return DateTrigger(run_date=moment), f"once at {value}"
     raise ConfigError(f"expected HH:MM or YYYY-MM-DD HH:MM, got {text!r}", ("at",))
 
 
@@ -445,7 +475,7 @@ class CountTrigger(_Composite):
         "type": "object",
         "properties": {
             "of": {"$ref": "#/$defs/trigger"},
-            "times": {"type": "integer", "minimum": 2},
+            "times": {"type": "integer", "minimum": 2, "maximum": MAX_COUNT},
             "within": DURATION_SCHEMA,
         },
         "required": ["of", "times", "within"],

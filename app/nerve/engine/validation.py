@@ -21,7 +21,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from nerve.durations import DURATION_SCHEMA
+from nerve.durations import (
+    DURATION_SCHEMA,
+    MAX_DURATION_S,
+    MAX_DURATION_TEXT_FORM,
+    DurationTooLong,
+    format_duration,
+    parse_duration,
+)
 from nerve.engine.registry import ConfigPath
 
 if TYPE_CHECKING:
@@ -52,6 +59,66 @@ PATTERN_HINTS: dict[str, str] = {
         "a variable name (letters, digits, '_' and '-', not starting with a digit or '-')"
     ),
 }
+
+
+@lru_cache(maxsize=256)
+def schema_regex(pattern: str) -> re.Pattern[str]:
+    """A schema's ``pattern`` compiled with the meaning JSON Schema gives it.
+
+    JSON Schema patterns are ECMA-262 regular expressions: there ``$`` (with no
+    multiline flag) matches only at the very end of the text, and ``\\d``,
+    ``\\w`` and ``\\s`` are ASCII. In Python ``$`` also matches before a
+    final newline, so ``^[a-z.]+$`` would let ``"file.created\\n"`` through.
+    Each ``$`` outside a character class becomes ``\\Z``, and the pattern is
+    compiled with ``re.ASCII``."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            # A ']' right after '[' or '[^' is a literal member of the class.
+            j = i + 1
+            if pattern[j : j + 1] == "^":
+                j += 1
+            if pattern[j : j + 1] == "]":
+                out.append(pattern[i : j + 1])
+                i = j + 1
+                continue
+        elif char == "$":
+            out.append(r"\Z")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+def pattern_holds(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches the schema ``pattern`` (anywhere, as JSON Schema searches)."""
+    return schema_regex(pattern).search(value) is not None
+
+
+def _duration_fits(limit: Any, value: Any) -> bool:
+    """The ``maxDuration`` keyword: text that reads as a duration of at most ``limit``
+    seconds (text of another form is left to ``pattern``)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        parse_duration(value, maximum=limit)
+    except DurationTooLong:
+        return False
+    except ValueError:
+        return True  # not a duration at all: the pattern says so
+    return True
 
 
 def describe_value(value: Any) -> str:
@@ -171,13 +238,22 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
         if meaning:
             return path, f"expected {meaning}, got {describe_value(instance)}"
         return path, f"{describe_value(instance)} does not match {expected_value!r}"
+    if v == "maxDuration":
+        limit = _duration_limit(expected_value)
+        return path, f"a duration is at most {limit}, got {describe_value(instance)}"
+    if v == "maximum" and _is_duration_branch(schema):
+        limit = _duration_limit(expected_value)
+        seconds = f"{expected_value:,} seconds"
+        return path, f"a duration is at most {limit} ({seconds}), got {describe_value(instance)}"
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         word = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-        return path, f"must be {word[v]} {expected_value}, got {instance!r}"
+        return path, f"must be {word[v]} {expected_value}, got {describe_value(instance)}"
     if v == "minItems":
         if expected_value == 1:
             return path, "must not be empty"
         return path, f"needs at least {expected_value} items"
+    if v == "maxLength":
+        return path, f"is too long (at most {expected_value} characters)"
     if v == "maxItems":
         return path, f"takes at most {expected_value} item(s)"
     if v == "minProperties":
@@ -189,6 +265,28 @@ def explain(error: ValidationError) -> tuple[ConfigPath, str]:
     return path, error.message
 
 
+def _duration_limit(seconds: Any) -> str:
+    return MAX_DURATION_TEXT_FORM if seconds == MAX_DURATION_S else format_duration(float(seconds))
+
+
+def _is_duration_branch(schema: Any) -> bool:
+    return isinstance(schema, dict) and any(schema == branch for branch in DURATION_SCHEMA["anyOf"])
+
+
+def _js_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not pattern_holds(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _js_max_duration(validator: Any, limit: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if not _duration_fits(limit, instance):
+        yield ValidationError(f"{instance!r} is longer than {limit} seconds")
+
+
 @lru_cache(maxsize=512)
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
     import json
@@ -196,8 +294,12 @@ def _validator(schema_json: str) -> jsonschema.protocols.Validator:
     import jsonschema
 
     schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    # The same pattern semantics as the quick check (ECMA's '$'), and Nerve's keyword.
+    extend: Any = jsonschema.validators.extend
+    cls = extend(base, {"pattern": _js_pattern, "maxDuration": _js_max_duration})
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
 
 
 #: Nested triggers, conditions and actions are checked by compiling them (with
@@ -352,7 +454,9 @@ def _keyword_holds(
         return _json_equal(value, arg)
     if isinstance(value, str):
         if key == "pattern":
-            return re.search(arg, value) is not None
+            return pattern_holds(arg, value)
+        if key == "maxDuration":
+            return _duration_fits(arg, value)
         if key == "minLength":
             return bool(len(value) >= arg)
         if key == "maxLength":
@@ -406,6 +510,7 @@ def _keyword_holds(
 _FOR_OTHER_TYPES = frozenset(
     {
         "pattern",
+        "maxDuration",
         "minLength",
         "maxLength",
         "minimum",

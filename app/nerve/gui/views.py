@@ -58,6 +58,7 @@ from nerve.gui.models import (
     TraceModel,
     event_json,
 )
+from nerve.paths import read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +445,7 @@ class PackFiles:
         """The file's :class:`~nerve.packs.writer.PackDocument` (read again if it changed)."""
         from nerve.packs.writer import PackDocument
 
-        current = path.read_bytes()
+        current = read_user_file(path, max_bytes=1 << 30)
         cached = self._docs.get(path)
         if cached is not None and cached[1] == current:
             return cached[0]
@@ -462,7 +463,7 @@ class PackFiles:
 
     def save(self, path: Path, doc: Any) -> None:
         doc.save()
-        self._docs[path] = (doc, path.read_bytes())
+        self._docs[path] = (doc, read_user_file(path, max_bytes=1 << 30))
 
 
 class _PackChange(QUndoCommand):

@@ -21,6 +21,7 @@ from nerve.events import Event, fields_for
 from nerve.listeners import x11
 from nerve.listeners.base import Listener, Need, listeners
 from nerve.listeners.x11 import BUTTON_PRESS, BUTTON_RELEASE, MOTION_NOTIFY
+from nerve.ranges import BUTTON, COORDINATE, SIZE
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +176,10 @@ _MODIFIERS = {
 _REGION = {
     "type": "object",
     "properties": {
-        "x": {"type": "integer"},
-        "y": {"type": "integer"},
-        "width": {"type": "integer", "minimum": 1},
-        "height": {"type": "integer", "minimum": 1},
+        "x": COORDINATE,
+        "y": COORDINATE,
+        "width": SIZE,
+        "height": SIZE,
     },
     "required": ["x", "y", "width", "height"],
     "additionalProperties": False,
@@ -238,7 +239,7 @@ class MouseClickTrigger(Trigger):
             {
                 "type": "object",
                 "properties": {
-                    "button": {"type": ["string", "integer"]},
+                    "button": {"anyOf": [{"type": "string"}, BUTTON]},
                     "modifiers": _MODIFIERS,
                     "region": _REGION,
                     "release": {"type": "boolean", "description": "On the release"},

@@ -8,6 +8,7 @@ is listed in one go.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,10 @@ from nerve.engine.model import DEFAULT_MAX, Rule
 from nerve.engine.registry import CompileContext, ConfigPath, load_builtin_types
 from nerve.packs.schema import RATE_KEYS, envelope_schema, rule_schema
 from nerve.packs.yamlsource import Located, YamlError, format_path, load_yaml
+from nerve.ranges import number_problem, number_problems
 from nerve.templates import Names
+
+log = logging.getLogger(__name__)
 
 #: How capabilities are shown to people deciding whether to trust a pack.
 CAPABILITY_TEXT = {
@@ -111,9 +115,23 @@ def load_pack(
     except YamlError as exc:
         pack.errors.append(PackError(exc.file, exc.line, exc.column, "", exc.message))
         return pack
-    _Loader(doc, pack, dict(overrides or {}), strict_overrides).run()
+    try:
+        _Loader(doc, pack, dict(overrides or {}), strict_overrides).run()
+    except Exception as exc:  # a bug of ours must not take the other packs down
+        log.debug("loading %s failed", name, exc_info=True)
+        pack.errors.append(PackError(name, 1, 1, "", f"cannot load this pack: {_plain(exc)}"))
+        pack.rules = []
+        pack.header_ok = False
     pack.errors.sort(key=lambda e: (e.line, e.column))
     return pack
+
+
+def _plain(exc: BaseException) -> str:
+    """An unexpected exception in words (its type, for lack of better, and message)."""
+    text = str(exc) or type(exc).__name__
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
 class _Loader:
@@ -124,8 +142,10 @@ class _Loader:
         self.pack = pack
         self.overrides = overrides
         self.strict = strict
+        self.error_paths: list[ConfigPath] = []
 
     def error(self, path: ConfigPath, message: str) -> None:
+        self.error_paths.append(path)
         line, column = self.doc.position(path)
         self.pack.errors.append(PackError(self.pack.file, line, column, format_path(path), message))
 
@@ -140,6 +160,8 @@ class _Loader:
             return
         header_errors = len(self.pack.errors)
         for path, message in validation.check(envelope_schema(), data):
+            self.error(path, message)
+        for path, message in number_problems(data.get("pack"), ("pack",)):
             self.error(path, message)
         info = data.get("pack") if isinstance(data.get("pack"), dict) else {}
         assert isinstance(info, dict)
@@ -160,7 +182,7 @@ class _Loader:
         self.pack.rule_count = len(rules)
         seen: dict[str, int] = {}
         for i, node in enumerate(rules):
-            rule = self.rule(node, ("rules", i))
+            rule = self.guarded_rule(node, ("rules", i))
             if rule is None:
                 continue
             if rule.id in seen:
@@ -207,6 +229,27 @@ class _Loader:
                 value = os.path.expanduser(value)
             values[name] = value
         self.pack.values = values
+
+    def guarded_rule(self, node: Any, path: ConfigPath) -> Rule | None:
+        """:meth:`rule`, with numbers out of range reported (see :mod:`nerve.ranges`)
+        and anything unexpected reported at the rule (which is skipped) instead
+        of ending the pack, the reload or the daemon."""
+        before = len(self.error_paths)
+        numbers = [((*path, *sub), message) for sub, message in number_problems(node)]
+        rule: Rule | None = None
+        try:
+            rule = self.rule(node, path)
+        except Exception as exc:
+            log.debug("compiling %s of %s failed", format_path(path), self.pack.file, exc_info=True)
+            if not numbers and len(self.error_paths) == before:
+                self.error(path, f"this rule cannot be loaded: {_plain(exc)}")
+        # A number no option gives a range of (a match value, an argument) is
+        # reported unless an error about that value (or inside it) already is.
+        reported = self.error_paths[before:]
+        for where, message in numbers:
+            if not any(r[: len(where)] == where for r in reported):
+                self.error(where, message)
+        return rule if len(self.error_paths) == before else None
 
     def rule(self, node: Any, path: ConfigPath) -> Rule | None:
         before = len(self.pack.errors)
@@ -282,6 +325,9 @@ def _convert(raw: str, kind: str) -> Any:
             number = float(raw)
         except ValueError:
             raise ValueError(f"expected a number, got {raw!r}") from None
+        problem = number_problem(number)
+        if problem is not None:
+            raise ValueError(problem)
         return int(number) if number.is_integer() else number
     if kind == "boolean":
         lowered = raw.strip().lower()

@@ -12,12 +12,18 @@ from nerve.durations import DURATION_SCHEMA
 from nerve.engine.compiler import any_action_schema, any_condition_schema, any_trigger_schema
 from nerve.engine.model import MODES
 from nerve.engine.registry import load_builtin_types
+from nerve.ranges import MAX_RUNS, MAX_SAFE_INTEGER
 
 SCHEMA_ID = "https://nerve.invalid/schema/pack-1.json"
 PACK_ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 INPUT_TYPES = ("text", "path", "number", "boolean")
+
+_INPUT_DEFAULT: dict[str, dict[str, Any]] = {
+    "number": {"type": "number", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER},
+    "boolean": {"type": "boolean"},
+}
 
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,7 +38,7 @@ INPUT_SCHEMA: dict[str, Any] = {
     "allOf": [
         {
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-            "then": {"properties": {"default": {"type": kind}}},
+            "then": {"properties": {"default": _INPUT_DEFAULT[kind]}},
         }
         for kind in ("number", "boolean")
     ],
@@ -97,7 +103,12 @@ def rule_schema(loose: bool) -> dict[str, Any]:
             "if": conditions,
             "do": actions,
             "mode": {"enum": list(MODES), "description": "What a trigger does while a run is on"},
-            "max": {"type": "integer", "minimum": 1, "description": "queued/parallel: the limit"},
+            "max": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_RUNS,
+                "description": "queued/parallel: the limit",
+            },
             **dict.fromkeys(RATE_KEYS, DURATION_SCHEMA),
         },
         "required": ["id", "when", "do"],

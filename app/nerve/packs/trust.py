@@ -49,7 +49,13 @@ from nerve.packs.loader import (
     load_paths,
 )
 from nerve.packs.yamlsource import YamlError, load_yaml
-from nerve.paths import atomic_write, ensure_private_dir
+from nerve.paths import (
+    FileTooLarge,
+    NotRegularFile,
+    atomic_write,
+    ensure_private_dir,
+    read_user_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ APPROVALS_FILE = "approvals.yaml"
 #: Taken (``flock``) around every change of the approvals file.
 APPROVALS_LOCK = ".approvals.yaml.lock"
 PACK_SUFFIXES = (".yaml", ".yml")
+#: The largest pack file (as the loader takes them).
+PACK_MAX_BYTES = 1 << 20
 
 #: Capabilities shown as dangerous when a pack is reviewed: what can leak what
 #: the user types or change things outside Nerve.
@@ -228,7 +236,9 @@ class Approvals:
             yield
             return
         ensure_private_dir(self.config_dir)
-        fd = os.open(self.config_dir / APPROVALS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never blocks on, nor takes as a terminal, what may stand in its place.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY
+        fd = os.open(self.config_dir / APPROVALS_LOCK, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -416,7 +426,13 @@ def plan_import(
 ) -> ImportPlan:
     """Read and check ``source`` for import into ``packs_dir``; raises TrustError if unreadable."""
     try:
-        data = source.read_bytes()
+        data = read_user_file(source, max_bytes=PACK_MAX_BYTES)
+    except NotRegularFile as exc:
+        raise TrustError(f"{source}: not a regular file but {exc.kind}") from None
+    except FileTooLarge as exc:
+        raise TrustError(
+            f"{source}: the file is {exc.size:,} bytes; packs are limited to {exc.limit:,}"
+        ) from None
     except OSError as exc:
         raise TrustError(f"{source}: {exc.strerror or exc}") from None
     return plan_data(source, data, packs_dir, values)
@@ -440,7 +456,7 @@ def plan_data(
             if not holds_id and path != target:
                 continue
             try:
-                same = path.read_bytes() == data
+                same = read_user_file(path, max_bytes=PACK_MAX_BYTES) == data
             except OSError:
                 same = False
             if same and holds_id and same_as is None:
@@ -489,7 +505,7 @@ def install(
 def _holds(path: Path, data: bytes) -> bool:
     """Whether ``path`` is a file with exactly ``data`` in it."""
     try:
-        return path.read_bytes() == data
+        return read_user_file(path, max_bytes=PACK_MAX_BYTES) == data
     except OSError:
         return False
 

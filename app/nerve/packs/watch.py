@@ -111,18 +111,22 @@ class PacksWatcher:
             except Exception:
                 log.exception("reloading after a change of %s failed", ", ".join(sorted(changed)))
 
-    def stop(self) -> None:
-        """Stop watching; waits for a reload in progress to end."""
+    def stop(self, wait: float = 0.5) -> None:
+        """Stop watching; waits ``wait`` seconds at most for a reload in progress
+        to end (the thread is a daemon: a reload that is slow, or stuck, never
+        holds up a stopping Nerve)."""
         observer, self._observer = self._observer, None
         if observer is not None:
             try:
                 observer.stop()
-                observer.join(5)
+                observer.join(wait)
             except Exception:
                 log.exception("the packs folder watcher did not stop cleanly")
         with self._cond:
             self._stopping = True
             self._cond.notify()
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(wait)
+            if self._thread.is_alive():
+                log.warning("stopping while the packs are being reloaded")
             self._thread = None

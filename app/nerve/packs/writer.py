@@ -54,7 +54,7 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.tokens import CommentToken
 
 from nerve.packs.yamlsource import YamlError, load_yaml
-from nerve.paths import atomic_write
+from nerve.paths import atomic_write, read_user_file
 
 __all__ = ["PackDocument", "PackWriteError"]
 
@@ -112,7 +112,7 @@ class PackDocument:
     def load(cls, path: Path) -> PackDocument:
         """Read ``path``; :class:`PackWriteError` names the file and line of a YAML problem."""
         try:
-            raw = path.read_bytes()
+            raw = read_user_file(path, max_bytes=1 << 30)
         except OSError as exc:
             raise PackWriteError(f"{path}:1: cannot read the file: {exc.strerror or exc}") from None
         try:
@@ -461,7 +461,7 @@ def _make_yaml(text: str) -> YAML:
     return y
 
 
-_START = re.compile(r"(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|$)")
+_START = re.compile(r"(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
 _END = re.compile(r"^\.\.\.[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
@@ -511,7 +511,7 @@ def _keep_anchors(root: Any) -> None:
             stack.extend(node)
 
 
-_KEY_LINE = re.compile(r"^( *)(?:[^\s#-]|-[^\s])[^#]*:\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"^( *)(?:[^\s#-]|-[^\s])[^#]*:\s*(?:#.*)?\Z")
 _ITEM_LINE = re.compile(r"^( *)(- +)")
 
 

@@ -19,6 +19,9 @@ object of an arbitrary type.
 
 Decisions:
 
+- **Files**: regular files only; a named pipe, a device or a folder (or a
+  symlink to one) is refused before it is opened, and nothing is ever waited
+  for (:func:`nerve.paths.read_user_file`).
 - **Limits**: the file size (``max_bytes``, checked with ``os.stat`` before a
   file is opened, and again while reading), nodes written in the file
   (``max_nodes``), nodes added by aliases, each alias counting the full
@@ -70,6 +73,8 @@ from typing import Any, Final, Protocol, TypeAlias
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
+
+from nerve.paths import FileTooLarge, NotRegularFile, read_user_file
 
 __all__ = ["Located", "Path_", "YamlError", "format_path", "load_yaml"]
 
@@ -290,20 +295,23 @@ def _too_big(name: str, size: int, limit: int) -> YamlError:
 
 
 def _read_file(path: os.PathLike[str], name: str, max_bytes: int) -> bytes:
-    """Read at most ``max_bytes`` of a file, refusing larger files before opening them."""
+    """Read a regular file of at most ``max_bytes``, refusing larger ones before
+    reading them, and anything else (a named pipe, a device, a folder) before
+    opening it: see :func:`nerve.paths.read_user_file`."""
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise _too_big(name, size, max_bytes)
-        with open(path, "rb") as stream:
-            data = stream.read(max_bytes + 1)
+        return read_user_file(path, max_bytes=max_bytes)
+    except FileTooLarge as exc:
+        if exc.grew:
+            limit = _human_size(max_bytes)
+            message = f"file is over {limit}; rule packs are limited to {limit}"
+            raise YamlError(name, 1, 1, message) from exc
+        raise _too_big(name, exc.size, max_bytes) from exc
+    except NotRegularFile as exc:
+        message = f"cannot read the file: it is {exc.kind}, and Nerve reads regular files only"
+        raise YamlError(name, 1, 1, message) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise YamlError(name, 1, 1, f"cannot read the file: {reason}") from exc
-    if len(data) > max_bytes:  # it grew since stat(), or is not a regular file
-        limit = _human_size(max_bytes)
-        raise YamlError(name, 1, 1, f"file is over {limit}; rule packs are limited to {limit}")
-    return data
 
 
 def _line_col(text: str, index: int) -> _Pos:

@@ -19,6 +19,7 @@ from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
 from nerve.listeners import x11
+from nerve.ranges import BUTTON, COORDINATE, MAX_COORDINATE, MIN_COORDINATE
 from nerve.templates import Template
 
 _CAPS = frozenset({"injects-input"})
@@ -157,7 +158,14 @@ class KeysAction(Action):
 
 
 _COORD = {
-    "anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"\{"}],
+    "anyOf": [
+        COORDINATE,
+        {
+            "type": "string",
+            "pattern": r"\{",
+            "description": "A whole number of pixels, or a placeholder such as {event.x}",
+        },
+    ],
     "description": "Screen pixels; a placeholder such as {event.x} is allowed",
 }
 
@@ -172,10 +180,17 @@ def _resolve(value: int | Template | None, run: RunContext, name: str) -> int | 
     if value is None or isinstance(value, int):
         return value
     rendered = value.render(run.scope)
+    shown = rendered if len(rendered) <= 40 else f"{rendered[:37]}..."
     try:
-        return int(float(rendered))
+        number = float(rendered)
     except ValueError:
-        raise ActionError(f"{name} is not a number: {rendered!r}") from None
+        raise ActionError(f"{name} is not a number: {shown!r}") from None
+    if not MIN_COORDINATE <= number <= MAX_COORDINATE:  # also false for NaN
+        raise ActionError(
+            f"{name} is out of range: {shown} (screen positions go from "
+            f"{MIN_COORDINATE} to {MAX_COORDINATE})"
+        )
+    return int(number)
 
 
 @actions.register
@@ -192,7 +207,7 @@ class ClickAction(Action):
             {
                 "type": "object",
                 "properties": {
-                    "button": {"anyOf": [{"enum": list(BUTTONS)}, {"type": "integer"}]},
+                    "button": {"anyOf": [{"enum": list(BUTTONS)}, BUTTON]},
                     "x": _COORD,
                     "y": _COORD,
                     "count": {"type": "integer", "minimum": 1, "maximum": 3},

@@ -19,6 +19,7 @@ from typing import Any
 
 from nerve.engine.model import Rule
 from nerve.engine.registry import CompileContext, ConfigError, Trigger, load_builtin_types
+from nerve.engine.validation import pattern_holds
 from nerve.events import KNOWN_FIELDS
 from nerve.packs.loader import load_pack
 from nerve.packs.schema import PACK_ID_PATTERN
@@ -60,7 +61,7 @@ class RuleCheck:
 def pack_header_for_check(header: dict[str, Any]) -> dict[str, Any]:
     """The parts of a pack's header a rule depends on (its id and inputs)."""
     pack_id = str(header.get("id", ""))
-    if not re.match(PACK_ID_PATTERN, pack_id):
+    if not pattern_holds(PACK_ID_PATTERN, pack_id):
         pack_id = "editor.check"
     out: dict[str, Any] = {"id": pack_id}
     inputs = header.get("inputs")

@@ -64,7 +64,7 @@ from PySide6.QtWidgets import (
 from nerve.durations import format_duration, parse_duration
 from nerve.engine.compiler import COMMON_ACTION_KEYS
 from nerve.engine.registry import Registry, actions, conditions, load_builtin_types, triggers
-from nerve.engine.validation import json_type
+from nerve.engine.validation import json_type, pattern_holds
 from nerve.gui.editor.checking import cron_preview
 from nerve.gui.editor.hotkey import HotkeyRecorder
 from nerve.packs.yamlsource import YamlError, load_yaml
@@ -247,7 +247,7 @@ def fits(schema: dict[str, Any], value: Any) -> bool:
         if not (kind in allowed or (kind == "integer" and "number" in allowed)):
             return False
         pattern = schema.get("pattern")
-        if isinstance(value, str) and pattern and not re.search(pattern, value):
+        if isinstance(value, str) and pattern and not pattern_holds(pattern, value):
             return False
     subs = [b for b in branches(schema) if types_of(b) or "$ref" in b]
     return any(fits(b, value) for b in subs) if subs else True
@@ -367,7 +367,7 @@ class PlaceholderLineEdit(QLineEdit):
 
     def _partial(self) -> str | None:
         before = self.text()[: self.cursorPosition()]
-        match = re.search(r"\{[A-Za-z0-9_.:%\-]*$", before)
+        match = re.search(r"\{[A-Za-z0-9_.:%\-]*\Z", before)
         return match.group(0) if match else None
 
     def _maybe_complete(self, _text: str) -> None:

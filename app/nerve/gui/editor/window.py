@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nerve.engine.validation import pattern_holds
 from nerve.events import Event, freeze, valid_type
 from nerve.gui.core import Core
 from nerve.gui.editor.checking import (
@@ -57,6 +58,7 @@ from nerve.gui.editor.yamledit import YamlEdit
 from nerve.packs.schema import PACK_ID_PATTERN
 from nerve.packs.writer import PackDocument, PackWriteError
 from nerve.packs.yamlsource import YamlError, load_yaml
+from nerve.paths import read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +305,7 @@ class RuleEditor(QWidget):
 
     def _read_disk(self) -> str | None:
         try:
-            return self.pack_file.read_bytes().decode("utf-8", "replace")
+            return read_user_file(self.pack_file, max_bytes=1 << 30).decode("utf-8", "replace")
         except OSError:
             return None
 
@@ -805,7 +807,7 @@ def _matches(event: QKeyEvent, sequence: QKeySequence) -> bool:
 def _pack_id(path: Path) -> str:
     """A pack id for a new pack file (``My Rules.yaml`` -> ``my-rules``)."""
     text = re.sub(r"[^a-z0-9_.\-]+", "-", path.stem.lower()).strip("-.") or "my-rules"
-    return text if re.match(PACK_ID_PATTERN, text) else "my-rules"
+    return text if pattern_holds(PACK_ID_PATTERN, text) else "my-rules"
 
 
 def _pack_name(path: Path) -> str:
