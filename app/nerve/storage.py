@@ -83,8 +83,17 @@ class StorageError(Exception):
 
 
 def _json(value: Any) -> str:
-    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``."""
-    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``.
+
+    Text that UTF-8 cannot hold (a lone surrogate, from a JSON ``"\\ud800"``
+    escape on the socket) is written escaped, as JSON allows, not lost."""
+    text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=True, default=str)
+    return text
 
 
 def _make_private_dirs(directory: Path) -> None:
