@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from nerve import __version__, injection
+from nerve import __version__, injection, ipc
 from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.events import valid_type
@@ -310,7 +310,16 @@ class Nerve:
                 raise IpcError(f"not an event type: {type_!r} (use lower-case dotted names)")
             if not isinstance(data, dict):
                 raise IpcError("event data must be an object")
-            event = bus.publish(type_, data, source="cli")
+            # `nerve emit` run by a rule's program (or its descendants) carries
+            # that run as its cause, so the cascade guard sees the loop.
+            who = ipc.peer()
+            origin = bus.causes.of_process(who.pid) if who is not None else None
+            if origin is None:
+                event = bus.publish(type_, data, source="cli")
+            else:
+                event = bus.publish(
+                    type_, data, source="cli", cause=origin.run, depth=origin.depth + 1
+                )
             return {"id": event.id}
         if cmd == "rules":
             return engine.call(engine.rules)

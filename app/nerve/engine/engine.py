@@ -787,10 +787,17 @@ class Engine:
         os.close(fd)
         if proc is not None:
             proc.poll()
+            self.bus.causes.process_ended(proc.pid)
 
     def _reap(self) -> None:
         self._reaper = None
-        self._children = {p for p in self._children if p.poll() is None}
+        alive = set()
+        for child in self._children:
+            if child.poll() is None:
+                alive.add(child)
+            else:
+                self.bus.causes.process_ended(child.pid)
+        self._children = alive
         if self._children and self.loop is not None:
             self._reaper = self.loop.call_later(2.0, self._reap)
 
