@@ -561,6 +561,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
     if dropped:
         print("    dropped: " + ", ".join(f"{t} {n}" for t, n in bus["dropped"].items()))
+    for problem in status.get("store", {}).get("problems", []):
+        waiting = ", ".join(f"{n} {k}" for k, n in problem.get("pending", {}).items())
+        print(
+            f"  storage: {problem['message']} ({problem['failures']} failed write(s)"
+            + (f"; waiting to be written: {waiting}" if waiting else "")
+            + f"): {problem.get('error')}"
+        )
     print(f"  data: {status['data']}")
     return EXIT_OK
 

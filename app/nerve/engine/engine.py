@@ -687,6 +687,8 @@ class Engine:
         self._store_executor.submit(self._store_run, record)
 
     def _store_run(self, record: dict[str, Any]) -> None:
+        # (A database that cannot take it holds the record and reports that
+        # once, through its health; nothing to log per run here.)
         try:
             self.store.record_run(record)
             self.changed()  # (on the store thread: a lost increment still changes it)
