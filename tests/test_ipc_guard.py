@@ -21,6 +21,7 @@ import pytest
 
 from nerve import ipc
 from nerve.ipc import IpcServer, request
+from test_cli import PACK, StartNerve, cli_ok, socket_file, start_nerve  # noqa: F401
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 NOBODY = 65534
@@ -314,3 +315,29 @@ def test_the_handler_sees_its_peer(served: Path) -> None:
         timeout=20,
     ).stdout.split()
     assert out[0] == out[1]
+
+
+# ------------------------------------------------------------ the daemon
+
+
+@pytest.mark.parametrize("attack", ["silent", "half-line", "request-then-idle"])
+def test_nerve_status_answers_while_idle_clients_hold_the_socket(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    attack: str,
+) -> None:
+    """The reported case: 32 connections that never send locked `nerve status` out."""
+    start_nerve("--rules", PACK)
+    path = socket_file(nerve_env)
+    socks = []
+    try:
+        for _ in range(40):
+            sock = connect(path)
+            ATTACKS[attack](sock)
+            socks.append(sock)
+        started = time.monotonic()
+        assert "running" in cli_ok(nerve_env, "status")
+        assert time.monotonic() - started < 10  # (a Python start-up included)
+    finally:
+        for sock in socks:
+            sock.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from conftest import Harness, rules_from, wait_until
 from nerve.bus import Bus
 from nerve.engine.engine import Engine
 from nerve.engine.model import Rule
+from test_cli import StartNerve, cli_ok, start_nerve  # noqa: F401
 
 MODES = """
   - id: par
@@ -395,3 +397,36 @@ Interleavings.TestCase.settings = settings(
 )
 TestInterleavings = Interleavings.TestCase
 TestInterleavings.pytestmark = [pytest.mark.timeout(120)]  # type: ignore[attr-defined]
+# ------------------------------------------------------------ the daemon
+
+
+def test_nerve_status_shows_each_running_run_with_its_age(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    pack = short_tmp / "slow.yaml"
+    pack.write_text(
+        "nerve: 1\npack: {id: test.slow}\nrules:\n"
+        "  - id: slow\n    when: {event: t.slow}\n    mode: parallel\n    max: 3\n"
+        "    do: [{delay: 30s}]\n"
+        "  - id: other\n    when: {event: t.other}\n"
+        "    do: [{wait_for: {event: t.x, timeout: 30s}}]\n"
+    )
+    start_nerve("--rules", pack)
+    for type_ in ("t.slow", "t.slow", "t.other"):
+        cli_ok(nerve_env, "emit", type_)
+    status = wait_until(
+        lambda: (s := cli_ok(nerve_env, "status")).count("running for") == 3 and s,
+        10,
+        "three runs listed",
+    )
+    assert "3 running" in status
+    lines = [line for line in status.splitlines() if "running for" in line]
+    assert sum("of test.slow/slow:" in line for line in lines) == 2
+    assert sum("of test.slow/other:" in line for line in lines) == 1
+    cli_ok(nerve_env, "pause")
+    wait_until(lambda: "running for" not in cli_ok(nerve_env, "status"), 10, "none listed")
+    cli_ok(nerve_env, "resume")
+    cli_ok(nerve_env, "emit", "t.slow")
+    wait_until(lambda: "1 running" in cli_ok(nerve_env, "status"), 10, "a new run starts")
