@@ -101,12 +101,12 @@ def test_status_bar_shows_a_storage_problem_and_its_end(
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")
     running.engine.call(running.engine.set_variable, "big", "x" * 50_000)
-    qtbot.waitUntil(lambda: window.storage_label.isVisible(), timeout=10_000)
+    qtbot.waitUntil(window.storage_label.isVisible, timeout=10_000)
     assert "full" in window.storage_label.text()
     assert window.tray is not None
     assert "full" in window.tray.icon.toolTip()
     conn.execute("PRAGMA max_page_count = 1073741823")
-    qtbot.waitUntil(lambda: window.storage_label.isHidden(), timeout=10_000)
+    qtbot.waitUntil(window.storage_label.isHidden, timeout=10_000)
     assert store.load_variables()["big"] == "x" * 50_000
 
 
