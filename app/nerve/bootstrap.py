@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Hashable
@@ -29,7 +30,7 @@ from nerve.packs.loader import Pack, UnknownInput, duplicate_pack_errors, load_p
 from nerve.packs.watch import PacksWatcher
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
 from nerve.settings import Settings
-from nerve.storage import EventLogWriter, Store
+from nerve.storage import EventLogWriter, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,9 @@ class Nerve:
             removed = self.store.prune()
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
+        except (sqlite3.Error, StorageError, OSError) as exc:
+            # (A full disk: one line an hour; the writes it holds up say the rest.)
+            log.warning("retention: could not prune the event log: %s", exc)
         except Exception:
             log.exception("pruning the event log failed")
         self._prune_timer = threading.Timer(PRUNE_EVERY_S, self._schedule_prune)
