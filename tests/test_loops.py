@@ -32,7 +32,11 @@ EMITTERS = {
     # The shell exits at once: the emitter is re-parented to init (or a
     # subreaper) and found through the session the rule's program leads.
     "orphan": '[{shell: "(sleep 0.2; PY -m nerve emit TYPE) >/dev/null 2>&1 &"}]',
+    # `open` hands the target to the desktop's opener (here a stand-in xdg-open).
+    "open": "[{open: TYPE}]",
 }
+
+FAKE_OPENER = '#!/bin/sh\nexec PY -m nerve emit "$1"\n'
 
 
 def loop_pack(folder: Path) -> Path:
@@ -59,6 +63,12 @@ def test_nerve_emit_from_a_rules_program_is_cut(
     nerve_env: dict[str, str],
     short_tmp: Path,
 ) -> None:
+    bin_dir = short_tmp / "bin"
+    bin_dir.mkdir()
+    opener = bin_dir / "xdg-open"
+    opener.write_text(FAKE_OPENER.replace("PY", PY))
+    opener.chmod(0o755)
+    nerve_env["PATH"] = f"{bin_dir}:{nerve_env['PATH']}"
     start_nerve("--rules", loop_pack(short_tmp))
     started = time.monotonic()
     for name in EMITTERS:

@@ -345,7 +345,10 @@ class OpenAction(Action):
         if "://" not in target:
             target = os.path.expanduser(target)
         try:
-            await run.blocking(desktop.open_target, target)
+            proc = await run.blocking(desktop.open_target, target)
         except OSError as exc:
             raise ActionError(str(exc)) from None
+        if proc is not None:
+            run.note_process(proc.pid)
+            run.engine.reap_later(proc)
         return {"opened": target}
