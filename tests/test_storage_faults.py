@@ -3,9 +3,9 @@ file system) is reported once per kind (the log, ``nerve status``, the store's
 health for the status bar), what could not be written is held in memory and
 written when it works again, and nothing logs a traceback.
 
-For real: a small tmpfs that fills up (mounted for the test; root only) and
-SQLite's own page limit (``max_page_count``: the
-database, not the disk, is full), which needs no privileges.
+For real: a small tmpfs that fills up (mounted for the test; root only),
+SQLite's own page limit (``max_page_count``: the database, not the disk, is
+full) and its read-only switch (``query_only``), which need no privileges.
 """
 
 from __future__ import annotations
@@ -112,14 +112,29 @@ class DatabaseFull(Fault):
         conn.execute("PRAGMA max_page_count = 1073741823")
 
 
-# (A read-only remount of the tmpfs is refused while the database is open, so
-# that kind is covered by test_problem_kinds only.)
-FAULTS = {"disk-full": DiskFull, "database-full": DatabaseFull}
+class ReadOnly(Fault):
+    """SQLite refuses every write (SQLITE_READONLY), as for a read-only file
+    (a read-only remount of the tmpfs is refused while the database is open)."""
+
+    kind = "readonly"
+
+    def break_(self) -> None:
+        conn = self.store._conn
+        assert conn is not None
+        conn.execute("PRAGMA query_only = ON")
+
+    def heal(self) -> None:
+        conn = self.store._conn
+        assert conn is not None
+        conn.execute("PRAGMA query_only = OFF")
+
+
+FAULTS = {"disk-full": DiskFull, "database-full": DatabaseFull, "read-only": ReadOnly}
 
 
 @pytest.fixture
 def folder(request: pytest.FixtureRequest) -> Iterator[Path]:
-    if request.node.callspec.params["fault"] == "database-full":
+    if request.node.callspec.params["fault"] != "disk-full":
         path = Path(tempfile.mkdtemp(prefix="nvdb", dir="/tmp"))
         yield path
         shutil.rmtree(path, ignore_errors=True)
