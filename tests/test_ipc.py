@@ -486,22 +486,45 @@ def test_slow_handler_does_not_block_other_clients(
 
 
 def test_too_many_connections(make_server: Callable[..., IpcServer], sock_path: Path) -> None:
+    """All places taken by idle clients and the waiting list full: a newcomer
+    still gets in, the connection idle the longest gives way to it and the one
+    waiting the longest is told Nerve is busy."""
     server = make_server(max_clients=2, idle_timeout=30)
     holders = [Raw(sock_path) for _ in range(2)]
     for holder in holders:
         holder.send_json({"v": 1, "id": 1, "cmd": "status"})
         assert holder.reply()["ok"] is True
-    queued = [Raw(sock_path) for _ in range(8)]  # four per slot may wait
-    wait_until(lambda: server._waiting == 8)
+    queued = [Raw(sock_path) for _ in range(8)]  # four per place may wait
+    wait_until(lambda: len(server._waiters) == 8)
+    try:
+        started = time.monotonic()
+        assert request("status", path=sock_path)["running"] is True
+        assert time.monotonic() - started < 5
+        assert holders[0].at_eof()  # idle the longest: dropped for the newcomer
+        assert "busy" in queued[0].reply()["error"]  # waited the longest: gave way
+        queued[1].send_json({"v": 1, "id": 2, "cmd": "status"})
+        assert queued[1].reply()["id"] == 2  # the next waiter got the place after
+    finally:
+        for client in holders + queued:
+            client.close()
+    assert request("status", path=sock_path)["running"] is True
+
+
+def test_busy_places_make_a_newcomer_wait_then_busy(
+    make_server: Callable[..., IpcServer], sock_path: Path, handler: Recorder
+) -> None:
+    """Places busy with requests (not idle) are not taken away."""
+    make_server(max_clients=1, idle_timeout=0.5)
+    busy = Raw(sock_path)
+    busy.send_json({"v": 1, "id": 1, "cmd": "wait"})
+    assert handler.entered.wait(10)
     try:
         with pytest.raises(IpcError, match="busy"):
             request("status", path=sock_path)
-        holders[0].close()
-        queued[0].send_json({"v": 1, "id": 2, "cmd": "status"})
-        assert queued[0].reply()["id"] == 2
+        handler.release.set()
+        assert busy.reply()["result"] == "released"
     finally:
-        for client in holders[1:] + queued:
-            client.close()
+        busy.close()
     assert request("status", path=sock_path)["running"] is True
 
 

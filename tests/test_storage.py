@@ -235,8 +235,9 @@ def test_prune_by_age(db_path: Path) -> None:
 
 def test_prune_by_count(db_path: Path) -> None:
     now = 1000.0
-    with Store(db_path, max_events=10, max_runs=3) as s:
+    with Store(db_path, max_events=None, max_runs=3) as s:
         s.append_events(ev(i, t=now) for i in range(1, 13_001))  # more than one prune chunk
+        s.max_events = 10  # (lowered in the settings: the writer trims only what it adds)
         for i in range(6):
             s.record_run(run_record(f"run{i}", started=now + i))
         assert s.prune(now=now) == {"events": 12_990, "runs": 3}

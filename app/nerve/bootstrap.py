@@ -10,13 +10,14 @@ import gc
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from nerve import __version__, injection
+from nerve import __version__, injection, ipc
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
@@ -30,7 +31,7 @@ from nerve.packs.loader import Pack, UnknownInput, duplicate_pack_errors, load_p
 from nerve.packs.watch import PacksWatcher
 from nerve.paths import Locations, ensure_private_dir, shipped_packs_dir
 from nerve.settings import Settings
-from nerve.storage import EventLogWriter, Store
+from nerve.storage import EventLogWriter, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,9 @@ class Nerve:
             removed = self.store.prune()
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
+        except (sqlite3.Error, StorageError, OSError) as exc:
+            # (A full disk: one line an hour; the writes it holds up say the rest.)
+            log.warning("retention: could not prune the event log: %s", exc)
         except Exception:
             log.exception("pruning the event log failed")
         self._prune_timer = threading.Timer(PRUNE_EVERY_S, self._schedule_prune)
@@ -338,7 +342,16 @@ class Nerve:
                 raise IpcError(f"not an event type: {type_!r} (use lower-case dotted names)")
             if not isinstance(data, dict):
                 raise IpcError("event data must be an object")
-            event = bus.publish(type_, data, source="cli")
+            # `nerve emit` run by a rule's program (or its descendants) carries
+            # that run as its cause, so the cascade guard sees the loop.
+            who = ipc.peer()
+            origin = bus.causes.of_process(who.pid) if who is not None else None
+            if origin is None:
+                event = bus.publish(type_, data, source="cli")
+            else:
+                event = bus.publish(
+                    type_, data, source="cli", cause=origin.run, depth=origin.depth + 1
+                )
             return {"id": event.id}
         if cmd == "rules":
             return engine.call(engine.rules)

@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
+from nerve.causes import Causes
 from nerve.events import SCALAR_TYPES, Event, JSONValue, TypePattern, freeze, valid_type
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,9 @@ class Bus:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, *, first_id: int = 1) -> None:
         """``first_id`` lets ids continue across restarts (the log passes its next id)."""
         self.capacity = capacity
+        #: What rule runs did outside (programs, files), so the events that come
+        #: back from there carry their cause (see :mod:`nerve.causes`).
+        self.causes = Causes()
         self._first_id = first_id
         self._lock = threading.Lock()
         self._ids = itertools.count(first_id)

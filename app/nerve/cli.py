@@ -614,6 +614,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"  rules: {engine['enabled']} active of {engine['rules']}, "
         f"{engine['running']} running, {engine['handled']} events handled"
     )
+    for run in engine.get("runs", []):
+        note = ", being cancelled" if run.get("cancelling") else ""
+        print(f"  run {run['id']} of {run['rule']}: running for {_age(run['age'])}{note}")
     for key, reason in engine["suspended"].items():
         print(f"  suspended: {key}: {reason}")
     held = {h["file"]: h for h in status.get("held", [])}
@@ -647,8 +650,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
     if dropped:
         print("    dropped: " + ", ".join(f"{t} {n}" for t, n in bus["dropped"].items()))
+    for problem in status.get("store", {}).get("problems", []):
+        waiting = ", ".join(f"{n} {k}" for k, n in problem.get("pending", {}).items())
+        print(
+            f"  storage: {problem['message']} ({problem['failures']} failed write(s)"
+            + (f"; waiting to be written: {waiting}" if waiting else "")
+            + f"): {problem.get('error')}"
+        )
     print(f"  data: {status['data']}")
     return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    """A run's age for people: 850ms, 12.5s, 3m 20s, 2h 5m."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m"
 
 
 @_control

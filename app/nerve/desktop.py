@@ -20,15 +20,18 @@ def opener_argv(target: str) -> list[str] | None:
     return ["xdg-open", target]
 
 
-def open_target(target: str) -> None:
-    """Open a file, folder or URL with its default application (detached)."""
+def open_target(target: str) -> subprocess.Popen[bytes] | None:
+    """Open a file, folder or URL with its default application (detached).
+
+    Returns the opener's process where one was started (to reap it, and so
+    what it emits is known to come from this opening)."""
     argv = opener_argv(target)
     if argv is None:
         os.startfile(target)  # type: ignore[attr-defined,unused-ignore]
-        return
+        return None
     if shutil.which(argv[0]) is None:
         raise FileNotFoundError(f"{argv[0]} is not installed, so nothing can open {target!r}")
-    subprocess.Popen(
+    return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -13,8 +13,19 @@ Everything that arrives on the socket is validated here; the handler only ever
 sees a well-formed command name and a dict of arguments. The server runs an
 asyncio loop on a thread of its own and calls the handler in worker threads, so
 a command that waits for the engine does not hold up other clients. A
-misbehaving client (garbage, invalid UTF-8, an endless line, silence) only ever
-loses its own connection.
+misbehaving client (garbage, invalid UTF-8, an endless line, silence, not
+reading its replies) only ever loses its own connection: a connection that
+sends no complete request for :data:`DEFAULT_IDLE_TIMEOUT` seconds is closed,
+and when all :data:`DEFAULT_MAX_CLIENTS` places are taken the connection idle
+the longest is dropped to make room, so a new client always gets in.
+
+Who may connect: besides the socket's mode (0600, in a 0700 directory), the
+server asks the kernel who the peer is (``SO_PEERCRED`` on Linux) and serves
+only processes of its own user id. Root gets no exception (root can act as
+the user anyway: ``sudo -u USER nerve status``). Where the platform cannot
+say, the file mode alone protects the socket. The handler can see the peer
+of the request it serves with :func:`peer` (its pid: ``nerve emit`` run by a
+rule's program carries that run as its cause).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -35,7 +47,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import platformdirs
 
@@ -53,7 +65,9 @@ MAX_LINE_BYTES = 1 << 20  # 1 MiB per message, newline not counted
 SOCKET_NAME = "nerve.sock"
 LOCK_NAME = "nerve.lock"
 
-DEFAULT_IDLE_TIMEOUT = 60.0
+#: Seconds a connection may take to send a complete request (and a client to
+#: read its reply) before it is closed.
+DEFAULT_IDLE_TIMEOUT = 5.0
 DEFAULT_MAX_CLIENTS = 32
 
 _TOO_LARGE = "message too large (limit 1 MiB)"
@@ -65,6 +79,7 @@ _LISTEN_BACKLOG = 128
 _SUN_PATH_SAFE = 100
 _CLOSE_TIMEOUT = 1.0
 _WAITING_PER_CLIENT = 4
+_EVICT_GRACE = 0.5
 _ERROR_TEXT_LIMIT = 2000
 _ids = itertools.count(1)
 
@@ -80,6 +95,36 @@ class IpcError(Exception):
 
 class NoInstance(IpcError):
     """Nothing is listening on the socket: Nerve is not running."""
+
+
+class Peer(NamedTuple):
+    """The process at the other end of a connection, as the kernel reports it."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+_current = threading.local()
+
+
+def peer() -> Peer | None:
+    """The peer of the request the calling handler serves (None: unknown)."""
+    found: Peer | None = getattr(_current, "peer", None)
+    return found
+
+
+def peer_of(sock: socket.socket) -> Peer | None:
+    """Who is connected to the Unix socket ``sock`` (None where the platform cannot say)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid, uid, gid = struct.unpack("3i", raw)
+    return Peer(pid, uid, gid)
 
 
 class AlreadyRunning(Exception):
@@ -296,15 +341,30 @@ def _valid_id(value: Any) -> bool:
 # Server
 
 
+class _Conn:
+    """One connection's bookkeeping on the server loop."""
+
+    __slots__ = ("busy", "last", "peer", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, peer: Peer | None, now: float) -> None:
+        self.writer = writer
+        self.peer = peer
+        self.last = now  # when it connected or last got a reply
+        self.busy = False  # a request of it is being handled
+
+
 class IpcServer:
     """Serves requests on a Unix socket, from a thread of its own.
 
     Each connection is served sequentially (one request in flight); up to
-    ``max_clients`` connections are served at once, four times as many more wait
-    up to ``idle_timeout`` for a turn and any beyond that are told Nerve is busy
-    (each connection holds a file descriptor and up to ~1 MiB of buffer). A
-    connection that sends no complete line for ``idle_timeout`` seconds is
-    closed.
+    ``max_clients`` connections are served at once. A connection that sends no
+    complete line for ``idle_timeout`` seconds, or does not read a reply within
+    that time, is closed. When all places are taken, the connection that has
+    been idle the longest (not in the middle of a request) is dropped for the
+    newcomer, so idle or slow clients can never lock others out; only when all
+    places are busy with requests does a newcomer wait (up to ``idle_timeout``;
+    four per place may wait, any beyond that are told Nerve is busy). Peers of
+    another user id are refused (see the module's docstring).
     """
 
     def __init__(
@@ -329,10 +389,18 @@ class IpcServer:
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._slots: asyncio.Semaphore | None = None
-        self._waiting = 0
+        self._conns: dict[asyncio.Task[Any], _Conn] = {}
+        self._freed: asyncio.Condition | None = None
+        self._waiters: list[list[bool]] = []
         self._max_waiting = _WAITING_PER_CLIENT * max_clients
         self._socket_id: tuple[int, int] | None = None
+        #: How long a connection must have been idle before a newcomer may take its place.
+        self._grace = min(_EVICT_GRACE, idle_timeout / 4)
+        self._uid = os.getuid() if hasattr(os, "getuid") else None
+        self._refused_uids: set[int] = set()
+        #: Connections dropped for idleness or to make room (for tests and status).
+        self.dropped_idle = 0
+        self.refused = 0
 
     @property
     def running(self) -> bool:
@@ -409,8 +477,9 @@ class IpcServer:
 
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self._slots = asyncio.Semaphore(self._max_clients)
-        self._waiting = 0
+        self._freed = asyncio.Condition()
+        self._conns = {}
+        self._waiters = []
         try:
             sock = self._bind()
         except BaseException as exc:
@@ -499,13 +568,18 @@ class IpcServer:
             writer.transport.abort()
             return
         self._tasks.add(task)
+        conn: _Conn | None = None
         try:
-            if await self._take_slot(writer):
-                try:
-                    await self._serve(reader, writer)
-                finally:
-                    assert self._slots is not None
-                    self._slots.release()
+            sock = writer.get_extra_info("socket")
+            who = peer_of(sock) if sock is not None else None
+            if not self._allowed(who):
+                self.refused += 1
+                await self._send(writer, _error(None, "permission denied: not this Nerve's user"))
+                return
+            if await self._take_place(writer):
+                conn = _Conn(writer, who, asyncio.get_running_loop().time())
+                self._conns[task] = conn
+                await self._serve(reader, writer, conn)
         except asyncio.CancelledError:
             # stop(). End normally: on 3.11 asyncio's stream callback chokes on
             # a cancelled client task.
@@ -514,37 +588,89 @@ class IpcServer:
             log.exception("IPC connection failed")
         finally:
             self._tasks.discard(task)
+            if self._conns.pop(task, None) is not None:
+                await self._notify_freed()
             await self._close(writer)
 
-    async def _take_slot(self, writer: asyncio.StreamWriter) -> bool:
-        """Wait for one of the ``max_clients`` slots; False (client told) if busy."""
+    def _allowed(self, who: Peer | None) -> bool:
+        """Serve only our own user (root included: it gets no exception)."""
+        if who is None or self._uid is None or who.uid == self._uid:
+            return True
+        if who.uid not in self._refused_uids and len(self._refused_uids) < 64:
+            self._refused_uids.add(who.uid)
+            log.warning(
+                "refused a connection from uid %d (pid %d): this Nerve serves uid %d only",
+                who.uid,
+                who.pid,
+                self._uid,
+            )
+        return False
+
+    async def _notify_freed(self) -> None:
+        freed = self._freed
+        if freed is not None and self._waiters:
+            async with freed:
+                freed.notify_all()
+
+    def _make_room(self, now: float) -> bool:
+        """True if a newcomer may have a place: one is free, or the connection
+        idle the longest (for at least the grace) was dropped for it."""
+        if len(self._conns) < self._max_clients:
+            return True
+        idle = [(c.last, t) for t, c in self._conns.items() if not c.busy]
+        if not idle:
+            return False
+        last, task = min(idle, key=lambda item: item[0])
+        if now - last < self._grace:
+            return False  # (just connected: its request is likely on its way)
+        victim = self._conns.pop(task)
+        self.dropped_idle += 1
+        log.debug("dropping the IPC connection idle the longest to make room")
+        victim.writer.transport.abort()
+        return True
+
+    async def _take_place(self, writer: asyncio.StreamWriter) -> bool:
+        """A place among the ``max_clients``; False (client told) if Nerve is busy."""
         import asyncio
 
-        slots = self._slots
-        assert slots is not None
-        if not slots.locked():
-            await slots.acquire()
+        loop = asyncio.get_running_loop()
+        if self._make_room(loop.time()):
             return True
-        if self._waiting >= self._max_waiting:
-            await self._send(writer, _error(None, "Nerve is busy (too many connections)"))
-            return False
-        self._waiting += 1
+        freed = self._freed
+        assert freed is not None
+        if len(self._waiters) >= self._max_waiting:
+            # The one waiting the longest gives way: waiting clients hold no
+            # place, and a newcomer must always get a chance.
+            self._waiters.pop(0)[0] = True
+            async with freed:
+                freed.notify_all()
+        me = [False]  # [told to give way]
+        self._waiters.append(me)
         transport = writer.transport
         if isinstance(transport, asyncio.ReadTransport):
             transport.pause_reading()  # buffer nothing for a connection that waits
+        deadline = loop.time() + self._idle_timeout
         try:
-            async with asyncio.timeout(self._idle_timeout):
-                await slots.acquire()
-        except TimeoutError:
-            await self._send(writer, _error(None, "Nerve is busy (too many connections)"))
-            return False
+            while me[0] or not self._make_room(loop.time()):
+                left = deadline - loop.time()
+                if me[0] or left <= 0:
+                    await self._send(writer, _error(None, "Nerve is busy (too many connections)"))
+                    return False
+                # Woken when a place frees or a connection turns idle; at the
+                # latest when the oldest idle one has been idle for the grace.
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(min(left, self._grace)), freed:
+                        await freed.wait()
         finally:
-            self._waiting -= 1
+            if me in self._waiters:
+                self._waiters.remove(me)
         if isinstance(transport, asyncio.ReadTransport):
             transport.resume_reading()
         return True
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
+    ) -> None:
         """Answer request lines one at a time until EOF, an error or idleness."""
         import asyncio
 
@@ -555,6 +681,7 @@ class IpcServer:
                     line = await reader.readuntil(b"\n")
             except TimeoutError:
                 log.debug("closing idle IPC connection")
+                self.dropped_idle += 1
                 return
             except asyncio.IncompleteReadError:
                 return  # EOF, possibly in the middle of a line: nothing to answer
@@ -569,8 +696,15 @@ class IpcServer:
                 return
             if not line.strip():
                 continue  # blank lines are not requests
-            reply = await loop.run_in_executor(self._executor, self._process, line)
-            if not await self._send(writer, reply):
+            conn.busy = True
+            try:
+                reply = await loop.run_in_executor(self._executor, self._process, line, conn.peer)
+            finally:
+                conn.busy = False
+            ok = await self._send(writer, reply)
+            conn.last = loop.time()
+            await self._notify_freed()  # it is idle now: a waiting newcomer may take its place
+            if not ok:
                 return
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> bool:
@@ -602,8 +736,15 @@ class IpcServer:
 
     # -- requests (worker threads) ------------------------------------------
 
-    def _process(self, line: bytes) -> bytes:
+    def _process(self, line: bytes, who: Peer | None = None) -> bytes:
         """Validate one request line, run the handler, and return the reply line."""
+        _current.peer = who
+        try:
+            return self._answer(line)
+        finally:
+            _current.peer = None
+
+    def _answer(self, line: bytes) -> bytes:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -769,6 +910,9 @@ __all__ = [
     "IpcError",
     "IpcServer",
     "NoInstance",
+    "Peer",
+    "peer",
+    "peer_of",
     "request",
     "runtime_dir",
     "socket_path",

@@ -12,13 +12,15 @@ types or copies) are never written unless the store was opened with
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +80,172 @@ _PRUNE_CHUNK = 5000
 _DAY_S = 86_400.0
 
 
+def event_slack(max_events: int) -> int:
+    """How far over ``max_events`` the event log may go before the writer trims it:
+    0.5% of the limit, between 10 and 1,000 rows (trimming in chunks, not a row
+    per event)."""
+    return min(1000, max(10, max_events // 200))
+
+
+#: Free pages in the file beyond which space is handed back to the file system.
+_VACUUM_FREE_PAGES = 256
+
+
 class StorageError(Exception):
     """The database cannot be opened or used (not a Nerve database, too new, closed...)."""
 
 
+#: How often writes that failed (a full disk) are tried again.
+RETRY_S = 2.0
+#: Writes held in memory while the database cannot take them (the oldest go first).
+MAX_PENDING_RUNS = 1000
+MAX_PENDING_EVENTS = 50_000
+
+#: Storage problems by kind: what the user is told.
+PROBLEMS = {
+    "full": "the disk (or the database) is full",
+    "readonly": "the database is read-only",
+    "io": "disk I/O error",
+    "locked": "the database is locked by another program",
+    "other": "the database cannot be written",
+}
+
+
+def problem_kind(exc: BaseException) -> str:
+    """Which kind of storage problem ``exc`` is (a key of :data:`PROBLEMS`)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "full"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return "readonly"
+    text = str(exc).lower()
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    if code.startswith("SQLITE_FULL") or "disk is full" in text or "no space" in text:
+        return "full"
+    if code.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "readonly"
+    if code.startswith("SQLITE_IOERR") or "i/o error" in text:
+        return "io"
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return "locked"
+    return "other"
+
+
+class StorageHealth:
+    """Storage problems as they happen, reported once per kind until writes work again.
+
+    Each kind is logged once (an error line, no traceback), shown by ``nerve
+    status`` and the desktop app's status bar (:attr:`on_change` tells it), and
+    cleared, with one line in the log, once everything held was written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._problems: dict[str, dict[str, Any]] = {}
+        #: Called (on the writing thread; it must only hand over) when a problem
+        #: appears or clears.
+        self.on_change: Callable[[], None] | None = None
+        #: Writes held in memory for later (set by the store).
+        self.pending: Callable[[], dict[str, int]] = dict
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        kind = problem_kind(exc)
+        now = time.time()
+        with self._lock:
+            problem = self._problems.get(kind)
+            new = problem is None
+            if new:
+                problem = self._problems[kind] = {"since": now, "failures": 0}
+            assert problem is not None
+            problem["failures"] += 1
+            problem["last"] = now
+            problem["error"] = str(exc)
+        if new:
+            log.error(
+                "%s: cannot write %s: %s (%s); what could not be written is kept in memory"
+                " and written when it works again (further failures of this kind are not logged)",
+                self.path,
+                what,
+                PROBLEMS[kind],
+                exc,
+            )
+            self._changed()
+
+    def ok(self) -> None:
+        if not self._problems:
+            return
+        with self._lock:
+            problems, self._problems = self._problems, {}
+        if problems:
+            failures = sum(p["failures"] for p in problems.values())
+            log.warning(
+                "%s: writing works again (%s; %d write(s) had failed)",
+                self.path,
+                ", ".join(PROBLEMS[k] for k in problems),
+                failures,
+            )
+            self._changed()
+
+    def _changed(self) -> None:
+        notify = self.on_change
+        if notify is not None:
+            try:
+                notify()
+            except Exception:
+                log.exception("a storage watcher failed")
+
+    @property
+    def healthy(self) -> bool:
+        return not self._problems
+
+    def status(self) -> list[dict[str, Any]]:
+        """The current problems: kind, message, since, failures, last error, pending writes."""
+        with self._lock:
+            problems = {k: dict(v) for k, v in self._problems.items()}
+        pending = self.pending()
+        return [
+            {"kind": kind, "message": PROBLEMS[kind], **problem, "pending": pending}
+            for kind, problem in problems.items()
+        ]
+
+    def summary(self) -> str | None:
+        """One line for a status bar, or None when all is well."""
+        problems = self.status()
+        if not problems:
+            return None
+        waiting = sum(problems[0]["pending"].values())
+        text = "Storage: " + "; ".join(p["message"] for p in problems)
+        return text + (f" ({waiting} write(s) waiting)" if waiting else "")
+
+
 def _json(value: Any) -> str:
-    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``."""
-    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``.
+
+    Text that UTF-8 cannot hold (a lone surrogate, from a JSON ``"\\ud800"``
+    escape on the socket) is written escaped, as JSON allows, not lost."""
+    text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=True, default=str)
+    return text
+
+
+_MISSING = object()
+
+
+def _run_row(run: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        str(run["id"]),
+        str(run["rule_id"]),
+        str(run.get("pack_id") or ""),
+        run.get("event_id"),
+        float(run["started"]),
+        None if run.get("ended") is None else float(run["ended"]),
+        str(run["status"]),
+        None if run.get("error") is None else str(run["error"]),
+        _json(run.get("trace") or {}),
+    )
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -167,6 +328,16 @@ class Store:
         self._lock = threading.Lock()
         self._warned_duplicates = False
         self._conn: sqlite3.Connection | None = None
+        self.health = StorageHealth(self.path)
+        self.health.pending = self._pending_counts
+        # Writes that failed (a full disk), tried again every RETRY_S seconds.
+        self._pending_vars: dict[str, Any] = {}
+        self._pending_runs: deque[Mapping[str, Any]] = deque(maxlen=MAX_PENDING_RUNS)
+        self._retriers: list[tuple[Callable[[], bool], Callable[[], dict[str, int]]]] = []
+        self._retry_wake = threading.Event()
+        self._retry_thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._event_count = 0
         if _readonly:
             conn = self._connect_readonly()
         else:
@@ -178,6 +349,8 @@ class Store:
             conn = self._connect(str(self.path), uri=False)
         try:
             self._setup(conn)
+            if not _readonly:
+                self._event_count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         except BaseException:
             conn.close()
             raise
@@ -234,6 +407,9 @@ class Store:
                 )
             return
         try:
+            if empty:
+                # Space freed by retention goes back to the file system (prune()).
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("%s: WAL journal unavailable, using %s", self.path, mode)
@@ -242,6 +418,26 @@ class Store:
                 self._migrate(conn, version)
         except sqlite3.Error as e:
             raise StorageError(f"cannot prepare the database {self.path}: {e}") from e
+        if not empty:
+            self._enable_auto_vacuum(conn)
+
+    def _enable_auto_vacuum(self, conn: sqlite3.Connection) -> None:
+        """Once, for a database made before Nerve handed space back: rebuild it
+        with incremental auto-vacuum (a VACUUM; it needs free space about the
+        size of the file, and is tried again at the next start if it fails)."""
+        try:
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 0:
+                return
+            start = time.monotonic()
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+            log.info(
+                "%s: rebuilt to give space back after pruning (%.1fs)",
+                self.path,
+                time.monotonic() - start,
+            )
+        except sqlite3.Error as e:
+            log.warning("%s: could not rebuild the database to reclaim space: %s", self.path, e)
 
     def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -274,25 +470,43 @@ class Store:
             yield self._conn
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, under the lock; rolled back on error."""
+    def _tx(self, what: str = "") -> Iterator[sqlite3.Connection]:
+        """A write transaction, under the lock; rolled back on error. A failure
+        to write (``what``: what was being written) is reported to :attr:`health`
+        once per kind; it clears once everything held was written (the retry:
+        a nearly full disk may take a small write and refuse the next)."""
         if self.readonly:
             raise StorageError(f"the database {self.path} is open read-only")
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise StorageError(f"the database {self.path} is closed")
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as e:
+                if what:
+                    self.health.failed(e, what)
                 raise
 
     def close(self) -> None:
-        """Close the database (idempotent). Later calls raise :class:`StorageError`."""
+        """Close the database (idempotent). Later calls raise :class:`StorageError`.
+
+        Writes still held after a failure are tried a last time first."""
+        self._closed.set()
+        self._retry_wake.set()
+        thread = self._retry_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        pending = self._conn is not None and not self.readonly and self._has_pending()
+        if pending and self._retry_all():
+            self.health.ok()
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:
@@ -341,7 +555,8 @@ class Store:
             rows.append((e.id or None, e.type, e.time, e.source, _json(e.data), e.cause, e.depth))
         if not rows and not last_id:
             return 0
-        with self._tx() as conn:
+        trimmed = 0
+        with self._tx("events") as conn:
             written = 0
             if rows:
                 written = conn.executemany(
@@ -355,6 +570,19 @@ class Store:
                     " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                     (last_id,),
                 )
+            limit = self.max_events
+            count = self._event_count + written
+            if limit is not None and count > limit + event_slack(limit):
+                # Over the limit by more than the slack: back to the limit, in
+                # the same transaction (the log never stays over for long).
+                trimmed = conn.execute(
+                    "DELETE FROM events WHERE id <= (SELECT id FROM events"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (limit,),
+                ).rowcount
+            self._event_count = count - trimmed
+        if trimmed:
+            self._reclaim()
         if written < len(rows) and not self._warned_duplicates:
             self._warned_duplicates = True
             log.warning(
@@ -432,24 +660,18 @@ class Store:
         missing = [k for k in ("id", "rule_id", "started", "status") if run.get(k) is None]
         if missing:
             raise ValueError(f"run record lacks {', '.join(missing)}")
-        row = (
-            str(run["id"]),
-            str(run["rule_id"]),
-            str(run.get("pack_id") or ""),
-            run.get("event_id"),
-            float(run["started"]),
-            None if run.get("ended") is None else float(run["ended"]),
-            str(run["status"]),
-            None if run.get("error") is None else str(run["error"]),
-            _json(run.get("trace") or {}),
-        )
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO runs"
-                " (id, rule_id, pack_id, event_id, started, ended, status, error, trace)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+        row = _run_row(run)
+        try:
+            with self._tx("run records") as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO runs"
+                    " (id, rule_id, pack_id, event_id, started, ended, status, error, trace)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+            self._pending_runs.append(dict(run))  # written when it works again
+            self._want_retry()
 
     @staticmethod
     def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -520,15 +742,112 @@ class Store:
         return {name: json.loads(value) for name, value in rows}
 
     def set_variable(self, name: str, value: Any) -> None:
-        """Store ``value`` (JSON-encoded) under ``name``; ``None`` deletes the variable."""
-        with self._tx() as conn:
-            if value is None:
-                conn.execute("DELETE FROM variables WHERE name = ?", (name,))
-            else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO variables (name, value, updated) VALUES (?, ?, ?)",
-                    (name, _json(value), time.time()),
-                )
+        """Store ``value`` (JSON-encoded) under ``name``; ``None`` deletes the variable.
+
+        If the database cannot take it (a full disk), the value is held and
+        written when it works again (see :attr:`health`); a later value of the
+        same name replaces a held one."""
+        self._pending_vars.pop(name, _MISSING)
+        try:
+            self._write_variables({name: value})
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+            self._pending_vars[name] = value
+            self._want_retry()
+
+    def _write_variables(self, values: Mapping[str, Any]) -> None:
+        now = time.time()
+        with self._tx("variables") as conn:
+            for name, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM variables WHERE name = ?", (name,))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO variables (name, value, updated) VALUES (?, ?, ?)",
+                        (name, _json(value), now),
+                    )
+
+    # -- writes held after a failure -----------------------------------------
+
+    def _pending_counts(self) -> dict[str, int]:
+        counts = {"variables": len(self._pending_vars), "runs": len(self._pending_runs)}
+        for _, counter in self._retriers:
+            counts.update(counter())
+        return {k: v for k, v in counts.items() if v}
+
+    def _has_pending(self) -> bool:
+        return bool(self._pending_counts())
+
+    def add_retrier(self, retry: Callable[[], bool], pending: Callable[[], dict[str, int]]) -> None:
+        """Have ``retry()`` called every :data:`RETRY_S` seconds while it returns
+        False (it has writes held; ``pending()`` counts them by kind); call
+        :meth:`want_retry` when it holds some."""
+        self._retriers.append((retry, pending))
+
+    def want_retry(self) -> None:
+        self._want_retry()
+
+    def _want_retry(self) -> None:
+        """Start the retry thread if it is not running."""
+        if self._closed.is_set() or self.readonly:
+            return
+        with self._lock:
+            thread = self._retry_thread
+            if thread is not None and thread.is_alive():
+                return
+            thread = threading.Thread(target=self._retry_loop, name="store-retry", daemon=True)
+            self._retry_thread = thread
+        thread.start()
+
+    def _retry_loop(self) -> None:
+        while not self._closed.is_set():
+            self._retry_wake.wait(RETRY_S)
+            if self._closed.is_set():
+                return
+            if self._retry_all():
+                self.health.ok()
+                with self._lock:
+                    self._retry_thread = None
+                if not self._has_pending():
+                    return
+                self._want_retry()  # (something failed meanwhile)
+                return
+
+    def _retry_all(self) -> bool:
+        """Try every held write once; True when nothing is held any more."""
+        done = self._retry_own()
+        for retry, _ in list(self._retriers):
+            try:
+                done = retry() and done
+            except Exception:
+                log.exception("retrying held writes failed")
+                done = False
+        return done
+
+    def _retry_own(self) -> bool:
+        if self._pending_vars:
+            values = dict(self._pending_vars)
+            try:
+                self._write_variables(values)
+            except (sqlite3.Error, OSError, StorageError):
+                return False
+            for name, value in values.items():
+                if self._pending_vars.get(name, _MISSING) is value:
+                    del self._pending_vars[name]
+        while self._pending_runs:
+            run = self._pending_runs[0]
+            try:
+                with self._tx("run records") as conn:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO runs"
+                        " (id, rule_id, pack_id, event_id, started, ended, status, error, trace)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        _run_row(run),
+                    )
+            except (sqlite3.Error, OSError, StorageError):
+                return False
+            with contextlib.suppress(IndexError):
+                self._pending_runs.popleft()
+        return True
 
     # -- retention ------------------------------------------------------------
 
@@ -569,9 +888,31 @@ class Store:
                     " ORDER BY started DESC, rowid DESC LIMIT -1 OFFSET ?)",
                     (self.max_runs,),
                 ).rowcount
+        if events:
+            with self._read() as conn:
+                self._event_count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         if events or runs:
             log.debug("%s: pruned %d event(s), %d run(s)", self.path, events, runs)
+        self._reclaim(checkpoint=True)
         return {"events": events, "runs": runs}
+
+    def _reclaim(self, *, checkpoint: bool = False) -> None:
+        """Hand the pages retention freed back to the file system (the file shrinks)."""
+        try:
+            with self._lock:
+                conn = self._conn
+                if conn is None or self.readonly:
+                    return
+                free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                if free >= _VACUUM_FREE_PAGES:
+                    # (executescript: the pragma frees one page per step, and
+                    # sqlite3_exec steps it to the end; execute() would not.)
+                    conn.executescript("PRAGMA incremental_vacuum;")
+                if checkpoint or free >= _VACUUM_FREE_PAGES:
+                    # The freed tail is cut off the main file at a checkpoint.
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as e:
+            log.debug("%s: could not reclaim space: %s", self.path, e)
 
     def stats(self) -> dict[str, Any]:
         """Counts and size, for ``nerve status`` and the GUI."""
@@ -592,6 +933,7 @@ class Store:
             "size_bytes": size,
             "store_private": self.store_private,
             "readonly": self.readonly,
+            "problems": self.health.status(),
         }
 
 
@@ -600,7 +942,11 @@ WRITE_LINGER_S = 0.05
 
 
 class EventLogWriter:
-    """Writes every event on the bus to the Store, from a delivery thread of its own."""
+    """Writes every event on the bus to the Store, from a delivery thread of its own.
+
+    Events the database cannot take (a full disk) are held, up to
+    :data:`MAX_PENDING_EVENTS` (the oldest are dropped beyond that, and
+    counted), and written with the next batch or by the store's retry."""
 
     def __init__(self, bus: Bus, store: Store) -> None:
         self.bus = bus
@@ -608,10 +954,24 @@ class EventLogWriter:
         self.received = 0
         self.written = 0
         self.failed_batches = 0
+        #: Events dropped because too many were held while the database failed.
+        self.lost = 0
         self._sub: Subscription | None = None
         self._cond = threading.Condition()
         self._stop_lock = threading.Lock()
-        self._last_warn = 0.0
+        self._write_lock = threading.Lock()
+        self._held: list[Event] = []
+        store.add_retrier(self._retry, self._pending_count)
+
+    def _pending_count(self) -> dict[str, int]:
+        return {"events": len(self._held)}
+
+    def _retry(self) -> bool:
+        """(The store's retry thread.) True when nothing is held any more."""
+        with self._write_lock:
+            if self._held:
+                self._write([])
+            return not self._held
 
     def start(self) -> None:
         """Subscribe to every event type. Idempotent while running."""
@@ -634,19 +994,30 @@ class EventLogWriter:
                 self._write_batch(leftover)
 
     def _write_batch(self, batch: list[Event]) -> None:
-        try:
-            written = self.store.append_events(batch)
-        except (sqlite3.Error, StorageError) as e:
-            written = 0
-            self.failed_batches += 1
-            now = time.monotonic()
-            if now - self._last_warn >= 10.0:
-                self._last_warn = now
-                log.warning("event log: could not write %d event(s): %s", len(batch), e)
+        with self._write_lock:
+            written = self._write(batch)
         with self._cond:
             self.received += len(batch)
             self.written += written
             self._cond.notify_all()
+
+    def _write(self, batch: list[Event]) -> int:
+        """Write what is held and ``batch``; hold them all if that fails. The
+        store reports the failure (once per kind); nothing is logged here."""
+        events = self._held + batch if self._held else batch
+        try:
+            written = self.store.append_events(events)
+        except (sqlite3.Error, StorageError, OSError):
+            self.failed_batches += 1
+            over = len(events) - MAX_PENDING_EVENTS
+            if over > 0:
+                self.lost += over
+                events = events[over:]
+            self._held = list(events)
+            self.store.want_retry()
+            return 0
+        self._held = []
+        return written
 
     def wait_received(self, count: int, timeout: float | None = None) -> bool:
         """Block until at least ``count`` events were handled (written or skipped)."""
@@ -659,5 +1030,7 @@ class EventLogWriter:
             "received": self.received,
             "written": self.written,
             "failed_batches": self.failed_batches,
+            "held": len(self._held),
+            "lost": self.lost,
             "queued": self._sub.queued if self._sub is not None else 0,
         }

@@ -89,6 +89,27 @@ def test_status_bar_shows_drops(window: MainWindow, running: Running, qtbot: QtB
     slow.close()
 
 
+def test_status_bar_shows_a_storage_problem_and_its_end(
+    window: MainWindow, running: Running, qtbot: QtBot
+) -> None:
+    """The database's page limit makes it full for real: the status bar says so
+    (told by the store, no polling), and clears once the held writes are in."""
+    assert window.storage_label.isHidden()
+    store = running.store
+    conn = store._conn
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    running.engine.call(running.engine.set_variable, "big", "x" * 50_000)
+    qtbot.waitUntil(window.storage_label.isVisible, timeout=10_000)
+    assert "full" in window.storage_label.text()
+    assert window.tray is not None
+    assert "full" in window.tray.icon.toolTip()
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    qtbot.waitUntil(window.storage_label.isHidden, timeout=10_000)
+    assert store.load_variables()["big"] == "x" * 50_000
+
+
 def test_closing_with_a_tray_keeps_running(window: MainWindow, qtbot: QtBot) -> None:
     tray = window.tray
     assert tray is not None

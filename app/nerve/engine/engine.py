@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
@@ -160,6 +161,9 @@ class Engine:
         #: Detached children the loop watches through a pidfd: fd -> process.
         self._pidfds: dict[int, Child] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Every run not yet ended, with its context (for ``status``).
+        self._running: dict[asyncio.Task[None], RunContext] = {}
+        self._stopping = False
         self.handled = 0
         #: Bumped whenever what a window shows changes: the rules, their switches,
         #: a run starting or ending (once stored), the pause. Read it from any
@@ -219,15 +223,22 @@ class Engine:
         self._store_executor.shutdown(wait=True)
 
     async def _shutdown(self, grace: float) -> None:
-        tasks: list[asyncio.Task[Any]] = []
+        self._stopping = True
+        tasks: list[asyncio.Task[Any]] = list(self._running)
         for state in self._states.values():
             self._stop_rule(state)
+            state.queue.clear()
             tasks.extend(state.active)
         tasks.extend(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
+            await asyncio.sleep(0)  # their done callbacks
+        stuck = list(self._running.items())
+        for task, ctx in stuck:  # did not end within the grace: no longer ours to count
+            log.warning("run %s of %s did not stop within %.1fs", ctx.id, ctx.rule.key, grace)
+            self._run_done(self._states.get(ctx.rule.key) or RuleState(ctx.rule), ctx, task)
         for fd in list(self._pidfds):  # children that outlive Nerve are theirs now
             self._pidfds.pop(fd)
             asyncio.get_running_loop().remove_reader(fd)
@@ -285,11 +296,14 @@ class Engine:
             new[rule.key] = state
         for key, state in old.items():
             self._stop_rule(state)
-            if key not in new:
+            if key not in new or not new[key].enabled:
                 for task in list(state.active):
                     task.cancel()
+                state.queue.clear()
             else:
+                # Runs of a rule that stays go on; they and its waiting runs move over.
                 new[key].active = state.active
+                new[key].queue = state.queue
         self._states = new
         for state in new.values():
             state.host = RuleHost(self, state)
@@ -539,8 +553,12 @@ class Engine:
         self._admit(state, event, extra)
 
     def _admit(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
+        if self._stopping:
+            return
         rule = state.rule
-        active = state.active
+        # Runs being cancelled (a restart, a pause just lifted) are on their way
+        # out: they hold no place, or a burst right after would be refused.
+        active = [t for t in state.active if not t.cancelling()]
         if active:
             if rule.mode == "single":
                 if extra and extra.get("wait_if_busy") and not state.queue:
@@ -549,7 +567,7 @@ class Engine:
                 self._skip(state, "busy (mode single: a run is in progress)")
                 return
             if rule.mode == "restart":
-                for task in list(active):
+                for task in active:
                     task.cancel()
             elif rule.mode == "queued":
                 # As in Home Assistant, 'max' counts the running run and the waiting ones.
@@ -575,28 +593,67 @@ class Engine:
         ctx = RunContext(self, state.rule, event, extra, run_id)
         task = self.loop.create_task(self._run(state, ctx), name=f"run {state.rule.key}")
         state.active.add(task)
+        self._running[task] = ctx
+        # Also a done callback: a task cancelled before its first step never
+        # runs its coroutine at all, not even a ``finally`` (a pause racing a
+        # burst of events), and its place must be released all the same.
+        task.add_done_callback(functools.partial(self._run_done, state, ctx))
 
     async def _run(self, state: RuleState, ctx: RunContext) -> None:
         try:
             await self.execute(ctx)
         finally:
+            # At once, in the run's last step (the done callback comes a turn
+            # later, when an event that follows the run's last one may be in).
             task = asyncio.current_task()
-            state.active.discard(task)
-            if ctx.status != "condition":
-                state.last_end_ns = time.monotonic_ns()
-            state.last_run = {
-                "id": ctx.id,
-                "status": ctx.status,
-                "started": ctx.started,
-                "error": ctx.error,
-            }
-            self._record(ctx)
-            self.changed()
-            if ctx.status == "failed":
-                self._report_failure(ctx)
-            if state.queue and not self.paused and state.enabled and not state.suspended:
-                event, extra = state.queue.popleft()
-                self._start_run(state, event, extra)
+            if task is not None:
+                self._run_done(state, ctx, task)
+
+    def _run_done(self, state: RuleState, ctx: RunContext, task: asyncio.Task[None]) -> None:
+        """A run ended, however it ended: release its place first, then report it."""
+        if self._running.pop(task, None) is None:
+            return  # (released already)
+        state.active.discard(task)
+        current = self._states.get(ctx.rule.key)
+        if current is not None:
+            current.active.discard(task)  # (after a reload the set is shared; harmless)
+        if ctx.ended is None:  # cancelled before it began, or the coroutine was killed
+            ctx.status = "cancelled" if task.cancelled() else "failed"
+            ctx.error = self.pause_reason if self.paused else ctx.status
+            ctx.ended = time.time()
+        if ctx.status != "condition":
+            state.last_end_ns = time.monotonic_ns()
+        state.last_run = {
+            "id": ctx.id,
+            "status": ctx.status,
+            "started": ctx.started,
+            "error": ctx.error,
+        }
+        hooks = [self._record]
+        if ctx.status == "failed":
+            hooks.append(self._report_failure)
+        for hook in hooks:
+            try:
+                hook(ctx)
+            except Exception:
+                log.exception("after the run of %s", ctx.rule.key)
+        self.changed()
+        # The next queued run, of the rule as it is loaded now (a reload may
+        # have replaced the state this run started with).
+        live = current if current is not None else state
+        if (
+            live.queue
+            and not self.paused
+            and live.enabled
+            and not live.suspended
+            and live is self._states.get(ctx.rule.key)
+            and not self._stopping
+        ):
+            event, extra = live.queue.popleft()
+            try:
+                self._start_run(live, event, extra)
+            except Exception:
+                log.exception("could not start the next queued run of %s", ctx.rule.key)
 
     async def execute(self, ctx: RunContext) -> None:
         """Check the conditions and step through the actions, filling the trace."""
@@ -633,6 +690,8 @@ class Engine:
         self._store_executor.submit(self._store_run, record)
 
     def _store_run(self, record: dict[str, Any]) -> None:
+        # (A database that cannot take it holds the record and reports that
+        # once, through its health; nothing to log per run here.)
         try:
             self.store.record_run(record)
             self.changed()  # (on the store thread: a lost increment still changes it)
@@ -733,10 +792,17 @@ class Engine:
         os.close(fd)
         if proc is not None:
             proc.poll()
+            self.bus.causes.process_ended(proc.pid)
 
     def _reap(self) -> None:
         self._reaper = None
-        self._children = {p for p in self._children if p.poll() is None}
+        alive = set()
+        for child in self._children:
+            if child.poll() is None:
+                alive.add(child)
+            else:
+                self.bus.causes.process_ended(child.pid)
+        self._children = alive
         if self._children and self.loop is not None:
             self._reaper = self.loop.call_later(2.0, self._reap)
 
@@ -748,6 +814,21 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Every run not yet ended: its rule, id and age, oldest first."""
+        now = time.time()
+        oldest_first = sorted(self._running.items(), key=lambda item: item[1].started)
+        return [
+            {
+                "rule": ctx.rule.key,
+                "id": ctx.id,
+                "started": ctx.started,
+                "age": round(now - ctx.started, 3),
+                "cancelling": task.cancelling() > 0,
+            }
+            for task, ctx in oldest_first
+        ]
+
     def status(self) -> dict[str, Any]:
         states = list(self._states.values())
         return {
@@ -756,7 +837,8 @@ class Engine:
             "rules": len(states),
             "enabled": sum(1 for s in states if s.enabled and not s.suspended),
             "suspended": {s.rule.key: s.suspended for s in states if s.suspended},
-            "running": sum(len(s.active) for s in states),
+            "running": len(self._running),
+            "runs": self.running_runs()[:50],
             "handled": self.handled,
             "variables": len(self.variables),
         }

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nerve.causes import Origin
 from nerve.engine.model import Rule
 from nerve.engine.registry import Action, ActionError
 from nerve.events import PRIVATE_TYPES, Event, JSONValue, reserved_type, valid_type
@@ -128,6 +130,23 @@ class RunContext:
         return self.engine.bus.publish(
             type_, data, source=f"rule:{self.rule.key}", cause=self.id, depth=self.event.depth + 1
         )
+
+    @property
+    def origin(self) -> Origin:
+        """This run as the cause of what it does outside."""
+        return Origin(self.id, self.event.depth)
+
+    def note_process(self, pid: int) -> None:
+        """This run started program ``pid``: a ``nerve emit`` from it (or from its
+        descendants) carries this run as its cause."""
+        if not self.dry_run:
+            self.engine.bus.causes.note_process(pid, self.origin)
+
+    def note_path(self, path: str | os.PathLike[str], *, tree: bool = False) -> None:
+        """This run writes or removes ``path`` (``tree``: and what is below): the
+        watcher's event for it carries this run as its cause. Any thread."""
+        if not self.dry_run:
+            self.engine.bus.causes.note_path(os.fspath(path), self.origin, tree=tree)
 
     def record(self) -> dict[str, JSONValue]:
         """The run as stored: summary and trace."""

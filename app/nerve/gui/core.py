@@ -99,6 +99,8 @@ class Core:
         self._watchers.append(callback)
         self.engine.on_change = self._notify
         self.bus.on_drop = self._notify
+        if self.store is not None:
+            self.store.health.on_change = self._notify
         if self.listeners is not None:
             self.listeners.on_change = self._notify
 
@@ -123,6 +125,10 @@ class Core:
         stats = self.bus.stats()
         dropped = stats.get("dropped")
         return sum(int(v) for v in dropped.values()) if isinstance(dropped, dict) else 0
+
+    def storage_problem(self) -> str | None:
+        """One line about what the database cannot write now (a full disk), or None."""
+        return self.store.health.summary() if self.store is not None else None
 
     def runs(self, limit: int = 500) -> list[dict[str, Any]]:
         return self.store.query_runs(limit=limit) if self.store is not None else []

@@ -58,7 +58,14 @@ class MainWindow(QMainWindow):
         self.paused_label = QLabel("Starting…")
         self.listeners_label = QLabel()
         self.drops_label = QLabel()
-        for label in (self.paused_label, self.listeners_label, self.drops_label):
+        self.storage_label = QLabel()
+        self.storage_label.hide()
+        for label in (
+            self.paused_label,
+            self.listeners_label,
+            self.drops_label,
+            self.storage_label,
+        ):
             label.setContentsMargins(6, 0, 6, 0)
         # Packs waiting for approval: a button that opens their review.
         self.held_button = QPushButton()
@@ -70,6 +77,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.held_button)
         bar.addPermanentWidget(self.listeners_label)
         bar.addPermanentWidget(self.drops_label)
+        bar.addPermanentWidget(self.storage_label)
         starting = QLabel("Starting Nerve…")
         # (Not Qt.AlignmentFlag: building Qt's enums costs ~15 ms before the window shows.)
         starting.setStyleSheet("qproperty-alignment: AlignCenter;")
@@ -320,8 +328,13 @@ class MainWindow(QMainWindow):
             )
         drops = self.core.drops()
         self.drops_label.setText(f"Dropped events: {drops:,}" if drops else "No events dropped")
+        storage = self.core.storage_problem()
+        self.storage_label.setVisible(bool(storage))
+        self.storage_label.setText(f"⚠ {storage}" if storage else "")
         error = None
-        if bad:
+        if storage:
+            error = storage
+        elif bad:
             error = f"listener {bad[0]['id']} {bad[0].get('state')}"
         elif self.last_failure:
             error = self.last_failure

@@ -774,15 +774,19 @@ class FilesystemListener(Listener):
                     self._recent_created.discard(path)
 
     def _publish(self, type_: str, path: str, is_dir: bool) -> None:
-        self.publish(
-            type_,
-            {
-                "path": path,
-                "name": os.path.basename(path),
-                "dir": os.path.dirname(path),
-                "is_dir": is_dir,
-            },
-        )
+        data = {
+            "path": path,
+            "name": os.path.basename(path),
+            "dir": os.path.dirname(path),
+            "is_dir": is_dir,
+        }
+        # A change a rule's file action made carries that run as its cause, so
+        # the cascade guard sees a rule that feeds the folder it watches.
+        origin = self.bus.causes.of_path(path)
+        if origin is None:
+            self.publish(type_, data)
+        else:
+            self.bus.publish(type_, data, source=self.id, cause=origin.run, depth=origin.depth + 1)
 
     def _note_overflow(self) -> None:
         self.overflows += 1

@@ -74,9 +74,9 @@ class _Transfer(Action):
         name = text(self.name, scope) if self.name else src.name
         if not name or "/" in name or name in (".", ".."):
             raise ActionError(f"bad file name {name!r}")
-        return await run.blocking(self._transfer, src, folder / name)
+        return await run.blocking(self._transfer, src, folder / name, run)
 
-    def _transfer(self, src: Path, target: Path) -> dict[str, Any]:
+    def _transfer(self, src: Path, target: Path, run: RunContext) -> dict[str, Any]:
         if not src.exists() and not src.is_symlink():
             raise ActionError(f"{src} does not exist")
         try:
@@ -90,7 +90,13 @@ class _Transfer(Action):
                     target = free_name(target)
                 elif target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target)
-            self._do(src, target)
+            # What the watcher sees of this comes back with this run as its
+            # cause (a rule copying into the folder it watches is a loop).
+            self._note(run, src, target)
+            try:
+                self._do(src, target)
+            finally:
+                self._note(run, src, target)  # (the time to live counts from the end)
         except OSError as exc:
             raise ActionError(
                 f"cannot {self.verb} {src} to {target}: {exc.strerror or exc}"
@@ -99,6 +105,10 @@ class _Transfer(Action):
 
     def _do(self, src: Path, target: Path) -> None:
         raise NotImplementedError
+
+    def _note(self, run: RunContext, src: Path, target: Path) -> None:
+        run.note_path(target, tree=True)
+        run.note_path(target.parent)
 
 
 @actions.register
@@ -123,6 +133,10 @@ class MoveAction(_Transfer):
     def _do(self, src: Path, target: Path) -> None:
         shutil.move(src, target)
 
+    def _note(self, run: RunContext, src: Path, target: Path) -> None:
+        super()._note(run, src, target)
+        run.note_path(src, tree=True)  # its leaving is the rule's doing too
+
 
 @actions.register
 class TrashAction(Action):
@@ -144,8 +158,11 @@ class TrashAction(Action):
         path = _expand(text(self.target, run.scope))
         if not path.exists() and not path.is_symlink():
             raise ActionError(f"{path} does not exist")
+        run.note_path(path, tree=True)
         try:
             await run.blocking(send2trash, str(path))
         except OSError as exc:
             raise ActionError(f"cannot trash {path}: {exc}") from None
+        finally:
+            run.note_path(path, tree=True)
         return {"trashed": str(path)}

@@ -67,9 +67,10 @@ class _Spawn(Action):
                 raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
             except ValueError as exc:  # a NUL character in an argument or the environment
                 raise ActionError(f"cannot start {argv[0]}: {exc}") from None
+            run.note_process(proc.pid)
             run.engine.reap_later(proc)
             return {"pid": proc.pid, "argv": argv}
-        return await _run_and_wait(argv, cwd, env, self.timeout, self.check)
+        return await _run_and_wait(argv, cwd, env, self.timeout, self.check, run=run)
 
 
 def _child_env(env: dict[str, str] | None, run: RunContext) -> dict[str, str]:
@@ -80,7 +81,13 @@ def _child_env(env: dict[str, str] | None, run: RunContext) -> dict[str, str]:
 
 
 async def _run_and_wait(
-    argv: list[str], cwd: str | None, env: dict[str, str], timeout: float | None, check: bool
+    argv: list[str],
+    cwd: str | None,
+    env: dict[str, str],
+    timeout: float | None,
+    check: bool,
+    *,
+    run: RunContext,
 ) -> dict[str, Any]:
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -96,6 +103,7 @@ async def _run_and_wait(
         raise ActionError(f"program not found: {argv[0]}") from None
     except OSError as exc:
         raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+    run.note_process(proc.pid)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.CancelledError:
@@ -106,6 +114,8 @@ async def _run_and_wait(
         _kill_group(proc.pid)
         await proc.wait()
         raise ActionError(f"{argv[0]} did not finish within {timeout:g}s; stopped it") from None
+    finally:
+        run.engine.bus.causes.process_ended(proc.pid)
     result: dict[str, Any] = {
         "exit_code": proc.returncode,
         "stdout": out[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
@@ -335,7 +345,10 @@ class OpenAction(Action):
         if "://" not in target:
             target = os.path.expanduser(target)
         try:
-            await run.blocking(desktop.open_target, target)
+            proc = await run.blocking(desktop.open_target, target)
         except OSError as exc:
             raise ActionError(str(exc)) from None
+        if proc is not None:
+            run.note_process(proc.pid)
+            run.engine.reap_later(proc)
         return {"opened": target}
