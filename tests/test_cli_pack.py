@@ -6,6 +6,7 @@ one test answers the interactive questions through a pseudo-terminal.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pty
 import select
@@ -143,7 +144,7 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
     # The review: header, capabilities in words, rules with their triggers, inputs.
     assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in out
     assert "Touches a marker file and keeps notes." in out
-    assert "! start programs and open files or web addresses" in out
+    assert "! start the program touch" in out
     assert "touch: Touch the marker (when: event x.touch)" in out
     assert "note (when: event x.note)" in out
     assert f"marker = {marker}  (The file to touch, path)" in out
@@ -163,18 +164,19 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
         "file": "shared.tools.yaml",
         "capabilities": [],
         "approved": None,
+        "sha256": hashlib.sha256(shared(short_tmp).read_bytes()).hexdigest(),
         "inputs": {"marker": str(marker)},
     }
     assert list_states(nerve_env) == {"nerve.starter": "active", "shared.tools": "held"}
     listing = cli_ok(nerve_env, "pack", "list")
-    assert "awaiting approval: it can start programs" in listing
+    assert "awaiting approval: it can start the program touch" in listing
 
     out = cli_ok(nerve_env, "pack", "approve", "shared.tools", "--yes")
-    assert "Approved shared.tools: it may start programs" in out
+    assert "Approved shared.tools: it may start the program touch" in out
     assert list_states(nerve_env)["shared.tools"] == "active"
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
     assert entry["inputs"] == {"marker": str(marker)}  # kept
 
 
@@ -272,7 +274,7 @@ def test_interactive_import_asks_for_inputs_and_approval(
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
     assert entry["inputs"] == {"marker": str(marker)}
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
 
 
 def test_export_writes_a_valid_pack_of_the_chosen_rules(
@@ -332,10 +334,14 @@ def test_approve_and_list_report_what_they_cannot_do(
     (packs / "broken.yaml").write_text("nerve: 1\npack: {id: my.broken, colour: red}\nrules: []\n")
     assert list_states(nerve_env)["my.broken"] == "broken"
     assert "broken.yaml: not loaded because of 1 error(s)" in cli_ok(nerve_env, "pack", "list")
+    # A copy under another name (it sorts first) is a newcomer: the imported
+    # file keeps the id, and approving the id approves that file only.
     (packs / "copy.yaml").write_text((packs / "shared.tools.yaml").read_text())
-    twice = cli(nerve_env, "pack", "approve", "shared.tools", "--yes")
-    assert twice.returncode == EXIT_INVALID
-    assert "is in several files (copy.yaml, shared.tools.yaml)" in twice.stderr
+    twice = cli_ok(nerve_env, "pack", "approve", "shared.tools", "--yes")
+    assert "copy.yaml is not approved" in twice
+    assert approvals(nerve_env)["shared.tools"]["file"] == "shared.tools.yaml"  # type: ignore[index]
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "copy.yaml: pack id 'shared.tools' belongs to shared.tools.yaml" in listing
 
 
 def test_approve_without_a_terminal_needs_yes(nerve_env: dict[str, str], short_tmp: Path) -> None:
@@ -344,7 +350,7 @@ def test_approve_without_a_terminal_needs_yes(nerve_env: dict[str, str], short_t
     assert proc.returncode == EXIT_USAGE
     # What it would allow is shown; how to allow it from a script is said.
     assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in proc.stdout
-    assert "! start programs and open files or web addresses" in proc.stdout
+    assert "! start the program touch" in proc.stdout
     assert "nerve pack approve shared.tools --yes" in proc.stderr
     assert "Approved" not in proc.stdout
     assert list_states(nerve_env)["shared.tools"] == "held"
@@ -364,7 +370,7 @@ def test_interactive_approve_shows_the_review_and_asks(
         term.answer("")  # the default: no
         code, out, err = term.finish()
     assert code == EXIT_INVALID
-    assert "! start programs and open files or web addresses" in out
+    assert "! start the program touch" in out
     assert "touch: Touch the marker (when: event x.touch)" in out
     assert "not approved; shared.tools stays held" in err
     assert list_states(nerve_env)["shared.tools"] == "held"
@@ -374,7 +380,7 @@ def test_interactive_approve_shows_the_review_and_asks(
         term.answer("y")
         code, out, err = term.finish()
     assert code == EXIT_OK, out + err
-    assert "Approved shared.tools: it may start programs" in out
+    assert "Approved shared.tools: it may start the program touch" in out
     assert list_states(nerve_env)["shared.tools"] == "active"
 
 
@@ -415,7 +421,7 @@ def test_interactive_import_installs_the_file_that_was_reviewed(
     assert installed.read_text() == SHARED
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
 
 
 def test_without_the_approvals_file_every_pack_needing_approval_is_held(

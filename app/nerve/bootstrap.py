@@ -110,11 +110,18 @@ class Nerve:
 
         Nothing is approved here: a pack without an approval is held, also at
         the first start and when ``approvals.yaml`` is missing or damaged."""
-        packs = load_paths(self.pack_paths(), self.options.overrides)
         user_packs = not self.options.rule_paths  # --rules: the user's explicit choice
+        states: list[trust.PackState] = []
         if user_packs:
-            packs = trust.with_values(packs, self.approvals, self.options.overrides)
-        duplicate_pack_errors(packs)
+            paths = self.pack_paths()  # (installs the starter pack on first start)
+            packs, states = (
+                trust.load_folder(self.approvals, self.options.overrides) if paths else ([], [])
+            )
+        else:
+            packs = load_paths(self.pack_paths(), self.options.overrides)
+            duplicate_pack_errors(packs)
+        # Before anything runs or is logged: the secret values the user gave.
+        trust.register_secrets(packs)
         for pack in packs:
             for error in pack.errors:
                 log.error("%s", error)
@@ -124,7 +131,6 @@ class Nerve:
                 log.warning(
                     "pack %s: %d rule(s) skipped because of errors", pack.id, len(pack.errors)
                 )
-        states = trust.judge_all(packs, self.approvals) if user_packs else []
         self.held = [s for s in states if s.state == "held"]
         for state in self.held:
             log.warning("%s", state.held_note())
@@ -352,6 +358,9 @@ class Nerve:
                     "file": s.pack.file,
                     "missing": sorted(s.missing),
                     "reason": s.reason(),
+                    "hint": s.hint(),
+                    "diff": s.diff_lines(),
+                    "duplicate_of": s.duplicate_of,
                 }
                 for s in self.held
             ],

@@ -406,7 +406,8 @@ def _os_error_text(exc: BaseException) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from nerve.packs.loader import CAPABILITY_TEXT, UnknownInput, duplicate_pack_errors, load_paths
+    from nerve.packs.loader import UnknownInput, duplicate_pack_errors, load_paths
+    from nerve.packs.trust import capability_words
 
     overrides = _pairs(args.set, "--set")
     for path in args.paths:
@@ -428,7 +429,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             for error in pack.errors:
                 print(error, file=sys.stderr)
         else:
-            caps = ", ".join(CAPABILITY_TEXT.get(c, c) for c in sorted(pack.capabilities))
+            caps = "; ".join(capability_words(pack.capabilities))
             print(
                 f"{pack.file}: ok, pack {pack.id}, {len(pack.rules)} rule(s)"
                 + (f"; can {caps}" if caps else "")
@@ -538,10 +539,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             mark = "HELD (not loaded)"
         print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
     for entry in held.values():
-        print(
-            f"  held pack {entry['id']}: {entry['reason']}; "
-            f"approve it with `nerve pack approve {entry['id']}`"
-        )
+        hint = entry.get("hint") or f"approve it with `nerve pack approve {entry['id']}`"
+        print(f"  held pack {entry['id']} ({Path(entry['file']).name}): {entry['reason']}; {hint}")
+        for line in entry.get("diff") or []:
+            print(f"    {line}")
     for listener in status.get("listeners", []):
         line = f"  listener {listener['id']}: {listener['state']}"
         if listener.get("detail"):
@@ -868,9 +869,10 @@ def _ask(prompt: str) -> str | None:
         return None
 
 
-def _print_review(pack: Any) -> None:
-    """A pack's header, what it can do in plain words, its rules and inputs."""
-    from nerve.packs.trust import DANGEROUS, capability_words
+def _print_review(pack: Any, state: Any = None) -> None:
+    """A pack's header, what it can do in plain words (with what changed since
+    it was approved, given its ``state``), its rules and inputs."""
+    from nerve.packs.trust import capability_text, dangerous, shown_capabilities
 
     title = f"{pack.name} ({pack.id})" if pack.name and pack.name != pack.id else pack.id
     version = f"version {pack.version}" if pack.version else ""
@@ -881,11 +883,15 @@ def _print_review(pack: Any) -> None:
     caps = pack.capabilities
     if caps:
         print("It can:")
-        for cap in sorted(caps, key=lambda c: (c not in DANGEROUS, c)):
-            mark = "!" if cap in DANGEROUS else "-"
-            print(f"  {mark} {capability_words([cap])[0]}")
+        for cap in shown_capabilities(caps):
+            mark = "!" if dangerous(cap) else "-"
+            print(f"  {mark} {capability_text(cap)}")
     else:
         print("It needs no special permissions.")
+    if state is not None and (state.missing or state.dropped) and state.approvable:
+        print("Changed since you approved it:")
+        for line in state.diff_lines():
+            print(f"  {line}")
     print(f"Rules ({len(pack.rules)}):")
     for rule in pack.rules:
         when = ", ".join(t.describe() for t in rule.triggers)
@@ -895,6 +901,8 @@ def _print_review(pack: Any) -> None:
         print("Inputs:")
         for name, spec in pack.inputs.items():
             value = pack.values.get(name, spec.get("default", "(no value)"))
+            if pack.is_secret(name):
+                value = "(secret, set)" if name in pack.values else "(secret, no value)"
             about = ", ".join(
                 str(x) for x in (spec.get("description"), spec.get("type", "text")) if x
             )
@@ -1002,8 +1010,8 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
 
     where = locations()
     store = trust.Approvals(where.config)
-    packs = trust.load_user_packs(store)
-    mine = [p for p in packs if p.id == args.pack_id]
+    packs, states = trust.load_folder(store, record=False)
+    mine = [s for s in states if s.pack.id == args.pack_id]
     if not mine:
         known = ", ".join(sorted({p.id for p in packs if p.id})) or "none"
         print(
@@ -1011,15 +1019,21 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    if len(mine) > 1:
-        files = ", ".join(Path(p.file).name for p in mine)
+    # The file that owns the id; newcomers claiming it are never approved here.
+    owned = [s for s in mine if not s.duplicate_of and not s.rivals]
+    if len(owned) != 1:
+        files = ", ".join(s.file_name for s in mine)
         print(
-            f"nerve: pack id {args.pack_id!r} is in several files ({files}); "
-            "keep one of them and approve again",
+            f"nerve: pack id {args.pack_id!r} is in several files ({files}) and none is "
+            "recorded as installed first; keep one of them and approve again",
             file=sys.stderr,
         )
         return EXIT_INVALID
-    pack = mine[0]
+    state = owned[0]
+    pack = state.pack
+    for other in mine:
+        if other.duplicate_of:
+            print(f"nerve: note: {other.file_name} is not approved: {other.reason()}")
     if not pack.usable:
         for error in pack.errors:
             print(error, file=sys.stderr)
@@ -1028,13 +1042,13 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
     if not pack.capabilities:
         print(f"{pack.id} needs no approval: it asks for no special permissions.")
         return EXIT_OK
+    try:
+        reviewed = Path(pack.file).read_bytes()
+    except OSError as exc:
+        print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INVALID
     if not args.yes:
-        try:
-            reviewed = Path(pack.file).read_bytes()
-        except OSError as exc:
-            print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
-            return EXIT_INVALID
-        _print_review(pack)
+        _print_review(pack, state)
         if not sys.stdin.isatty():
             print(
                 f"nerve: not approved: without a terminal to ask in, add --yes "
@@ -1046,18 +1060,23 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         if (answer or "").lower() not in ("y", "yes"):
             print(f"nerve: not approved; {pack.id} stays held", file=sys.stderr)
             return EXIT_INVALID
-        try:
-            now = Path(pack.file).read_bytes()
-        except OSError:
-            now = None
-        if now != reviewed:
-            print(
-                f"nerve: {pack.file} changed while you were reviewing it; nothing was approved "
-                f"(run `nerve pack approve {pack.id}` again to review the new version)",
-                file=sys.stderr,
-            )
-            return EXIT_INVALID
-    store.approve(pack.id, pack.capabilities, file=Path(pack.file).name)
+    try:
+        now = Path(pack.file).read_bytes()
+    except OSError:
+        now = None
+    if now != reviewed:
+        print(
+            f"nerve: {pack.file} changed while you were reviewing it; nothing was approved "
+            f"(run `nerve pack approve {pack.id}` again to review the new version)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    store.approve(
+        pack.id,
+        pack.capabilities,
+        file=Path(pack.file).name,
+        sha256=trust.file_hash(reviewed),
+    )
     print(f"Approved {pack.id}: it may " + "; ".join(trust.capability_words(pack.capabilities)))
     _reload_running()
     return EXIT_OK
@@ -1069,16 +1088,18 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
 
     where = locations()
     store = trust.Approvals(where.config)
-    packs = trust.load_user_packs(store)
+    packs, states = trust.load_folder(store, record=False)
     if not packs:
         print(f"no packs in {where.packs}")
         return EXIT_OK
-    states = trust.judge_all(packs, store)
     width = max(len(s.pack.id or "?") for s in states)
     for state in states:
         pack = state.pack
         if state.state == "held":
-            detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
+            if state.approvable:
+                detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
+            else:
+                detail = f"{state.reason()}; {state.hint()}"
             label = "held"
         elif state.state == "broken":
             detail = state.reason()
@@ -1091,6 +1112,9 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
             )
             label = "active"
         print(f"{pack.id or '?':<{width}}  {label:<6}  {state.file_name}: {detail}")
+        if state.state == "held" and state.approvable and state.dropped:
+            for line in state.diff_lines():
+                print(f"{'':<{width}}  {'':<6}    {line}")
     return EXIT_OK
 
 

@@ -105,15 +105,15 @@ def test_a_pack_with_capabilities_is_held_until_approved(
     first_start(where)
     (where.packs / "touch.yaml").write_text(RUNS)
     app = loaded(where)
-    assert held(app) == {"shared.touch": {"runs-programs"}}
+    assert held(app) == {"shared.touch": {"runs-programs", "run:touch"}}
     assert "shared.touch/touch" not in keys(app)
     assert "nerve.starter/note" in keys(app)  # the others run
     # The log says which pack, what it can do and how to approve it.
     assert "pack shared.touch" in caplog.text
-    assert "start programs and open files or web addresses" in caplog.text
+    assert "start the program touch" in caplog.text
     assert "nerve pack approve shared.touch" in caplog.text
 
-    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs", "run:touch"])
     app = loaded(where)
     assert app.held == []
     assert "shared.touch/touch" in keys(app)
@@ -131,12 +131,12 @@ def test_an_update_that_widens_the_capabilities_is_held_again(where: Locations) 
     first_start(where)
     pack = where.packs / "touch.yaml"
     pack.write_text(RUNS)
-    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs", "run:touch"])
     assert "shared.touch/touch" in keys(loaded(where))
 
     pack.write_text(SHELL_TOO)  # now it also runs shell command lines
     app = loaded(where)
-    assert held(app) == {"shared.touch": {"runs-shell"}}
+    assert held(app) == {"shared.touch": {"runs-shell", "shell:true"}}
     assert not {k for k in keys(app) if k.startswith("shared.touch/")}
 
     pack.write_text(RUNS)  # back within what was approved
@@ -146,17 +146,18 @@ def test_an_update_that_widens_the_capabilities_is_held_again(where: Locations) 
 def test_an_approval_does_not_pass_to_another_file_with_the_same_id(where: Locations) -> None:
     first_start(where)
     (where.packs / "touch.yaml").write_text(RUNS)
-    trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
-    # Another file claims the id (it sorts first, so the loader would prefer it).
+    trust.Approvals(where.config).approve("shared.touch", ["runs-programs", "run:touch"])
+    # Another file claims the id (it sorts first, so a listing would give it first).
     (where.packs / "a-copy.yaml").write_text(RUNS.replace("argv: [touch, ", "argv: [rm, "))
     app = loaded(where)
     states = {s.file_name: s for s in trust.judge_all(app.packs, app.approvals)}
     assert states["a-copy.yaml"].state == "held"
-    assert states["a-copy.yaml"].approved_for == "touch.yaml"
-    assert states["touch.yaml"].state == "broken"  # the loader's duplicate id
-    assert not {k for k in keys(app) if k.startswith("shared.touch/")}
-    with pytest.raises(trust.TrustError, match=r"a-copy\.yaml, touch\.yaml"):
-        trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    assert states["a-copy.yaml"].duplicate_of == "touch.yaml"
+    assert states["touch.yaml"].state == "active"  # the approved file keeps its id
+    assert {k for k in keys(app) if k.startswith("shared.touch/")} == {"shared.touch/touch"}
+    # Approving the id approves the file that owns it, never the newcomer.
+    approval = trust.Approvals(where.config).approve("shared.touch", ["runs-programs"])
+    assert approval.file == "touch.yaml"
 
 
 def test_packs_given_with_rules_are_trusted(where: Locations, short_tmp: Path) -> None:
@@ -178,7 +179,7 @@ def test_a_pack_that_moves_the_approvals_away_gains_nothing(
     (where.packs / "tidy.yaml").write_text(MOVES)
     (where.packs / "touch.yaml").write_text(RUNS)
     store = trust.Approvals(where.config)
-    store.approve("shared.tidy", ["writes-files"])
+    store.approve("shared.tidy", ["writes-files", "writes:*"])
     assert store.exists()
     away = short_tmp / "away"
 
@@ -186,7 +187,7 @@ def test_a_pack_that_moves_the_approvals_away_gains_nothing(
     app.start()
     try:
         assert {"shared.tidy/tidy", "nerve.starter/note"} <= keys(app)
-        assert held(app) == {"shared.touch": {"runs-programs"}}
+        assert held(app) == {"shared.touch": {"runs-programs", "run:touch"}}
         assert app.bus is not None
         app.bus.publish("x.tidy", {"src": str(store.path), "dest": str(away)}, source="test")
         wait_until((away / "approvals.yaml").exists, what="approvals.yaml moved")
@@ -314,7 +315,7 @@ def test_the_reviewed_bytes_are_installed_whatever_happens_to_the_source(
     plan = trust.plan_import(source, where.packs)
     source.write_text(SHELL_TOO)  # swapped after the review
     plan = plan.with_values({})
-    assert plan.pack.capabilities == {"runs-programs"}
+    assert plan.pack.capabilities == {"runs-programs", "run:touch"}
     target = trust.install(plan, trust.Approvals(where.config), values={}, approve=True)
     assert target.read_text() == RUNS
     assert held(loaded(where)) == {}
@@ -371,7 +372,7 @@ def test_a_held_packs_rule_does_not_run_until_approved(
 
     wait_until(held_now, what="the new pack held in `nerve status`")
     status = cli_ok(nerve_env, "status")
-    assert "start programs" in status
+    assert "start the program touch" in status
     assert "nerve pack approve shared.touch" in status
     assert not [r for r in request("rules", path=sock) if r["key"].startswith("shared.touch/")]
 
@@ -388,7 +389,7 @@ def test_a_held_packs_rule_does_not_run_until_approved(
     assert not target.exists()
 
     out = cli_ok(nerve_env, "pack", "approve", "shared.touch", "--yes")
-    assert "Approved shared.touch: it may start programs and open files or web addresses" in out
+    assert "Approved shared.touch: it may start the program touch" in out
     assert "reloaded" in out
     cli_ok(nerve_env, "emit", "x.touch", f"path={target}")
     wait_until(target.exists, what="the approved rule to touch its file")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nerve import masking
 from nerve.engine.model import Rule
 from nerve.engine.registry import Action, ActionError
 from nerve.events import PRIVATE_TYPES, Event, JSONValue
@@ -94,6 +95,8 @@ class RunContext:
         return self._scratch if self._scratch is not None else self.engine.variables
 
     def set_variable(self, name: str, value: Any) -> None:
+        # Variables are stored (and other packs' rules read them): no secret in them.
+        value = masking.mask_value(value)
         if self._scratch is not None:
             if value is None:
                 self._scratch.pop(name, None)
@@ -118,14 +121,22 @@ class RunContext:
         return await loop.run_in_executor(self.engine.executor, fn, *args)
 
     def emit(self, type_: str, data: Mapping[str, Any]) -> Event:
-        """Publish an event caused by this run (depth one more than its trigger's)."""
+        """Publish an event caused by this run (depth one more than its trigger's).
+
+        Its source names the rule and so the pack (``rule:PACK/RULE``); a
+        secret input value in its data is masked (the event log, the monitor
+        and other packs' rules see it)."""
         return self.engine.bus.publish(
-            type_, data, source=f"rule:{self.rule.key}", cause=self.id, depth=self.event.depth + 1
+            type_,
+            masking.mask_value(data),
+            source=f"rule:{self.rule.key}",
+            cause=self.id,
+            depth=self.event.depth + 1,
         )
 
     def record(self) -> dict[str, JSONValue]:
-        """The run as stored: summary and trace."""
-        return {
+        """The run as stored: summary and trace (secret input values masked)."""
+        record: dict[str, JSONValue] = {
             "id": self.id,
             "rule_id": self.rule.key,
             "pack_id": self.rule.pack,
@@ -141,6 +152,7 @@ class RunContext:
                 **self.trace.as_dict(),
             },
         }
+        return masking.mask_value(record) if masking.active() else record
 
 
 def short_path(path: str) -> str:

@@ -289,18 +289,17 @@ class PackReview(QWidget):
             about = f"{pack.description}\n{about}"
         self.about.setText(about)
 
-        caps = sorted(pack.capabilities if asking is None else asking)
-        caps.sort(key=lambda c: c not in trust.DANGEROUS)
+        caps = trust.shown_capabilities(pack.capabilities if asking is None else asking)
         self.capabilities.clear()
         if caps:
             self.caps_title.setText("<b>This pack can</b> (it runs only once you approve this):")
         else:
             self.caps_title.setText("<b>This pack needs no special permissions.</b>")
         for cap in caps:
-            text = trust.capability_words([cap])[0]
+            text = trust.capability_text(cap)
             item = QListWidgetItem(text[0].upper() + text[1:])
             item.setData(Qt.ItemDataRole.UserRole, cap)
-            if cap in trust.DANGEROUS:
+            if trust.dangerous(cap):
                 item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
                 item.setForeground(status_color("failed"))
                 bold = QFont(item.font())
@@ -326,7 +325,7 @@ class PackReview(QWidget):
             row = QTreeWidgetItem([rule.id, rule.name if rule.name != rule.id else "", when, can])
             row.setToolTip(2, when)
             row.setToolTip(3, can)
-            if rule.capabilities & trust.DANGEROUS:
+            if any(trust.dangerous(c) for c in rule.capabilities):
                 row.setForeground(3, status_color("failed"))
             self.rules.addTopLevelItem(row)
 
@@ -617,6 +616,11 @@ class HeldDialog(QDialog):
         if state is None or self.core.config_dir is None:
             return
         pack = state.pack
+        if not state.approvable:  # a newcomer claiming another file's pack id
+            QMessageBox.warning(
+                self, "Nerve", f"{state.file_name} cannot be approved: {state.reason()}"
+            )
+            return
         try:
             trust.Approvals(self.core.config_dir).approve(
                 pack.id, pack.capabilities, file=state.file_name

@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nerve.bus import Bus
 from nerve.durations import DURATION_SCHEMA, format_duration, parse_duration
+from nerve.engine import caps
 from nerve.engine.registry import CompileContext, ConfigError, Matcher, Trigger, triggers
 from nerve.events import KNOWN_FIELDS, Event
 from nerve.listeners.base import Listener, ListenerUnavailable, Need, listeners
@@ -1025,7 +1026,7 @@ class FileTrigger(Trigger):
             settle = parse_duration(options["settle"])
             if not 0 < settle <= 3600:
                 raise ConfigError("'settle' must be more than 0 and at most 1h", ("settle",))
-        return cls(
+        trigger = cls(
             root,
             written=written,
             recursive=bool(options.get("recursive", False)),
@@ -1035,6 +1036,10 @@ class FileTrigger(Trigger):
             is_dir=options.get("is_dir"),
             settle=settle,
         )
+        # Which folder it reveals changes of (names of the files in it).
+        seen = os.path.join(root, "**") if trigger.recursive else root
+        trigger.concrete = frozenset({"watches-files", caps.cap("watches", seen)})
+        return trigger
 
     # ------------------------------------------------------------- matching
 

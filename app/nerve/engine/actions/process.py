@@ -14,6 +14,7 @@ from typing import Any
 
 from nerve import desktop
 from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine import caps
 from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
@@ -161,6 +162,8 @@ class RunAction(_Spawn):
         self.args: list[Template] = [
             ctx.template(str(a), ("argv", i)) for i, a in enumerate(options["argv"])
         ]
+        # The program as written (input values filled in); a placeholder: any program.
+        self.concrete = frozenset({caps.cap("run", caps.static(self.args[0], ctx.inputs))})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RunAction:
@@ -204,6 +207,8 @@ class ShellAction(_Spawn):
     def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
         super().__init__(options, ctx)
         self.command = ctx.template(options["command"], ("command",))
+        # The script as written: any change to its text is a new capability.
+        self.concrete = frozenset({caps.cap("shell", options["command"])})
         try:
             self.quoters = shell_quoters(self.command.pieces)
         except ValueError as exc:
@@ -328,7 +333,9 @@ class OpenAction(Action):
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> OpenAction:
-        return cls(ctx.template(options))
+        action = cls(ctx.template(options))
+        action.concrete = frozenset({caps.cap("open", caps.static(action.target, ctx.inputs))})
+        return action
 
     async def execute(self, run: RunContext) -> Any:
         target = text(self.target, run.scope)

@@ -1,0 +1,137 @@
+"""Concrete capabilities: which programs, folders, hosts and event types.
+
+A pack's capabilities are a set of strings. Besides the broad ones
+(``runs-programs``, ``writes-files``...), the actions and triggers that reach
+outside Nerve name exactly what they reach, as ``kind:what``:
+
+- ``run:/usr/bin/foo``: the program a ``run`` starts (its argv[0] as written,
+  input values filled in); ``run:*`` when argv[0] is a placeholder (any
+  program: chosen when the rule runs).
+- ``shell:<script>``: a ``shell`` command line, its whole text as written: any
+  change to a script's text is a new capability.
+- ``open:<target>`` (``open:*``): what ``open`` opens.
+- ``writes:<folder>`` (``writes:*``): where ``file.copy``/``file.move`` put
+  files; ``trash:<path>`` (``trash:*``): what ``file.trash`` trashes.
+- ``watches:<folder>``: a folder a file trigger watches.
+- ``http:<host>`` (``http:*``): the host an ``http`` action calls; a
+  placeholder in the host part means any host.
+- ``emits:<type>``: an event type an ``emit`` action publishes, for other
+  packs' rules to react to.
+
+An approval lists the concrete capabilities it allowed; a pack that now
+names a program, folder, host, script or event type its approval does not
+list is held again, with the difference shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from nerve.templates import Template
+
+ANY = "*"
+
+#: The broad capability each kind of concrete one belongs to.
+FAMILY = {
+    "run": "runs-programs",
+    "shell": "runs-shell",
+    "open": "runs-programs",
+    "writes": "writes-files",
+    "trash": "writes-files",
+    "watches": "watches-files",
+    "http": "network",
+    "emits": "emits-events",
+}
+
+
+def cap(kind: str, what: str | None) -> str:
+    """``kind:what``, or ``kind:*`` when ``what`` is not known before the rule runs."""
+    assert kind in FAMILY
+    return f"{kind}:{what if what else ANY}"
+
+
+def split(capability: str) -> tuple[str, str] | None:
+    """``(kind, what)`` of a concrete capability; None for a broad one."""
+    kind, sep, what = capability.partition(":")
+    return (kind, what) if sep and kind in FAMILY else None
+
+
+def family(capability: str) -> str:
+    """The broad capability of ``capability`` (itself when it is a broad one)."""
+    parts = split(capability)
+    return FAMILY[parts[0]] if parts else capability
+
+
+def static(template: Template, inputs: Mapping[str, Any]) -> str | None:
+    """The text of ``template`` known at load time, or None (see ``Template.static``)."""
+    return template.static(inputs)
+
+
+def host_of(template: Template, inputs: Mapping[str, Any]) -> str | None:
+    """The host an http URL calls, or None when a placeholder can change it."""
+    source = template.source
+    scheme, sep, rest = source.partition("://")
+    if not sep:
+        return None  # the whole URL (scheme included) comes from a placeholder
+    end = len(rest)
+    for stop in "/?#":
+        at = rest.find(stop)
+        if 0 <= at < end:
+            end = at
+    authority = rest[:end]
+    if "{" in authority or "}" in authority:
+        # An input's value is known now; anything else is any host.
+        text = template.static(inputs)
+        if text is None:
+            return None
+        try:
+            parsed = urlsplit(text)
+        except ValueError:
+            return None
+        return (parsed.hostname or "").lower() or None
+    try:
+        parsed = urlsplit(f"{scheme}://{authority}")
+        return (parsed.hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+def describe(capability: str) -> str | None:
+    """A concrete capability in plain words; None for a broad one."""
+    parts = split(capability)
+    if parts is None:
+        return None
+    kind, what = parts
+    anything = what == ANY
+    if kind == "run":
+        return (
+            "start any program (its name comes from a placeholder)"
+            if anything
+            else (f"start the program {what}")
+        )
+    if kind == "shell":
+        return f"run the shell command line: {_short(what)}"
+    if kind == "open":
+        return "open any file or address" if anything else f"open {what}"
+    if kind == "writes":
+        return "write files into any folder" if anything else f"write files into {what}"
+    if kind == "trash":
+        return "trash any file" if anything else f"trash {what}"
+    if kind == "watches":
+        return f"see files change in {what}"
+    if kind == "http":
+        return "send requests to any host" if anything else f"send requests to {what}"
+    return f"emit {what} events (other packs' rules may react to them)"
+
+
+def _short(text: str, limit: int = 120) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def diff(approved: Iterable[str], now: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(added, removed): what ``now`` asks for beyond ``approved``, and what it dropped."""
+    old, new = set(approved), set(now)
+    return sorted(new - old), sorted(old - new)
