@@ -7,15 +7,20 @@ one test answers the interactive questions through a pseudo-terminal.
 from __future__ import annotations
 
 import hashlib
+import http.server
+import json
 import os
 import pty
 import select
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
 import yaml
 
 from conftest import wait_until
@@ -28,7 +33,10 @@ from test_cli import (  # noqa: F401
     StartNerve,
     cli,
     cli_ok,
+    events,
     start_nerve,
+    wait_for_event,
+    wait_for_path,
 )
 
 SHARED = """\
@@ -434,3 +442,205 @@ def test_without_the_approvals_file_every_pack_needing_approval_is_held(
     os.replace(config / "approvals.yaml", short_tmp / "moved-away.yaml")
     assert list_states(nerve_env) == {"nerve.starter": "held", "shared.tools": "held"}
     assert "awaiting approval" in cli_ok(nerve_env, "pack", "list")
+
+
+# ------------------------------------------------ trust, against a real running Nerve
+
+SECRET = "tk-91c0ffee-do-not-record"
+SECRETIVE = """\
+nerve: 1
+pack:
+  id: shared.secretive
+  inputs:
+    token: {type: text, secret: true}
+    out: {type: path}
+    url: {type: text}
+rules:
+  - id: use
+    when: {event: x.go}
+    do:
+      - log: "token is {input.token}"
+      - notify: {title: "t {input.token}", body: "b={input.token}"}
+      - emit: {type: x.leak, data: {t: "{input.token}", deep: {list: ["a{input.token}b"]}}}
+      - set: {v: "{input.token}"}
+      - run: {argv: [touch, "{input.out}/{input.token}"], wait: true}
+      - shell: {command: "echo {input.token}; echo {input.token} >&2", wait: true}
+      - http: {url: "{input.url}?t={input.token}", headers: {X-Token: "{input.token}"}}
+  - id: program-not-found
+    when: {event: x.fail}
+    do: [{run: ["/nonexistent/{input.token}"]}]
+  - id: program-fails
+    when: {event: x.fail}
+    do: [{shell: {command: "echo no {input.token} >&2; exit 3", wait: true}}]
+  - id: host-fails
+    when: {event: x.fail}
+    do: [{http: "{input.url}/404?t={input.token}"}]
+  - id: next
+    when: {event: x.leak}
+    do: [{log: "seen {event.t} {event.deep}"}]
+"""
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """Answers with the request's headers (a server that echoes what it was sent)."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Echo.seen.append(str(self.headers.get("X-Token")))
+        status = 404 if "/404" in self.path else 200
+        body = f"path={self.path} token={self.headers.get('X-Token')}".encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/echo"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_secret_input_values_are_never_recorded(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+    echo_server: str,
+) -> None:
+    out = short_tmp / "out"
+    out.mkdir()
+    source = shared(short_tmp, SECRETIVE, "secretive.yaml")
+    cli_ok(
+        nerve_env, "pack", "import", source, "--approve",
+        "--set", f"token={SECRET}", "--set", f"out={out}", "--set", f"url={echo_server}",
+    )  # fmt: skip
+    nerve = start_nerve()
+    cli_ok(nerve_env, "emit", "x.go")
+    cli_ok(nerve_env, "emit", "x.fail")
+
+    def runs() -> list[dict[str, Any]]:
+        text = cli_ok(nerve_env, "runs", "--json")
+        return [json.loads(line) for line in text.splitlines()]
+
+    def done() -> bool:
+        ended = {r["rule_id"].split("/")[1]: r["status"] for r in runs() if r["ended"]}
+        return (
+            len({"use", "program-not-found", "program-fails", "host-fails", "next"} & set(ended))
+            == 5
+        )
+
+    wait_until(done, timeout=20, what="every run of the pack to end")
+    # The actions used the real value.
+    assert (out / SECRET).exists()
+    assert SECRET in _Echo.seen
+    by_rule = {r["rule_id"].split("/")[1]: r for r in runs()}
+    assert by_rule["use"]["status"] == "ok", by_rule["use"]
+    for failing in ("program-not-found", "program-fails", "host-fails"):
+        assert by_rule[failing]["status"] == "failed"
+        assert "***" in by_rule[failing]["error"], by_rule[failing]
+    trace = cli_ok(nerve_env, "runs", by_rule["use"]["id"], "--json")
+    assert "***" in trace
+    leak = wait_for_event(nerve_env, "x.leak")
+    assert leak[0]["source"] == "rule:shared.secretive/use"  # the pack that produced it
+    assert leak[0]["data"] == {"t": "***", "deep": {"list": ["a***b"]}}
+    wait_for_event(nerve_env, "rule.failed")
+    # Wherever Nerve records or shows something, the value is not.
+    shown = [
+        cli_ok(nerve_env, "status"),
+        cli_ok(nerve_env, "events", "--json"),
+        cli_ok(nerve_env, "runs", "--json"),
+        trace,
+        *(cli_ok(nerve_env, "runs", r["id"], "--json") for r in runs()),
+        nerve.output(),
+        cli_ok(nerve_env, "pack", "list"),
+    ]
+    for text in shown:
+        assert SECRET not in text
+    assert nerve.stop() == 0
+    state = _all_bytes(Path(nerve_env["XDG_STATE_HOME"]))  # the log files
+    assert b"token is ***" in state
+    assert SECRET.encode() not in state
+    assert SECRET.encode() not in _all_bytes(Path(nerve_env["XDG_DATA_HOME"]))  # nerve.db, -wal
+
+
+EMITTER = """\
+nerve: 1
+pack: {id: shared.emitter}
+rules:
+  - id: emit
+    when: {event: x.go}
+    do: DO
+"""
+DEPUTY = """\
+nerve: 1
+pack: {id: my.deputy}
+rules:
+  - id: any-source
+    when: {event: job.done}
+    do: [{run: [touch, "MARK/any"]}]
+  - id: cli-only
+    when: {event: {type: job.done, from: [cli]}}
+    do: [{run: [touch, "MARK/cli"]}]
+  - id: emitter-only
+    when: {event: {type: job.done, from: shared.emitter}}
+    do: [{run: [touch, "MARK/emitter"]}]
+"""
+EMITS = [
+    "[{emit: job.done}]",
+    "[{emit: {type: job.done, data: {path: /tmp}}}]",
+    "[{log: hi}, {if: [{var: {nope: 1}}], then: [{log: nay}], else: [{emit: job.done}]}]",
+]
+
+
+@pytest.mark.parametrize("emit", EMITS)
+def test_an_unapproved_pack_cannot_make_another_pack_act(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+    emit: str,
+) -> None:
+    """The confused deputy: a pack nobody approved emits an event an approved
+    pack turns into a command. Emitting is a capability: the emitter is held."""
+    mark = short_tmp / "mark"
+    mark.mkdir()
+    deputy = shared(short_tmp, DEPUTY.replace("MARK", str(mark)), "deputy.yaml")
+    cli_ok(nerve_env, "pack", "import", deputy, "--approve")
+    start_nerve()
+    packs = packs_dir(nerve_env)
+    (packs / "emitter.yaml").write_text(EMITTER.replace("DO", emit))
+    wait_until(
+        lambda: "held pack shared.emitter" in cli_ok(nerve_env, "status"),
+        what="the emitter held",
+    )
+    status = cli_ok(nerve_env, "status")
+    assert "emit job.done events (other packs' rules may react to them)" in status
+    cli_ok(nerve_env, "emit", "x.go")
+    cli_ok(nerve_env, "emit", "note", "text=after")  # handled after x.go
+    wait_until(lambda: "nerve.starter/note" in cli_ok(nerve_env, "runs"), what="the note")
+    assert list(mark.iterdir()) == []
+    assert events(nerve_env, "--type", "job.done") == []
+
+    # Approved, its events reach the rules that accept them, carrying the pack.
+    cli_ok(nerve_env, "pack", "approve", "shared.emitter", "--yes")
+    cli_ok(nerve_env, "emit", "x.go")
+    wait_for_path(mark / "emitter")
+    wait_for_path(mark / "any")
+    (event,) = wait_for_event(nerve_env, "job.done")
+    assert event["source"] == "rule:shared.emitter/emit"
+    assert not (mark / "cli").exists()  # `from: [cli]` ignores a pack's events
+    cli_ok(nerve_env, "emit", "job.done")
+    wait_for_path(mark / "cli")

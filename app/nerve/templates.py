@@ -99,10 +99,11 @@ class Template:
             return self._parts[0](scope)
         return self.render(scope)
 
-    def static(self, inputs: Mapping[str, Any]) -> str | None:
+    def static(self, inputs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> str | None:
         """The text as known when the pack loads: ``{input.*}`` placeholders
-        filled in with the pack's input values; None when any other
-        placeholder (an event's field, a variable, the time) is in it."""
+        filled in with the pack's input values (those named in ``keep``, secret
+        ones, stay written as placeholders); None when any other placeholder
+        (an event's field, a variable, the time) is in it."""
         out: list[str] = []
         names = iter(self.names)
         for part in self._parts:
@@ -113,7 +114,7 @@ class Template:
             root, _, rest = expr.partition(".")
             if root != "input" or rest not in inputs:
                 return None
-            out.append(to_text(inputs[rest]))
+            out.append(f"{{input.{rest}}}" if rest in keep else to_text(inputs[rest]))
         return "".join(out)
 
     def __repr__(self) -> str:

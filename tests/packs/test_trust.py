@@ -395,3 +395,382 @@ def test_a_held_packs_rule_does_not_run_until_approved(
     wait_until(target.exists, what="the approved rule to touch its file")
     assert "held pack" not in cli_ok(nerve_env, "status")
     assert "is held" in nerve.output()
+
+
+# ------------------------------------------------- one owner per pack id
+
+TOKEN = "tok-3f9a1c27-SECRET"
+OWNED = """\
+nerve: 1
+pack:
+  id: shared.owned
+  inputs:
+    token: {type: text, secret: true}
+rules:
+  - id: call
+    when: {event: x.call}
+    do:
+      - run: {argv: [touch, "{event.path}"], wait: true}
+"""
+#: A newcomer claiming the id: it needs no capability, and would log the token.
+IMPOSTOR = """\
+nerve: 1
+pack:
+  id: shared.owned
+  inputs:
+    token: {type: text, default: none}
+rules:
+  - id: steal
+    when: {event: x.call}
+    do: [{log: "stolen {input.token}"}]
+"""
+
+
+def install_owned(where: Locations, short_tmp: Path) -> Path:
+    """The real pack, imported with a secret token and approved."""
+    source = short_tmp / "owned-src.yaml"
+    source.write_text(OWNED)
+    plan = trust.plan_import(source, where.packs, {"token": TOKEN})
+    return trust.install(plan, trust.Approvals(where.config), values={"token": TOKEN}, approve=True)
+
+
+def place(where: Locations, short_tmp: Path, how: str, text: str) -> Path | None:
+    """Put a pack file into the packs folder the way ``how`` says; the path it
+    has there (None: a file Nerve must not load at all)."""
+    packs = where.packs
+    if how == "hidden":
+        (packs / ".shared.owned.yaml").write_text(text)
+        return None
+    if how == "hidden-yml":
+        (packs / ".a.yml").write_text(text)
+        return None
+    if how == "autosave":
+        (packs / "#shared.owned.yaml#.yaml").write_text(text)
+        return None
+    if how == "sorts-first":
+        path = packs / "0-shared.owned.yaml"
+    elif how == "sorts-last":
+        path = packs / "zz.yaml"
+    elif how == "yml":
+        path = packs / "a.yml"
+    elif how == "rename":
+        # Seen under one name, then renamed to sort first.
+        (packs / "zz-new.yaml").write_text(text)
+        loaded(where)
+        path = packs / "0.yaml"
+        os.replace(packs / "zz-new.yaml", path)
+        return path
+    elif how in ("symlink", "symlink-to-owner"):
+        path = packs / "0-link.yaml"
+        if how == "symlink":
+            outside = short_tmp / "elsewhere.yaml"
+            outside.write_text(text)
+            path.symlink_to(outside)
+        else:
+            path.symlink_to(packs / "shared.owned.yaml")
+        return path
+    elif how == "newer-mtime":
+        path = packs / "0.yaml"
+        path.write_text(text)
+        old = (packs / "shared.owned.yaml").stat().st_mtime
+        os.utime(packs / "shared.owned.yaml", (old + 3600, old + 3600))  # the owner "newer"
+        os.utime(path, (old - 3600, old - 3600))
+        return path
+    else:
+        raise AssertionError(how)
+    path.write_text(text)
+    return path
+
+
+NEWCOMERS = [
+    "hidden",
+    "hidden-yml",
+    "autosave",
+    "sorts-first",
+    "sorts-last",
+    "yml",
+    "rename",
+    "symlink",
+    "symlink-to-owner",
+    "newer-mtime",
+]
+
+
+@pytest.mark.parametrize("how", NEWCOMERS)
+def test_a_newcomer_never_takes_an_approved_packs_id(
+    where: Locations, short_tmp: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_start(where)
+    owner = install_owned(where, short_tmp)
+    newcomer = place(where, short_tmp, how, IMPOSTOR)
+    app = loaded(where)
+    # The approved file keeps its id, its rules and its input values.
+    assert keys(app) >= {"shared.owned/call"}
+    assert "shared.owned/steal" not in keys(app)
+    real = next(p for p in app.packs if p.file == str(owner))
+    assert real.values["token"] == TOKEN
+    # No other file's pack got the token, loaded or not.
+    for pack in app.packs:
+        if pack.file != str(owner):
+            assert TOKEN not in json.dumps(pack.values)
+    files = {Path(p.file).name for p in app.packs}
+    if newcomer is None:
+        # Hidden files are not packs: not loaded, not held, not reported.
+        assert files == {"starter.yaml", "shared.owned.yaml"}
+        return
+    states = {s.file_name: s for s in app.held}
+    state = states[newcomer.name]
+    assert state.duplicate_of == "shared.owned.yaml"
+    assert not state.approvable
+    assert "belongs to shared.owned.yaml (installed first)" in state.reason()
+    assert f"{newcomer.name} claims the same id" in caplog.text
+    # Approving the id approves the owner, whatever the newcomer asks for.
+    approval = trust.Approvals(where.config).approve("shared.owned", ["runs-programs"])
+    assert approval.file == "shared.owned.yaml"
+
+
+@pytest.mark.parametrize("newcomer_name", ["0.yaml", "zz.yaml", "notes.yml"])
+def test_the_first_file_seen_with_an_id_keeps_it(where: Locations, newcomer_name: str) -> None:
+    """A pack dropped in by hand (no import, no approval: nothing needs one) is
+    recorded when Nerve first sees it; a later file with its id is held."""
+    first_start(where)
+    (where.packs / "notes.yaml").write_text(HARMLESS)
+    assert "shared.notes/note" in keys(loaded(where))
+    (where.packs / newcomer_name).write_text(HARMLESS.replace("note {event.text}", "other"))
+    app = loaded(where)
+    assert "shared.notes/note" in keys(app)
+    (state,) = app.held
+    assert (state.file_name, state.duplicate_of) == (newcomer_name, "notes.yaml")
+    rules = [r for r in app.rules() if r.pack == "shared.notes"]
+    assert [r.source.rsplit(":", 1)[0] for r in rules] == [str(where.packs / "notes.yaml")]
+
+
+def test_two_new_files_with_one_id_are_both_held(where: Locations) -> None:
+    """Neither was seen first: which one came first is not guessed from a listing."""
+    first_start(where)
+    (where.packs / "a.yaml").write_text(HARMLESS)
+    (where.packs / "b.yaml").write_text(HARMLESS.replace("note {event.text}", "other"))
+    app = loaded(where)
+    assert not [k for k in keys(app) if k.startswith("shared.notes/")]
+    reasons = {s.file_name: s.reason() for s in app.held}
+    assert set(reasons) == {"a.yaml", "b.yaml"}
+    assert "none is recorded as installed first" in reasons["a.yaml"]
+    assert "b.yaml" in reasons["a.yaml"]
+    # The user removes one: the other is the only one, and runs.
+    (where.packs / "b.yaml").unlink()
+    assert "shared.notes/note" in keys(loaded(where))
+
+
+def test_input_values_belong_to_the_file_they_were_given_for(
+    where: Locations, short_tmp: Path
+) -> None:
+    """The approved file renamed (or a copy of it) gets no input values and no approval."""
+    first_start(where)
+    owner = install_owned(where, short_tmp)
+    os.replace(owner, where.packs / "renamed.yaml")
+    app = loaded(where)
+    pack = next(p for p in app.packs if p.file.endswith("renamed.yaml"))
+    assert "token" not in pack.values  # (so it does not even load: no value for its input)
+    assert not [k for k in keys(app) if k.startswith("shared.owned/")]
+    # With a value of its own, it is still not the approved file.
+    text = OWNED.replace("{type: text, secret: true}", "{type: text, default: mine}")
+    (where.packs / "renamed.yaml").write_text(text)
+    app = loaded(where)
+    (state,) = app.held
+    assert state.approved_for == "shared.owned.yaml"
+    assert state.pack.values["token"] == "mine"
+    assert not [k for k in keys(app) if k.startswith("shared.owned/")]
+
+
+# ----------------------------------------- concrete capabilities and their changes
+
+
+def one_rule(when: str, do: str, inputs: str = "") -> str:
+    head = f"nerve: 1\npack:\n  id: shared.edit\n{inputs}"
+    return head + f"rules:\n  - id: r\n    when: {when}\n    do: {do}\n"
+
+
+#: (before, after, what the edit asks for that was not approved)
+CHANGES = {
+    "program": (
+        one_rule("{event: x.a}", "[{run: [/usr/bin/touch, /tmp/x]}]"),
+        one_rule("{event: x.a}", "[{run: [/usr/bin/rm, /tmp/x]}]"),
+        {"run:/usr/bin/rm"},
+    ),
+    "program-by-name": (
+        one_rule("{event: x.a}", "[{run: touch}]"),
+        one_rule("{event: x.a}", "[{run: ./touch}]"),
+        {"run:./touch"},
+    ),
+    "program-from-a-placeholder": (
+        one_rule("{event: x.a}", "[{run: [touch, '{event.path}']}]"),
+        one_rule("{event: x.a}", "[{run: ['{event.path}']}]"),
+        {"run:*"},
+    ),
+    "program-in-a-branch": (
+        one_rule("{event: x.a}", "[{if: [{var: {a: 1}}], then: [{run: [touch]}]}]"),
+        one_rule(
+            "{event: x.a}",
+            "[{if: [{var: {a: 1}}], then: [{log: hi}], else: [{run: {argv: [curl], wait: true}}]}]",
+        ),
+        {"run:curl"},
+    ),
+    "program-from-an-input": (
+        one_rule("{event: x.a}", "[{run: ['{input.p}']}]", "  inputs: {p: {default: touch}}\n"),
+        one_rule("{event: x.a}", "[{run: ['{input.p}']}]", "  inputs: {p: {default: sh}}\n"),
+        {"run:sh"},
+    ),
+    "shell-text": (
+        one_rule("{event: x.a}", "[{shell: 'ls | wc -l'}]"),
+        one_rule("{event: x.a}", "[{shell: 'ls | wc -l; id'}]"),
+        {"shell:ls | wc -l; id"},
+    ),
+    "shell-whitespace": (
+        one_rule("{event: x.a}", "[{shell: 'ls'}]"),
+        one_rule("{event: x.a}", "[{shell: 'ls '}]"),
+        {"shell:ls "},
+    ),
+    "open": (
+        one_rule("{event: x.a}", "[{open: 'https://a.example/'}]"),
+        one_rule("{event: x.a}", "[{open: '{event.url}'}]"),
+        {"open:*"},
+    ),
+    "copy-folder": (
+        one_rule("{event: x.a}", "[{file.copy: {src: '{event.path}', dest: /tmp/a}}]"),
+        one_rule("{event: x.a}", "[{file.copy: {src: '{event.path}', dest: ~/.ssh}}]"),
+        {"writes:~/.ssh"},
+    ),
+    "move-folder-from-a-placeholder": (
+        one_rule("{event: x.a}", "[{file.move: {src: '{event.path}', dest: /tmp/a}}]"),
+        one_rule("{event: x.a}", "[{file.move: {src: '{event.path}', dest: '{event.to}'}}]"),
+        {"writes:*"},
+    ),
+    "move-folder-from-an-input": (
+        one_rule(
+            "{event: x.a}",
+            "[{file.move: {src: '{event.path}', dest: '{input.to}'}}]",
+            "  inputs: {to: {type: path, default: /tmp/a}}\n",
+        ),
+        one_rule(
+            "{event: x.a}",
+            "[{file.move: {src: '{event.path}', dest: '{input.to}'}}]",
+            "  inputs: {to: {type: path, default: /etc}}\n",
+        ),
+        {"writes:/etc"},
+    ),
+    "trash": (
+        one_rule("{event: x.a}", "[{file.trash: /tmp/a}]"),
+        one_rule("{event: x.a}", "[{file.trash: /tmp/b}]"),
+        {"trash:/tmp/b"},
+    ),
+    "host": (
+        one_rule("{event: x.a}", "[{http: 'https://a.example/hook'}]"),
+        one_rule("{event: x.a}", "[{http: 'https://b.example/hook'}]"),
+        {"http:b.example"},
+    ),
+    "host-behind-userinfo": (
+        one_rule("{event: x.a}", "[{http: 'https://a.example/hook'}]"),
+        one_rule("{event: x.a}", "[{http: 'https://a.example@b.example/hook'}]"),
+        {"http:b.example"},
+    ),
+    "host-from-a-placeholder": (
+        one_rule("{event: x.a}", "[{http: {url: 'https://a.example/hook', method: POST}}]"),
+        one_rule("{event: x.a}", "[{http: {url: 'https://{event.host}/hook', method: POST}}]"),
+        {"http:*"},
+    ),
+    "whole-url-from-a-placeholder": (
+        one_rule("{event: x.a}", "[{http: 'https://a.example/'}]"),
+        one_rule("{event: x.a}", "[{http: '{event.url}'}]"),
+        {"http:*"},
+    ),
+    "watched-folder": (
+        one_rule("{file.created: /tmp/a}", "[{log: hi}]"),
+        one_rule("{file.created: {path: ~/.ssh, recursive: true}}", "[{log: hi}]"),
+        {f"watches:{Path('~/.ssh').expanduser()}/**"},
+    ),
+    "emitted-type": (
+        one_rule("{event: x.a}", "[{emit: x.done}]"),
+        one_rule("{event: x.a}", "[{emit: {type: job.done, data: {k: v}}}]"),
+        {"emits:job.done"},
+    ),
+}
+
+#: Edits that name nothing new: the pack keeps running.
+SAME = {
+    "arguments": (
+        one_rule("{event: x.a}", "[{run: [touch, /tmp/a]}]"),
+        one_rule("{event: x.a}", "[{run: {argv: [touch, /tmp/b], wait: true}}]"),
+    ),
+    "url-path": (
+        one_rule("{event: x.a}", "[{http: 'https://a.example/one'}]"),
+        one_rule("{event: x.a}", "[{http: 'https://A.example/two?q={event.q}'}]"),
+    ),
+    "text": (
+        one_rule("{event: x.a}", "[{shell: 'ls'}, {log: one}]"),
+        one_rule("{event: x.a}", "[{log: two}, {shell: 'ls'}]"),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_an_edit_that_names_something_new_is_held_with_a_diff(
+    where: Locations, change: str
+) -> None:
+    before, after, added = CHANGES[change]
+    first_start(where)
+    pack_file = where.packs / "edit.yaml"
+    pack_file.write_text(before)
+    approved = load_pack(pack_file).capabilities
+    assert approved, "the first version needs an approval"
+    trust.Approvals(where.config).approve("shared.edit", approved)
+    assert "shared.edit/r" in keys(loaded(where))
+
+    pack_file.write_text(after)
+    app = loaded(where)
+    assert "shared.edit/r" not in keys(app)
+    (state,) = app.held
+    assert added <= state.missing
+    assert {c for c in state.missing if ":" in c} == added
+    lines = state.diff_lines()
+    assert lines
+    assert all(line[:2] in ("+ ", "- ", "~ ") for line in lines)
+    shown = "\n".join(lines)
+    for cap in added:
+        assert trust.capability_text(cap) in shown
+    assert state.approvable
+
+    pack_file.write_text(before)  # back to what was approved
+    assert "shared.edit/r" in keys(loaded(where))
+
+
+@pytest.mark.parametrize("change", sorted(SAME))
+def test_an_edit_within_the_approval_keeps_running(where: Locations, change: str) -> None:
+    before, after = SAME[change]
+    first_start(where)
+    pack_file = where.packs / "edit.yaml"
+    pack_file.write_text(before)
+    trust.Approvals(where.config).approve("shared.edit", load_pack(pack_file).capabilities)
+    pack_file.write_text(after)
+    app = loaded(where)
+    assert app.held == []
+    assert "shared.edit/r" in keys(app)
+
+
+def test_an_approval_from_before_concrete_capabilities_is_pinned(where: Locations) -> None:
+    """An approval that lists only broad kinds (an older Nerve wrote it) covers what
+    the pack names when it is first loaded; from then on a new program is held."""
+    first_start(where)
+    pack_file = where.packs / "edit.yaml"
+    pack_file.write_text(CHANGES["program"][0])
+    store = trust.Approvals(where.config)
+    store.approve("shared.edit", ["runs-programs"])
+    text = store.path.read_text()
+    store.path.write_text("\n".join(ln for ln in text.splitlines() if "sha256" not in ln) + "\n")
+    assert store.get("shared.edit").sha256 is None  # type: ignore[union-attr]
+    app = Nerve(where, Options())
+    app.load_packs()
+    assert "shared.edit/r" in keys(app)
+    assert trust.Approvals(where.config).get("shared.edit").sha256  # type: ignore[union-attr]
+    pack_file.write_text(CHANGES["program"][1])
+    (state,) = loaded(where).held
+    assert state.missing == {"run:/usr/bin/rm"}

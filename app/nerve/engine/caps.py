@@ -25,11 +25,13 @@ list is held again, with the difference shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from nerve.templates import Template
+if TYPE_CHECKING:
+    from nerve.engine.registry import CompileContext
+    from nerve.templates import Template
 
 ANY = "*"
 
@@ -64,12 +66,15 @@ def family(capability: str) -> str:
     return FAMILY[parts[0]] if parts else capability
 
 
-def static(template: Template, inputs: Mapping[str, Any]) -> str | None:
-    """The text of ``template`` known at load time, or None (see ``Template.static``)."""
-    return template.static(inputs)
+def static(template: Template, ctx: CompileContext) -> str | None:
+    """The text of ``template`` known at load time, or None (see ``Template.static``).
+
+    A secret input stays written as its placeholder (``{input.token}``): the
+    capability is shown and stored, the value must not be."""
+    return template.static(ctx.inputs, ctx.secrets)
 
 
-def host_of(template: Template, inputs: Mapping[str, Any]) -> str | None:
+def host_of(template: Template, ctx: CompileContext) -> str | None:
     """The host an http URL calls, or None when a placeholder can change it."""
     source = template.source
     scheme, sep, rest = source.partition("://")
@@ -82,8 +87,11 @@ def host_of(template: Template, inputs: Mapping[str, Any]) -> str | None:
             end = at
     authority = rest[:end]
     if "{" in authority or "}" in authority:
-        # An input's value is known now; anything else is any host.
-        text = template.static(inputs)
+        # An input's value is known now (a secret one is not shown: any host);
+        # anything else is any host.
+        text = template.static(ctx.inputs)
+        if text is not None and any(f"input.{n}" in template.names for n in ctx.secrets):
+            return None
         if text is None:
             return None
         try:

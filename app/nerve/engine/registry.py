@@ -49,6 +49,8 @@ class CompileContext:
 
     inputs: Mapping[str, Any] = field(default_factory=dict)
     names: Names = field(default_factory=lambda: Names(None, frozenset()))
+    #: Inputs the pack marks secret: their values are never written into capabilities.
+    secrets: frozenset[str] = frozenset()
     errors: list[tuple[ConfigPath, str]] = field(default_factory=list)
     rule_key: str = ""
 

@@ -1037,7 +1037,10 @@ class FileTrigger(Trigger):
             settle=settle,
         )
         # Which folder it reveals changes of (names of the files in it).
-        seen = os.path.join(root, "**") if trigger.recursive else root
+        shown = root
+        if any(f"input.{name}" in written for name in ctx.secrets):
+            shown = written  # (a secret input's value is never shown)
+        seen = os.path.join(shown, "**") if trigger.recursive else shown
         trigger.concrete = frozenset({"watches-files", caps.cap("watches", seen)})
         return trigger
 

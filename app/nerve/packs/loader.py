@@ -237,6 +237,7 @@ class _Loader:
             inputs=self.pack.values,
             names=Names(None, frozenset(self.pack.inputs)),
             rule_key=f"{self.pack.id}/{rule_id}",
+            secrets=frozenset(n for n in self.pack.inputs if self.pack.is_secret(n)),
         )
         triggers = compile_triggers(node["when"], ctx, (*path, "when")) if "when" in node else []
         ctx.names = _names_for(triggers, frozenset(self.pack.inputs))

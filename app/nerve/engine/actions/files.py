@@ -67,7 +67,7 @@ class _Transfer(Action):
             ctx.template(options["name"], ("name",)) if "name" in options else None,
             options.get("on_conflict", "rename"),
         )
-        action.concrete = frozenset({caps.cap("writes", caps.static(action.dest, ctx.inputs))})
+        action.concrete = frozenset({caps.cap("writes", caps.static(action.dest, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:
@@ -142,7 +142,7 @@ class TrashAction(Action):
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TrashAction:
         action = cls(ctx.template(options))
-        action.concrete = frozenset({caps.cap("trash", caps.static(action.target, ctx.inputs))})
+        action.concrete = frozenset({caps.cap("trash", caps.static(action.target, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:

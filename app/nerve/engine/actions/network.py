@@ -63,7 +63,7 @@ class HttpAction(Action):
         self.has_json = "json" in options
         self.body = ctx.template(options["body"], ("body",)) if "body" in options else None
         self.timeout = parse_duration(options.get("timeout", 10))
-        self.concrete = frozenset({caps.cap("http", caps.host_of(self.url, ctx.inputs))})
+        self.concrete = frozenset({caps.cap("http", caps.host_of(self.url, ctx))})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> HttpAction:

@@ -163,7 +163,7 @@ class RunAction(_Spawn):
             ctx.template(str(a), ("argv", i)) for i, a in enumerate(options["argv"])
         ]
         # The program as written (input values filled in); a placeholder: any program.
-        self.concrete = frozenset({caps.cap("run", caps.static(self.args[0], ctx.inputs))})
+        self.concrete = frozenset({caps.cap("run", caps.static(self.args[0], ctx))})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RunAction:
@@ -334,7 +334,7 @@ class OpenAction(Action):
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> OpenAction:
         action = cls(ctx.template(options))
-        action.concrete = frozenset({caps.cap("open", caps.static(action.target, ctx.inputs))})
+        action.concrete = frozenset({caps.cap("open", caps.static(action.target, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:
