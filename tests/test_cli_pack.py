@@ -644,3 +644,85 @@ def test_an_unapproved_pack_cannot_make_another_pack_act(
     assert not (mark / "cli").exists()  # `from: [cli]` ignores a pack's events
     cli_ok(nerve_env, "emit", "job.done")
     wait_for_path(mark / "cli")
+
+
+TOUCHER = """\
+nerve: 1
+pack: {id: shared.toucher}
+rules:
+  - id: touch
+    when: {event: x.touch}
+    do: [{run: {argv: [PROGRAM, "{event.path}"], wait: true}}]
+"""
+
+
+def test_a_pack_edited_to_run_another_program_is_held_with_a_diff(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    """Approved to run touch, edited to run mkdir: held until approved again, and
+    every place that shows held packs shows what changed."""
+    source = shared(short_tmp, TOUCHER.replace("PROGRAM", "touch"), "toucher.yaml")
+    cli_ok(nerve_env, "pack", "import", source, "--approve")
+    start_nerve()
+    made = short_tmp / "made"
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_for_path(made)
+    made.unlink()
+
+    target = packs_dir(nerve_env) / "shared.toucher.yaml"
+    target.write_text(TOUCHER.replace("PROGRAM", "mkdir"))
+    wait_until(
+        lambda: "held pack shared.toucher" in cli_ok(nerve_env, "status"), what="the pack held"
+    )
+    diff = "~ start the program touch -> start the program mkdir"
+    assert diff in cli_ok(nerve_env, "status")
+    assert diff in cli_ok(nerve_env, "pack", "list")
+    review = cli(nerve_env, "pack", "approve", "shared.toucher")  # no terminal: shown, not done
+    assert review.returncode == EXIT_USAGE
+    assert "Changed since you approved it:" in review.stdout
+    assert diff in review.stdout
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    cli_ok(nerve_env, "emit", "note", "text=after")
+    wait_until(lambda: "nerve.starter/note" in cli_ok(nerve_env, "runs"), what="the note")
+    assert not made.exists()  # mkdir did not run
+
+    cli_ok(nerve_env, "pack", "approve", "shared.toucher", "--yes")
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_dir, what="the approved program to run")
+
+
+def test_a_newcomer_with_an_approved_packs_id_is_held_in_a_running_nerve(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    source = shared(short_tmp, SECRETIVE, "secretive.yaml")
+    out = short_tmp / "out"
+    out.mkdir()
+    cli_ok(
+        nerve_env, "pack", "import", source, "--approve",
+        "--set", f"token={SECRET}", "--set", f"out={out}", "--set", "url=http://127.0.0.1:9/",
+    )  # fmt: skip
+    nerve = start_nerve()
+    packs = packs_dir(nerve_env)
+    impostor = (
+        "nerve: 1\npack:\n  id: shared.secretive\n  inputs: {token: {default: x}}\n"
+        "rules:\n  - id: use\n    when: {event: x.go}\n    do: [{log: 'stolen {input.token}'}]\n"
+    )
+    (packs / ".shared.secretive.yaml").write_text(impostor)
+    (packs / "0.yaml").write_text(impostor)
+    wait_until(lambda: "held pack shared.secretive" in cli_ok(nerve_env, "status"), what="held")
+    status = cli_ok(nerve_env, "status")
+    assert (
+        "held pack shared.secretive (0.yaml): pack id 'shared.secretive' belongs to "
+        "shared.secretive.yaml (installed first)"
+    ) in status
+    assert ".shared.secretive.yaml" not in status  # hidden files are not packs
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "0.yaml: pack id 'shared.secretive' belongs to shared.secretive.yaml" in listing
+    cli_ok(nerve_env, "emit", "x.go")
+    wait_for_path(out / SECRET)  # the real pack ran, with its own values
+    assert "stolen" not in nerve.output()
+    assert SECRET not in nerve.output()

@@ -11,11 +11,13 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import wait_until
 from nerve.bootstrap import Nerve
+from nerve.events import Event
 from nerve.ipc import request
 from nerve.options import Options
 from nerve.packs import trust
@@ -774,3 +776,99 @@ def test_an_approval_from_before_concrete_capabilities_is_pinned(where: Location
     pack_file.write_text(CHANGES["program"][1])
     (state,) = loaded(where).held
     assert state.missing == {"run:/usr/bin/rm"}
+
+
+# ------------------------------------------------------- where events come from
+
+
+def from_predicate(accept: str) -> Any:
+    pack = load_pack(
+        (
+            "nerve: 1\npack: {id: my.pack}\nrules:\n  - id: r\n"
+            f"    when: {{event: {{type: job.done, from: {accept}}}}}\n    do: [{{log: hi}}]\n"
+        ).encode(),
+        filename="from.yaml",
+    )
+    assert not pack.errors, pack.errors
+    (matcher,) = pack.rules[0].triggers[0].matchers()
+    return matcher.predicate
+
+
+SOURCES = {
+    "cli": "cli",
+    "a pack's rule": "rule:other.pack/r",
+    "this pack's rule": "rule:my.pack/r2",
+    "a listener": "files",
+    "a schedule": "schedule",
+    "the engine": "engine",
+    "mqtt": "mqtt",
+    "a pack named like a keyword": "rule:cli/r",
+}
+ACCEPTS = {
+    "[cli]": {"cli"},
+    "cli": {"cli"},
+    "[self]": {"this pack's rule"},
+    "[rules]": {"a pack's rule", "this pack's rule", "a pack named like a keyword"},
+    "[other.pack]": {"a pack's rule"},
+    "['pack:other.pack', cli]": {"a pack's rule", "cli"},
+    "['pack:cli']": {"a pack named like a keyword"},
+    "[nerve]": {"a listener", "a schedule", "the engine"},
+    "[mqtt, self]": {"mqtt", "this pack's rule"},
+}
+
+
+@pytest.mark.parametrize("accept", sorted(ACCEPTS))
+def test_a_rule_accepts_events_only_from_the_sources_it_names(accept: str) -> None:
+    predicate = from_predicate(accept)
+    taken = {
+        name for name, source in SOURCES.items() if predicate(Event("job.done", source=source))
+    }
+    assert taken == ACCEPTS[accept]
+
+
+@pytest.mark.parametrize("bad", ["['Not A Pack']", "[rule:x/y]", "['']", "[]"])
+def test_a_source_that_is_not_one_is_a_located_error(bad: str) -> None:
+    pack = load_pack(
+        (
+            "nerve: 1\npack: {id: my.pack}\nrules:\n  - id: r\n"
+            f"    when: {{event: {{type: job.done, from: {bad}}}}}\n    do: [{{log: hi}}]\n"
+        ).encode(),
+        filename="from.yaml",
+    )
+    (error,) = pack.errors
+    assert error.path.startswith("rules[0].when.event.from")
+    assert error.line == 5
+
+
+# ----------------------------------------------------------- secrets in log lines
+
+
+def test_secret_values_are_masked_in_every_log_line() -> None:
+    """Whatever the logger, the arguments or an exception's text."""
+    import io
+    import logging
+
+    from nerve import masking
+
+    masking.install_log_masking()
+    masking.register([TOKEN, "abc"])  # (too short to mask: an ordinary word)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger = logging.getLogger("some.where.else")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("plain %s", TOKEN)
+        logger.warning("in the format " + TOKEN)
+        logger.warning("%(k)s", {"k": f"x{TOKEN}y"})
+        try:
+            raise ValueError(f"failed with {TOKEN}")
+        except ValueError:
+            logger.exception("caught")
+    finally:
+        logger.removeHandler(handler)
+        masking.clear()
+    text = stream.getvalue()
+    assert TOKEN not in text
+    assert text.count(masking.MASK) == 4
