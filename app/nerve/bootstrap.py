@@ -138,7 +138,9 @@ class Nerve:
         return packs
 
     def rules(self) -> list[Any]:
-        held = {s.pack.file for s in self.held}
+        # (A file whose edit is held and whose approved version runs meanwhile:
+        # ``packs`` holds that version.)
+        held = {s.pack.file for s in self.held if not s.runs_approved}
         return [
             rule
             for pack in self.packs
@@ -361,6 +363,7 @@ class Nerve:
                     "hint": s.hint(),
                     "diff": s.diff_lines(),
                     "duplicate_of": s.duplicate_of,
+                    "runs_approved": s.runs_approved,
                 }
                 for s in self.held
             ],

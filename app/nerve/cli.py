@@ -536,7 +536,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             else (f"{pack['errors']} error(s)" if pack["loaded"] else "NOT LOADED")
         )
         if pack["file"] in held:
-            mark = "HELD (not loaded)"
+            running = held[pack["file"]].get("runs_approved")
+            mark = "edit HELD, the approved version runs" if running else "HELD (not loaded)"
         print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
     for entry in held.values():
         hint = entry.get("hint") or f"approve it with `nerve pack approve {entry['id']}`"
@@ -1071,12 +1072,7 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    store.approve(
-        pack.id,
-        pack.capabilities,
-        file=Path(pack.file).name,
-        sha256=trust.file_hash(reviewed),
-    )
+    store.approve(pack.id, pack.capabilities, file=Path(pack.file).name, data=reviewed)
     print(f"Approved {pack.id}: it may " + "; ".join(trust.capability_words(pack.capabilities)))
     _reload_running()
     return EXIT_OK

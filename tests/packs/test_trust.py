@@ -139,7 +139,8 @@ def test_an_update_that_widens_the_capabilities_is_held_again(where: Locations) 
     pack.write_text(SHELL_TOO)  # now it also runs shell command lines
     app = loaded(where)
     assert held(app) == {"shared.touch": {"runs-shell", "shell:true"}}
-    assert not {k for k in keys(app) if k.startswith("shared.touch/")}
+    # The version approved before runs meanwhile: the new rule does not.
+    assert {k for k in keys(app) if k.startswith("shared.touch/")} == {"shared.touch/touch"}
 
     pack.write_text(RUNS)  # back within what was approved
     assert "shared.touch/touch" in keys(loaded(where))
@@ -729,8 +730,12 @@ def test_an_edit_that_names_something_new_is_held_with_a_diff(
 
     pack_file.write_text(after)
     app = loaded(where)
-    assert "shared.edit/r" not in keys(app)
     (state,) = app.held
+    # The version approved before keeps running; the edit waits for approval.
+    assert state.runs_approved
+    (rule,) = [r for r in app.rules() if r.key == "shared.edit/r"]
+    assert rule.capabilities <= approved
+    assert "the version you approved keeps running" in state.reason()
     assert added <= state.missing
     assert {c for c in state.missing if ":" in c} == added
     lines = state.diff_lines()
@@ -872,3 +877,27 @@ def test_secret_values_are_masked_in_every_log_line() -> None:
     text = stream.getvalue()
     assert TOKEN not in text
     assert text.count(masking.MASK) == 4
+
+
+@pytest.mark.parametrize("copy", ["missing", "tampered"])
+def test_without_the_approved_version_an_edited_pack_is_only_held(
+    where: Locations, copy: str
+) -> None:
+    before, after, _ = CHANGES["program"]
+    first_start(where)
+    pack_file = where.packs / "edit.yaml"
+    pack_file.write_text(before)
+    store = trust.Approvals(where.config)
+    approval = store.approve("shared.edit", load_pack(pack_file).capabilities)
+    kept = store.versions_dir / f"{approval.sha256}.yaml"
+    assert kept.read_text() == before
+    assert kept.stat().st_mode & 0o777 == 0o600
+    if copy == "missing":
+        kept.unlink()
+    else:  # someone changed the kept version: it is not the approved one any more
+        kept.write_text(after)
+    pack_file.write_text(after)
+    app = loaded(where)
+    (state,) = app.held
+    assert not state.runs_approved
+    assert "shared.edit/r" not in keys(app)

@@ -68,8 +68,8 @@ def _field_getter(event: Event) -> Callable[[str], Any]:
 
 FROM_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
     ],
     "description": (
         "Only events from these sources: 'self' (this pack's rules), 'rules' (any "

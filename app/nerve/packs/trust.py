@@ -62,6 +62,8 @@ APPROVALS_FILE = "approvals.yaml"
 APPROVALS_LOCK = ".approvals.yaml.lock"
 #: Which file holds each pack id, recorded when Nerve first sees it (see :func:`owners`).
 INSTALLED_FILE = "installed.yaml"
+#: Where the approved version of each pack is kept (see :meth:`Approvals.approved_version`).
+APPROVED_VERSIONS = "approved"
 __all__ = ["PACK_SUFFIXES", "is_pack_file"]
 
 #: Capabilities shown as dangerous when a pack is reviewed: what can leak what
@@ -225,6 +227,7 @@ class Approvals:
         file: str | None = None,
         values: Mapping[str, str] | None = None,
         sha256: str | None = None,
+        data: bytes | None = None,
     ) -> Approval:
         """Allow pack ``pack_id`` these capabilities (what it can do now).
 
@@ -232,11 +235,19 @@ class Approvals:
         file there that holds the pack (its owner: see :func:`owners`).
         ``values`` None keeps the stored input values (when they were given
         for this file). ``sha256``: the hash of the contents reviewed; without
-        it, of the file as it is now."""
+        it, of the file as it is now. ``data``: the contents reviewed, kept as
+        the approved version (it keeps running while a later edit is held)."""
         if file is None:
             file = self._file_of(pack_id)
-        if sha256 is None:
-            sha256 = hash_of(self.packs_dir / file)
+        if data is None:
+            try:
+                data = (self.packs_dir / file).read_bytes()
+            except OSError:
+                data = None
+        if sha256 is None and data is not None:
+            sha256 = file_hash(data)
+        if data is not None and sha256 is not None and file_hash(data) == sha256:
+            self._keep(sha256, data)
         with self._locked():
             entries = self.read()
             old = entries.get(pack_id)
@@ -251,7 +262,43 @@ class Approvals:
             )
             entries[pack_id] = entry
             self._write(entries)
+            self._prune(entries)
         return entry
+
+    # The approved versions: ``approved/<sha256>.yaml``, user-only.
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.config_dir / APPROVED_VERSIONS
+
+    def approved_version(self, approval: Approval) -> bytes | None:
+        """The contents ``approval`` was given for, if kept (and intact)."""
+        if not approval.sha256 or not re.fullmatch(r"[0-9a-f]{64}", approval.sha256):
+            return None
+        try:
+            data = (self.versions_dir / f"{approval.sha256}.yaml").read_bytes()
+        except OSError:
+            return None
+        return data if file_hash(data) == approval.sha256 else None
+
+    def _keep(self, digest: str, data: bytes) -> None:
+        try:
+            ensure_private_dir(self.versions_dir)
+            target = self.versions_dir / f"{digest}.yaml"
+            if not _holds(target, data):
+                atomic_write(target, data, mode=0o600)
+        except OSError as exc:
+            log.warning("cannot keep the approved version in %s: %s", self.versions_dir, exc)
+
+    def _prune(self, entries: Mapping[str, Approval]) -> None:
+        """Drop kept versions no approval names any more."""
+        wanted = {f"{e.sha256}.yaml" for e in entries.values() if e.sha256}
+        try:
+            for path in self.versions_dir.iterdir():
+                if path.name.endswith(".yaml") and path.name not in wanted:
+                    path.unlink()
+        except OSError:
+            pass
 
     def record(
         self, pack_id: str, *, file: str, values: Mapping[str, str], sha256: str | None = None
@@ -427,6 +474,8 @@ class PackState:
     rivals: tuple[str, ...] = ()
     #: Approved capabilities the pack no longer uses (shown with ``missing`` as a diff).
     dropped: frozenset[str] = frozenset()
+    #: The file's edit is held, and the version approved before runs meanwhile.
+    runs_approved: bool = False
 
     @property
     def file_name(self) -> str:
@@ -491,11 +540,12 @@ class PackState:
             if self.approved_for
             else ""
         )
+        meanwhile = "; the version you approved keeps running" if self.runs_approved else ""
         if self.dropped and not self.approved_for:
             changes = "; ".join(self.diff_lines())
-            return f"what it can do changed since you approved it: {changes}"
+            return f"what it can do changed since you approved it: {changes}{meanwhile}"
         words = "; ".join(capability_words(self.missing))
-        return f"it can {words}, which you have not approved{moved}"
+        return f"it can {words}, which you have not approved{moved}{meanwhile}"
 
     def hint(self) -> str:
         """What the user can do about it."""
@@ -631,6 +681,7 @@ def load_folder(
     owned, claims = owners(packs, approvals, installed.read())
     packs = with_values(packs, store, overrides, owned)
     states = _with_rivals([judge(p, approvals, owned.get(p.id) if p.id else False) for p in packs])
+    packs, states = _approved_versions(store, approvals, packs, states, overrides)
     if record:
         try:
             installed.add(claims)
@@ -638,6 +689,41 @@ def load_folder(
         except OSError as exc:
             log.warning("cannot record the packs seen in %s: %s", store.config_dir, exc)
     return packs, states
+
+
+def _approved_versions(
+    store: Approvals,
+    approvals: Mapping[str, Approval],
+    packs: list[Pack],
+    states: list[PackState],
+    overrides: Mapping[str, str] | None,
+) -> tuple[list[Pack], list[PackState]]:
+    """For a file whose edit is held, the version approved before, if it was kept.
+
+    It is loaded in the file's place (its rules keep running, as approved) and
+    the edit stays held, shown with its diff, until it is approved."""
+    out_packs, out_states = list(packs), list(states)
+    for i, state in enumerate(states):
+        approval = approvals.get(state.pack.id)
+        if not state.approvable or approval is None or approval.approved is None:
+            continue
+        if approval.file != state.file_name:
+            continue
+        data = store.approved_version(approval)
+        if data is None:
+            continue
+        pack = state.pack
+        values = dict(approval.values)
+        values.update(overrides or {})
+        before = load_pack(data, filename=pack.file, overrides=values, strict_overrides=False)
+        if judge(before, approvals, state.file_name).state != "active":
+            continue
+        log.info("%s: running the version approved on %s", pack.file, approval.approved)
+        out_packs[i] = before
+        out_states[i] = PackState(
+            pack, "held", state.missing, dropped=state.dropped, runs_approved=True
+        )
+    return out_packs, out_states
 
 
 def _pin_legacy(
@@ -675,9 +761,7 @@ def approve_file(config_dir: Path, path: Path) -> None:
     """Approve what the pack in ``path`` (in the packs folder) can do now (the starter pack)."""
     pack = load_pack(path)
     if pack.usable:
-        Approvals(config_dir).approve(
-            pack.id, pack.capabilities, file=path.name, sha256=hash_of(path)
-        )
+        Approvals(config_dir).approve(pack.id, pack.capabilities, file=path.name)
 
 
 def pack_files_with_id(folder: Path, pack_id: str) -> list[Path]:
@@ -793,7 +877,7 @@ def install(
     target = plan.target
     digest = file_hash(plan.data)
     if approve:
-        store.approve(pack.id, pack.capabilities, file=target.name, values=values, sha256=digest)
+        store.approve(pack.id, pack.capabilities, file=target.name, values=values, data=plan.data)
     else:
         store.record(pack.id, file=target.name, values=values, sha256=digest)
     if not _holds(target, plan.data):  # (``same_as`` may have changed since the plan)
