@@ -665,6 +665,15 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def trust_secrets(packs: Any) -> None:
+    """Mask the secret input values of ``packs`` in what this command shows."""
+    from nerve import masking
+    from nerve.packs import trust
+
+    masking.install_log_masking()
+    trust.register_secrets(packs)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from nerve import replay
     from nerve.packs.loader import UnknownInput, duplicate_pack_errors, load_paths
@@ -685,15 +694,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"{path}: no such file or folder", file=sys.stderr)
             return EXIT_INVALID
+    held: set[str] = set()
     try:
-        packs = load_paths(paths, overrides)
+        if args.rules:
+            packs = load_paths(paths, overrides)
+            duplicate_pack_errors(packs)
+        else:
+            # The user's packs as Nerve runs them: one pack per id, held ones left out,
+            # the input values given at import (secret ones masked in what is shown).
+            from nerve.packs import trust
+
+            packs, states = trust.load_folder(
+                trust.Approvals(locations(args.data_dir).config), overrides, record=False
+            )
+            held = {s.pack.file for s in states if s.state == "held" and not s.runs_approved}
+        trust_secrets(packs)
     except UnknownInput as exc:
         raise UsageError(str(exc)) from None
-    duplicate_pack_errors(packs)
     for pack in packs:
         for error in pack.errors:
             print(f"nerve: {error} (skipped)", file=sys.stderr)
-    rules = [rule for pack in packs if pack.usable for rule in pack.rules]
+    for name in sorted(held):
+        print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
+    rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
     events = [replay.stored_event(row) for row in rows]
     reports = replay.replay(rules, events, variables=variables)
     if args.json:

@@ -45,7 +45,12 @@ _registry = _Registry()
 def register(values: Iterable[Any]) -> None:
     """Remember secret values to mask from now on (for the life of the process:
     a run started before a reload may still hold an older value)."""
-    new = [str(v) for v in values if v is not None and len(str(v)) >= MIN_LENGTH]
+    new = [
+        spelling
+        for v in values
+        if v is not None and len(str(v)) >= MIN_LENGTH
+        for spelling in spellings(str(v))
+    ]
     if not new:
         return
     reg = _registry
@@ -58,6 +63,27 @@ def register(values: Iterable[Any]) -> None:
         # Longest first: a value that contains another is masked whole.
         ordered = sorted(reg.values, key=len, reverse=True)
         reg.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def spellings(value: str) -> list[str]:
+    """``value`` as it may appear in recorded text: as it is, escaped in JSON
+    and in a Python repr, URL-encoded, quoted for a shell."""
+    import json
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    forms = [
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        value.replace("'", "'\\''"),
+        shlex.quote(value),
+    ]
+    return list(dict.fromkeys(f for f in forms if len(f) >= MIN_LENGTH))
 
 
 def clear() -> None:

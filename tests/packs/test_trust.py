@@ -686,6 +686,57 @@ CHANGES = {
         one_rule("{event: x.a}", "[{http: '{event.url}'}]"),
         {"http:*"},
     ),
+    "program-environment": (
+        one_rule("{event: x.a}", "[{run: {argv: [touch], wait: true}}]"),
+        one_rule("{event: x.a}", "[{run: {argv: [touch], wait: true, env: {PATH: /tmp/b}}}]"),
+        {"run:touch (PATH=/tmp/b)"},
+    ),
+    "program-preload": (
+        one_rule("{event: x.a}", "[{run: {argv: [touch], env: {A: '1'}}}]"),
+        one_rule("{event: x.a}", "[{run: {argv: [touch], env: {A: '1', LD_PRELOAD: /x.so}}}]"),
+        {"run:touch (A=1, LD_PRELOAD=/x.so)"},
+    ),
+    "program-folder": (
+        one_rule("{event: x.a}", "[{run: {argv: [./go], cwd: /opt/a}}]"),
+        one_rule("{event: x.a}", "[{run: {argv: [./go], cwd: /tmp}}]"),
+        {"run:./go (in /tmp)"},
+    ),
+    "shell-environment": (
+        one_rule("{event: x.a}", "[{shell: {command: ls}}]"),
+        one_rule("{event: x.a}", "[{shell: {command: ls, env: {PATH: /tmp}}}]"),
+        {"shell:ls (PATH=/tmp)"},
+    ),
+    "port": (
+        one_rule("{event: x.a}", "[{http: 'http://127.0.0.1:8080/hook'}]"),
+        one_rule("{event: x.a}", "[{http: 'http://127.0.0.1:22/hook'}]"),
+        {"http:127.0.0.1:22"},
+    ),
+    "url-from-an-input": (
+        one_rule(
+            "{event: x.a}",
+            "[{http: '{input.u}'}]",
+            "  inputs: {u: {default: 'https://a.example/'}}\n",
+        ),
+        one_rule(
+            "{event: x.a}",
+            "[{http: '{input.u}'}]",
+            "  inputs: {u: {default: 'https://b.example/'}}\n",
+        ),
+        {"http:b.example"},
+    ),
+    "host-from-a-secret-input": (
+        one_rule(
+            "{event: x.a}",
+            "[{http: 'https://a.example/{input.t}'}]",
+            "  inputs: {t: {default: x, secret: true}}\n",
+        ),
+        one_rule(
+            "{event: x.a}",
+            "[{http: 'https://{input.t}/'}]",
+            "  inputs: {t: {default: x, secret: true}}\n",
+        ),
+        {"http:*"},
+    ),
     "watched-folder": (
         one_rule("{file.created: /tmp/a}", "[{log: hi}]"),
         one_rule("{file.created: {path: ~/.ssh, recursive: true}}", "[{log: hi}]"),
@@ -901,3 +952,35 @@ def test_without_the_approved_version_an_edited_pack_is_only_held(
     (state,) = app.held
     assert not state.runs_approved
     assert "shared.edit/r" not in keys(app)
+
+
+SECRETS = ["s3cret-token", "a'b\"c/d+e f&g=h", "pässwörd-ünïcode", "back\\slash\nnew-line"]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_secret_is_masked_however_it_is_written_out(secret: str) -> None:
+    """As it is, in JSON (ASCII or not), in a repr, URL-encoded, shell-quoted."""
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    from nerve import masking
+
+    masking.register([secret])
+    try:
+        for written in (
+            secret,
+            json.dumps({"k": secret}),
+            json.dumps({"k": secret}, ensure_ascii=False),
+            repr({"k": secret}),
+            "https://h/?t=" + quote(secret, safe=""),
+            "https://h/?t=" + quote_plus(secret),
+            "sh -c " + shlex.quote(secret),
+        ):
+            masked = masking.mask(written)
+            assert masking.MASK in masked, written
+            rest = masked.replace(masking.MASK, "")
+            assert secret not in rest
+        value = masking.mask_value({"a": [secret, {"b": f"x{secret}y"}], secret: 1})
+        assert secret not in json.dumps(value, ensure_ascii=False)
+    finally:
+        masking.clear()

@@ -75,35 +75,29 @@ def static(template: Template, ctx: CompileContext) -> str | None:
 
 
 def host_of(template: Template, ctx: CompileContext) -> str | None:
-    """The host an http URL calls, or None when a placeholder can change it."""
-    source = template.source
-    scheme, sep, rest = source.partition("://")
-    if not sep:
-        return None  # the whole URL (scheme included) comes from a placeholder
-    end = len(rest)
-    for stop in "/?#":
-        at = rest.find(stop)
-        if 0 <= at < end:
-            end = at
-    authority = rest[:end]
-    if "{" in authority or "}" in authority:
-        # An input's value is known now (a secret one is not shown: any host);
-        # anything else is any host.
-        text = template.static(ctx.inputs)
-        if text is not None and any(f"input.{n}" in template.names for n in ctx.secrets):
+    """The host (and port) an http URL calls, or None when a placeholder can change it.
+
+    Input values are known when the pack loads (a secret one is not shown: any
+    host); an event field, a variable or the time in the scheme, user info,
+    host or port means any host."""
+    # (A secret input stays a placeholder: where it is in the host, any host.)
+    text = template.static(ctx.inputs, ctx.secrets)
+    if text is None:
+        # The part before the first placeholder must hold the whole authority.
+        literal = template.source.split("{", 1)[0]
+        _, sep, rest = literal.partition("://")
+        if not sep or not any(stop in rest for stop in "/?#"):
             return None
-        if text is None:
-            return None
-        try:
-            parsed = urlsplit(text)
-        except ValueError:
-            return None
-        return (parsed.hostname or "").lower() or None
+        text = literal
     try:
-        parsed = urlsplit(f"{scheme}://{authority}")
-        return (parsed.hostname or "").lower() or None
+        parsed = urlsplit(text.strip())
+        host = (parsed.hostname or "").lower()
+        port = parsed.port
     except ValueError:
         return None
+    if not host or "{" in host or "}" in host:
+        return None
+    return f"{host}:{port}" if port is not None else host
 
 
 def describe(capability: str) -> str | None:

@@ -69,13 +69,15 @@ def user_packs_dir(core: Core) -> Path | None:
 
 
 def held_packs(core: Core) -> list[trust.PackState]:
-    """The user's packs that are held (capabilities not approved), as of the last reload.
+    """The user's packs that are held (capabilities not approved, an edit not
+    approved yet, a newcomer claiming another file's pack id), read from the
+    packs folder as Nerve loads it.
 
     Packs given with ``--rules`` are trusted: with them, nothing is held."""
     if core.packs_dir is None or core.config_dir is None:
         return []
     store = trust.Approvals(core.config_dir)
-    states = trust.judge_all(core.packs(), store)
+    _, states = trust.load_folder(store, record=False)
     return [s for s in states if s.state == "held"]
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
@@ -46,12 +45,13 @@ from nerve import masking
 from nerve.engine import caps as concrete
 from nerve.packs.loader import (
     CAPABILITY_TEXT,
-    PACK_SUFFIXES,
     Pack,
     is_pack_file,
     load_pack,
     load_paths,
 )
+
+__all__ = ["Approvals", "PackState", "is_pack_file", "judge", "load_folder"]
 from nerve.packs.yamlsource import YamlError, load_yaml
 from nerve.paths import atomic_write, ensure_private_dir
 
@@ -64,7 +64,6 @@ APPROVALS_LOCK = ".approvals.yaml.lock"
 INSTALLED_FILE = "installed.yaml"
 #: Where the approved version of each pack is kept (see :meth:`Approvals.approved_version`).
 APPROVED_VERSIONS = "approved"
-__all__ = ["PACK_SUFFIXES", "is_pack_file"]
 
 #: Capabilities shown as dangerous when a pack is reviewed: what can leak what
 #: the user types or change things outside Nerve.
@@ -113,8 +112,19 @@ def shown_capabilities(capabilities: Iterable[str]) -> list[str]:
 
 
 def file_hash(data: bytes) -> str:
-    """The content hash approvals are bound to (sha256, hex)."""
-    return hashlib.sha256(data).hexdigest()
+    """The content hash approvals are bound to (sha256, hex).
+
+    From CPython's own sha256 module, not ``hashlib``: hashlib maps OpenSSL's
+    libcrypto into the process (megabytes a running Nerve does not need)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
+        except ImportError:  # a Python built without them
+            from hashlib import sha256  # type: ignore[assignment, unused-ignore]
+    digest: str = sha256(data).hexdigest()
+    return digest
 
 
 def hash_of(path: Path) -> str | None:

@@ -45,6 +45,12 @@ class _Spawn(Action):
         self.env = {
             str(k): ctx.template(str(v), ("env", k)) for k, v in options.get("env", {}).items()
         }
+        # What else decides which program runs and what it does: a relative
+        # program is found from 'cwd', PATH and LD_PRELOAD change what starts.
+        # Part of the capability, as written.
+        where = [f"in {options['cwd']}"] if "cwd" in options else []
+        where += [f"{k}={v}" for k, v in sorted(options.get("env", {}).items())]
+        self.setting = f" ({', '.join(where)})" if where else ""
 
     def argv(self, run: RunContext) -> list[str]:
         raise NotImplementedError
@@ -163,7 +169,8 @@ class RunAction(_Spawn):
             ctx.template(str(a), ("argv", i)) for i, a in enumerate(options["argv"])
         ]
         # The program as written (input values filled in); a placeholder: any program.
-        self.concrete = frozenset({caps.cap("run", caps.static(self.args[0], ctx))})
+        program = caps.static(self.args[0], ctx)
+        self.concrete = frozenset({caps.cap("run", program and program + self.setting)})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RunAction:
@@ -208,7 +215,7 @@ class ShellAction(_Spawn):
         super().__init__(options, ctx)
         self.command = ctx.template(options["command"], ("command",))
         # The script as written: any change to its text is a new capability.
-        self.concrete = frozenset({caps.cap("shell", options["command"])})
+        self.concrete = frozenset({caps.cap("shell", options["command"] + self.setting)})
         try:
             self.quoters = shell_quoters(self.command.pieces)
         except ValueError as exc:
