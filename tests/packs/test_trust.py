@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import wait_until
 from nerve.bootstrap import Nerve
@@ -982,5 +984,63 @@ def test_a_secret_is_masked_however_it_is_written_out(secret: str) -> None:
             assert secret not in rest
         value = masking.mask_value({"a": [secret, {"b": f"x{secret}y"}], secret: 1})
         assert secret not in json.dumps(value, ensure_ascii=False)
+    finally:
+        masking.clear()
+
+
+@pytest.mark.parametrize("recorded", ["approved", "first seen"])
+def test_a_recorded_file_that_is_broken_for_a_moment_keeps_its_id(
+    where: Locations, short_tmp: Path, recorded: str
+) -> None:
+    first_start(where)
+    if recorded == "approved":
+        owner = install_owned(where, short_tmp)
+        newcomer_text = IMPOSTOR
+    else:
+        owner = where.packs / "notes.yaml"
+        owner.write_text(HARMLESS)
+        loaded(where)
+        newcomer_text = HARMLESS.replace("note {event.text}", "other")
+    good = owner.read_text()
+    owner.write_text("nerve: 1\npack: {id: [unclosed\n")  # mid-edit
+    (where.packs / "0.yaml").write_text(newcomer_text)
+    app = loaded(where)
+    (state,) = app.held
+    assert (state.file_name, state.duplicate_of) == ("0.yaml", owner.name)
+    owner.write_text(good)  # the edit is done: the owner is back, the newcomer still held
+    app = loaded(where)
+    (state,) = app.held
+    assert state.file_name == "0.yaml"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        min_size=4,
+        max_size=24,
+    ),
+    before=st.text(max_size=10),
+    after=st.text(max_size=10),
+)
+def test_no_spelling_of_a_secret_survives_masking(secret: str, before: str, after: str) -> None:
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    from nerve import masking
+
+    masking.register([secret])
+    try:
+        for form in (
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            repr(secret)[1:-1],
+            quote(secret, safe=""),
+            quote_plus(secret),
+            shlex.quote(secret),
+        ):
+            masked = masking.mask(before + form + after)
+            assert form not in masked
     finally:
         masking.clear()

@@ -424,15 +424,22 @@ class Installed:
 
 
 def _recorded_owner(
-    pack_id: str, names: Sequence[str], approvals: Mapping[str, Approval], claims: Mapping[str, str]
+    pack_id: str,
+    names: Sequence[str],
+    approvals: Mapping[str, Approval],
+    claims: Mapping[str, str],
+    unreadable: Iterable[str] = (),
 ) -> str | None:
     """Of the files ``names`` holding ``pack_id``, the one a record names: the
-    approval's (or import's) file first, then the first one Nerve saw."""
+    approval's (or import's) file first, then the first one Nerve saw. A
+    recorded file that is there but cannot be read now (a typo while it is
+    being edited) keeps its id: another file does not take it meanwhile."""
+    present = {*names, *unreadable}
     approval = approvals.get(pack_id)
-    if approval is not None and approval.file in names:
+    if approval is not None and approval.file in present:
         return approval.file
     claimed = claims.get(pack_id)
-    if claimed is not None and claimed in names:
+    if claimed is not None and claimed in present:
         return claimed
     return None
 
@@ -452,10 +459,11 @@ def owners(
     for pack in packs:
         if pack.id:
             groups.setdefault(pack.id, []).append(Path(pack.file).name)
+    unreadable = [Path(p.file).name for p in packs if not p.id]
     result: dict[str, str | None] = {}
     claim: dict[str, str] = {}
     for pack_id, names in groups.items():
-        owner = _recorded_owner(pack_id, names, approvals, claims)
+        owner = _recorded_owner(pack_id, names, approvals, claims, unreadable)
         if owner is None and len(names) == 1:
             owner = names[0]
             claim[pack_id] = owner
