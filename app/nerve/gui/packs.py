@@ -81,13 +81,16 @@ def held_packs(core: Core) -> list[trust.PackState]:
     return [s for s in states if s.state == "held"]
 
 
-def approve_own(core: Core, pack_id: str, capabilities: Iterable[str]) -> None:
+def approve_own(
+    core: Core, pack_id: str, capabilities: Iterable[str], file: str | None = None
+) -> None:
     """Approve a pack the user saved from the window (their own rules are trusted).
 
+    ``file``: the name of the file saved (default: the file that owns the id).
     Call after saving the file, then :meth:`Core.reload`."""
     if core.config_dir is None or core.packs_dir is None:
         return  # packs given with --rules need no approval
-    trust.Approvals(core.config_dir).approve(pack_id, capabilities)
+    trust.Approvals(core.config_dir).approve(pack_id, capabilities, file=file)
 
 
 # ----------------------------------------------------------------- the review
