@@ -730,3 +730,27 @@ def test_a_newcomer_with_an_approved_packs_id_is_held_in_a_running_nerve(
     wait_for_path(out / SECRET)  # the real pack ran, with its own values
     assert "stolen" not in nerve.output()
     assert SECRET not in nerve.output()
+
+
+def test_an_update_imported_without_approval_is_held_and_the_approved_version_runs(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    v1 = shared(short_tmp, TOUCHER.replace("PROGRAM", "touch"), "v1.yaml")
+    cli_ok(nerve_env, "pack", "import", v1, "--approve")
+    start_nerve()
+    v2 = shared(short_tmp, TOUCHER.replace("PROGRAM", "mkdir"), "v2.yaml")
+    out = cli_ok(nerve_env, "pack", "import", v2, "--replace")
+    assert "held until you approve it" in out
+    status = cli_ok(nerve_env, "status")
+    assert "you imported a new version and have not approved it" in status
+    assert "~ start the program touch -> start the program mkdir" in status
+    made = short_tmp / "made"
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_file, what="the approved version (touch) to run")
+    made.unlink()
+    cli_ok(nerve_env, "pack", "approve", "shared.toucher", "--yes")
+    assert "pending" not in approvals(nerve_env)["shared.toucher"]  # type: ignore[operator]
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_dir, what="the approved update (mkdir) to run")

@@ -35,7 +35,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,6 +156,9 @@ class Approval:
     #: The content hash of the file as approved (None: an approval written
     #: before capabilities were concrete; see :func:`judge`).
     sha256: str | None = None
+    #: The hash of a new version imported without approval: held until approved,
+    #: while the version approved before (``sha256``) keeps running.
+    pending: str | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -165,6 +168,8 @@ class Approval:
         }
         if self.sha256:
             out["sha256"] = self.sha256
+        if self.pending:
+            out["pending"] = self.pending
         if self.values:
             out["inputs"] = dict(self.values)
         return out
@@ -212,6 +217,7 @@ class Approvals:
             values = entry.get("inputs") or {}
             approved = entry.get("approved")
             digest = entry.get("sha256")
+            pending = entry.get("pending")
             out[str(pack_id)] = Approval(
                 pack_id=str(pack_id),
                 file=entry["file"],
@@ -223,6 +229,7 @@ class Approvals:
                 if isinstance(values, dict)
                 else {},
                 sha256=str(digest) if digest else None,
+                pending=str(pending) if pending else None,
             )
         return out
 
@@ -314,10 +321,22 @@ class Approvals:
         self, pack_id: str, *, file: str, values: Mapping[str, str], sha256: str | None = None
     ) -> Approval:
         """Note a pack imported without approval (with its input values): it is held
-        until approved, even if an earlier version was approved."""
+        until approved, even if an earlier version was approved. A new version of
+        an approved file is noted as pending: the approved version keeps running."""
         with self._locked():
             entries = self.read()
-            entry = Approval(pack_id=pack_id, file=file, values=dict(values), sha256=sha256)
+            old = entries.get(pack_id)
+            if (
+                old is not None
+                and old.approved is not None
+                and old.file == file
+                and old.sha256
+                and sha256
+            ):
+                pending = None if sha256 == old.sha256 else sha256
+                entry = replace(old, values=dict(values), pending=pending)
+            else:
+                entry = Approval(pack_id=pack_id, file=file, values=dict(values), sha256=sha256)
             entries[pack_id] = entry
             self._write(entries)
         return entry
@@ -494,6 +513,8 @@ class PackState:
     dropped: frozenset[str] = frozenset()
     #: The file's edit is held, and the version approved before runs meanwhile.
     runs_approved: bool = False
+    #: A new version imported without approval.
+    pending: bool = False
 
     @property
     def file_name(self) -> str:
@@ -559,6 +580,9 @@ class PackState:
             else ""
         )
         meanwhile = "; the version you approved keeps running" if self.runs_approved else ""
+        if self.pending:
+            changes = "; ".join(self.diff_lines()) or "it can do nothing more"
+            return f"you imported a new version and have not approved it ({changes}){meanwhile}"
         if self.dropped and not self.approved_for:
             changes = "; ".join(self.diff_lines())
             return f"what it can do changed since you approved it: {changes}{meanwhile}"
@@ -620,6 +644,9 @@ def judge(
     missing = frozenset(
         c for c in caps if c not in approval.capabilities and not _legacy_allows(approval, c)
     )
+    if approval.pending:  # imported, not approved: held whatever it asks for
+        dropped = frozenset(approval.capabilities - caps)
+        return PackState(pack, "held", missing, dropped=dropped, pending=True)
     if not missing:
         return PackState(pack, "active")
     dropped = frozenset(approval.capabilities - caps)
@@ -734,12 +761,22 @@ def _approved_versions(
         values = dict(approval.values)
         values.update(overrides or {})
         before = load_pack(data, filename=pack.file, overrides=values, strict_overrides=False)
-        if judge(before, approvals, state.file_name).state != "active":
+        beyond = [
+            c
+            for c in before.capabilities
+            if c not in approval.capabilities and not _legacy_allows(approval, c)
+        ]
+        if not before.usable or beyond:
             continue
         log.info("%s: running the version approved on %s", pack.file, approval.approved)
         out_packs[i] = before
         out_states[i] = PackState(
-            pack, "held", state.missing, dropped=state.dropped, runs_approved=True
+            pack,
+            "held",
+            state.missing,
+            dropped=state.dropped,
+            runs_approved=True,
+            pending=state.pending,
         )
     return out_packs, out_states
 
