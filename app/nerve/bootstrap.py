@@ -361,7 +361,8 @@ class Nerve:
                     "missing": sorted(s.missing),
                     "reason": s.reason(),
                     "hint": s.hint(),
-                    "diff": s.diff_lines(),
+                    # (A newcomer claiming another file's id has nothing to compare.)
+                    "diff": s.diff_lines() if s.approvable else [],
                     "duplicate_of": s.duplicate_of,
                     "runs_approved": s.runs_approved,
                 }
