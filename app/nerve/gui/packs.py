@@ -157,6 +157,8 @@ class InputsForm(QWidget):
         edit = QLineEdit("" if value is None else str(value))
         edit.setPlaceholderText({"number": "a number", "path": "a file or folder"}.get(kind, ""))
         edit.textChanged.connect(self.changed)
+        if spec.get("secret") is True:  # a token: typed, never shown
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
         if kind != "path":
             return edit
         row = QWidget()
