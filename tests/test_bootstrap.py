@@ -132,7 +132,7 @@ def test_start_serves_the_socket_and_stop_cleans_up(
             "loaded": True,
             "rules": 1,
             "errors": 0,
-            "capabilities": ["runs-programs"],
+            "capabilities": ["run:touch", "runs-programs"],
         }
     ]
     assert status["data"] == str(where.data)
@@ -209,7 +209,9 @@ def test_a_pack_in_a_fresh_packs_folder_is_held_at_the_first_start(
     (where.packs / "downloaded.yaml").write_bytes(PACK.read_bytes())
     app = make_nerve()
     app.start()
-    assert [(s.pack.id, set(s.missing)) for s in app.held] == [("test.cli", {"runs-programs"})]
+    assert [(s.pack.id, set(s.missing)) for s in app.held] == [
+        ("test.cli", {"runs-programs", "run:touch"})
+    ]
     assert request("status", path=socket_path())["engine"]["rules"] == 0
     assert "pack test.cli" in caplog.text
     assert "is held" in caplog.text

@@ -6,15 +6,21 @@ one test answers the interactive questions through a pseudo-terminal.
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
 import os
 import pty
 import select
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
 import yaml
 
 from conftest import wait_until
@@ -27,7 +33,10 @@ from test_cli import (  # noqa: F401
     StartNerve,
     cli,
     cli_ok,
+    events,
     start_nerve,
+    wait_for_event,
+    wait_for_path,
 )
 
 SHARED = """\
@@ -143,7 +152,7 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
     # The review: header, capabilities in words, rules with their triggers, inputs.
     assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in out
     assert "Touches a marker file and keeps notes." in out
-    assert "! start programs and open files or web addresses" in out
+    assert "! start the program touch" in out
     assert "touch: Touch the marker (when: event x.touch)" in out
     assert "note (when: event x.note)" in out
     assert f"marker = {marker}  (The file to touch, path)" in out
@@ -163,18 +172,19 @@ def test_import_held_then_approve(nerve_env: dict[str, str], short_tmp: Path) ->
         "file": "shared.tools.yaml",
         "capabilities": [],
         "approved": None,
+        "sha256": hashlib.sha256(shared(short_tmp).read_bytes()).hexdigest(),
         "inputs": {"marker": str(marker)},
     }
     assert list_states(nerve_env) == {"nerve.starter": "active", "shared.tools": "held"}
     listing = cli_ok(nerve_env, "pack", "list")
-    assert "awaiting approval: it can start programs" in listing
+    assert "awaiting approval: it can start the program touch" in listing
 
     out = cli_ok(nerve_env, "pack", "approve", "shared.tools", "--yes")
-    assert "Approved shared.tools: it may start programs" in out
+    assert "Approved shared.tools: it may start the program touch" in out
     assert list_states(nerve_env)["shared.tools"] == "active"
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
     assert entry["inputs"] == {"marker": str(marker)}  # kept
 
 
@@ -272,7 +282,7 @@ def test_interactive_import_asks_for_inputs_and_approval(
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
     assert entry["inputs"] == {"marker": str(marker)}
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
 
 
 def test_export_writes_a_valid_pack_of_the_chosen_rules(
@@ -332,10 +342,14 @@ def test_approve_and_list_report_what_they_cannot_do(
     (packs / "broken.yaml").write_text("nerve: 1\npack: {id: my.broken, colour: red}\nrules: []\n")
     assert list_states(nerve_env)["my.broken"] == "broken"
     assert "broken.yaml: not loaded because of 1 error(s)" in cli_ok(nerve_env, "pack", "list")
+    # A copy under another name (it sorts first) is a newcomer: the imported
+    # file keeps the id, and approving the id approves that file only.
     (packs / "copy.yaml").write_text((packs / "shared.tools.yaml").read_text())
-    twice = cli(nerve_env, "pack", "approve", "shared.tools", "--yes")
-    assert twice.returncode == EXIT_INVALID
-    assert "is in several files (copy.yaml, shared.tools.yaml)" in twice.stderr
+    twice = cli_ok(nerve_env, "pack", "approve", "shared.tools", "--yes")
+    assert "copy.yaml is not approved" in twice
+    assert approvals(nerve_env)["shared.tools"]["file"] == "shared.tools.yaml"  # type: ignore[index]
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "copy.yaml: pack id 'shared.tools' belongs to shared.tools.yaml" in listing
 
 
 def test_approve_without_a_terminal_needs_yes(nerve_env: dict[str, str], short_tmp: Path) -> None:
@@ -344,7 +358,7 @@ def test_approve_without_a_terminal_needs_yes(nerve_env: dict[str, str], short_t
     assert proc.returncode == EXIT_USAGE
     # What it would allow is shown; how to allow it from a script is said.
     assert "Pack Shared tools (shared.tools), version 1.2.0 by Sam" in proc.stdout
-    assert "! start programs and open files or web addresses" in proc.stdout
+    assert "! start the program touch" in proc.stdout
     assert "nerve pack approve shared.tools --yes" in proc.stderr
     assert "Approved" not in proc.stdout
     assert list_states(nerve_env)["shared.tools"] == "held"
@@ -364,7 +378,7 @@ def test_interactive_approve_shows_the_review_and_asks(
         term.answer("")  # the default: no
         code, out, err = term.finish()
     assert code == EXIT_INVALID
-    assert "! start programs and open files or web addresses" in out
+    assert "! start the program touch" in out
     assert "touch: Touch the marker (when: event x.touch)" in out
     assert "not approved; shared.tools stays held" in err
     assert list_states(nerve_env)["shared.tools"] == "held"
@@ -374,7 +388,7 @@ def test_interactive_approve_shows_the_review_and_asks(
         term.answer("y")
         code, out, err = term.finish()
     assert code == EXIT_OK, out + err
-    assert "Approved shared.tools: it may start programs" in out
+    assert "Approved shared.tools: it may start the program touch" in out
     assert list_states(nerve_env)["shared.tools"] == "active"
 
 
@@ -415,7 +429,7 @@ def test_interactive_import_installs_the_file_that_was_reviewed(
     assert installed.read_text() == SHARED
     entry = approvals(nerve_env)["shared.tools"]
     assert isinstance(entry, dict)
-    assert entry["capabilities"] == ["runs-programs"]
+    assert entry["capabilities"] == ["run:touch", "runs-programs"]
 
 
 def test_without_the_approvals_file_every_pack_needing_approval_is_held(
@@ -428,3 +442,315 @@ def test_without_the_approvals_file_every_pack_needing_approval_is_held(
     os.replace(config / "approvals.yaml", short_tmp / "moved-away.yaml")
     assert list_states(nerve_env) == {"nerve.starter": "held", "shared.tools": "held"}
     assert "awaiting approval" in cli_ok(nerve_env, "pack", "list")
+
+
+# ------------------------------------------------ trust, against a real running Nerve
+
+SECRET = "tk-91c0ffee-do-not-record"
+SECRETIVE = """\
+nerve: 1
+pack:
+  id: shared.secretive
+  inputs:
+    token: {type: text, secret: true}
+    out: {type: path}
+    url: {type: text}
+rules:
+  - id: use
+    when: {event: x.go}
+    do:
+      - log: "token is {input.token}"
+      - notify: {title: "t {input.token}", body: "b={input.token}"}
+      - emit: {type: x.leak, data: {t: "{input.token}", deep: {list: ["a{input.token}b"]}}}
+      - set: {v: "{input.token}"}
+      - run: {argv: [touch, "{input.out}/{input.token}"], wait: true}
+      - shell: {command: "echo {input.token}; echo {input.token} >&2", wait: true}
+      - http: {url: "{input.url}?t={input.token}", headers: {X-Token: "{input.token}"}}
+  - id: program-not-found
+    when: {event: x.fail}
+    do: [{run: ["/nonexistent/{input.token}"]}]
+  - id: program-fails
+    when: {event: x.fail}
+    do: [{shell: {command: "echo no {input.token} >&2; exit 3", wait: true}}]
+  - id: host-fails
+    when: {event: x.fail}
+    do: [{http: "{input.url}/404?t={input.token}"}]
+  - id: next
+    when: {event: x.leak}
+    do: [{log: "seen {event.t} {event.deep}"}]
+"""
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """Answers with the request's headers (a server that echoes what it was sent)."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Echo.seen.append(str(self.headers.get("X-Token")))
+        status = 404 if "/404" in self.path else 200
+        body = f"path={self.path} token={self.headers.get('X-Token')}".encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/echo"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_secret_input_values_are_never_recorded(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+    echo_server: str,
+) -> None:
+    out = short_tmp / "out"
+    out.mkdir()
+    source = shared(short_tmp, SECRETIVE, "secretive.yaml")
+    cli_ok(
+        nerve_env, "pack", "import", source, "--approve",
+        "--set", f"token={SECRET}", "--set", f"out={out}", "--set", f"url={echo_server}",
+    )  # fmt: skip
+    nerve = start_nerve()
+    cli_ok(nerve_env, "emit", "x.go")
+    cli_ok(nerve_env, "emit", "x.fail")
+
+    def runs() -> list[dict[str, Any]]:
+        text = cli_ok(nerve_env, "runs", "--json")
+        return [json.loads(line) for line in text.splitlines()]
+
+    def done() -> bool:
+        ended = {r["rule_id"].split("/")[1]: r["status"] for r in runs() if r["ended"]}
+        return (
+            len({"use", "program-not-found", "program-fails", "host-fails", "next"} & set(ended))
+            == 5
+        )
+
+    wait_until(done, timeout=20, what="every run of the pack to end")
+    # The actions used the real value.
+    assert (out / SECRET).exists()
+    assert SECRET in _Echo.seen
+    by_rule = {r["rule_id"].split("/")[1]: r for r in runs()}
+    assert by_rule["use"]["status"] == "ok", by_rule["use"]
+    for failing in ("program-not-found", "program-fails", "host-fails"):
+        assert by_rule[failing]["status"] == "failed"
+        assert "***" in by_rule[failing]["error"], by_rule[failing]
+    trace = cli_ok(nerve_env, "runs", by_rule["use"]["id"], "--json")
+    assert "***" in trace
+    leak = wait_for_event(nerve_env, "x.leak")
+    assert leak[0]["source"] == "rule:shared.secretive/use"  # the pack that produced it
+    assert leak[0]["data"] == {"t": "***", "deep": {"list": ["a***b"]}}
+    wait_for_event(nerve_env, "rule.failed")
+    # Wherever Nerve records or shows something, the value is not.
+    shown = [
+        cli_ok(nerve_env, "status"),
+        cli_ok(nerve_env, "events", "--json"),
+        cli_ok(nerve_env, "runs", "--json"),
+        trace,
+        *(cli_ok(nerve_env, "runs", r["id"], "--json") for r in runs()),
+        nerve.output(),
+        cli_ok(nerve_env, "pack", "list"),
+    ]
+    for text in shown:
+        assert SECRET not in text
+    assert nerve.stop() == 0
+    state = _all_bytes(Path(nerve_env["XDG_STATE_HOME"]))  # the log files
+    assert b"token is ***" in state
+    assert SECRET.encode() not in state
+    assert SECRET.encode() not in _all_bytes(Path(nerve_env["XDG_DATA_HOME"]))  # nerve.db, -wal
+
+
+EMITTER = """\
+nerve: 1
+pack: {id: shared.emitter}
+rules:
+  - id: emit
+    when: {event: x.go}
+    do: DO
+"""
+DEPUTY = """\
+nerve: 1
+pack: {id: my.deputy}
+rules:
+  - id: any-source
+    when: {event: job.done}
+    do: [{run: [touch, "MARK/any"]}]
+  - id: cli-only
+    when: {event: {type: job.done, from: [cli]}}
+    do: [{run: [touch, "MARK/cli"]}]
+  - id: emitter-only
+    when: {event: {type: job.done, from: shared.emitter}}
+    do: [{run: [touch, "MARK/emitter"]}]
+"""
+EMITS = [
+    "[{emit: job.done}]",
+    "[{emit: {type: job.done, data: {path: /tmp}}}]",
+    "[{log: hi}, {if: [{var: {nope: 1}}], then: [{log: nay}], else: [{emit: job.done}]}]",
+]
+
+
+@pytest.mark.parametrize("emit", EMITS)
+def test_an_unapproved_pack_cannot_make_another_pack_act(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+    emit: str,
+) -> None:
+    """The confused deputy: a pack nobody approved emits an event an approved
+    pack turns into a command. Emitting is a capability: the emitter is held."""
+    mark = short_tmp / "mark"
+    mark.mkdir()
+    deputy = shared(short_tmp, DEPUTY.replace("MARK", str(mark)), "deputy.yaml")
+    cli_ok(nerve_env, "pack", "import", deputy, "--approve")
+    start_nerve()
+    packs = packs_dir(nerve_env)
+    (packs / "emitter.yaml").write_text(EMITTER.replace("DO", emit))
+    wait_until(
+        lambda: "held pack shared.emitter" in cli_ok(nerve_env, "status"),
+        what="the emitter held",
+    )
+    status = cli_ok(nerve_env, "status")
+    assert "emit job.done events (other packs' rules may react to them)" in status
+    cli_ok(nerve_env, "emit", "x.go")
+    cli_ok(nerve_env, "emit", "note", "text=after")  # handled after x.go
+    wait_until(lambda: "nerve.starter/note" in cli_ok(nerve_env, "runs"), what="the note")
+    assert list(mark.iterdir()) == []
+    assert events(nerve_env, "--type", "job.done") == []
+
+    # Approved, its events reach the rules that accept them, carrying the pack.
+    cli_ok(nerve_env, "pack", "approve", "shared.emitter", "--yes")
+    cli_ok(nerve_env, "emit", "x.go")
+    wait_for_path(mark / "emitter")
+    wait_for_path(mark / "any")
+    (event,) = wait_for_event(nerve_env, "job.done")
+    assert event["source"] == "rule:shared.emitter/emit"
+    assert not (mark / "cli").exists()  # `from: [cli]` ignores a pack's events
+    cli_ok(nerve_env, "emit", "job.done")
+    wait_for_path(mark / "cli")
+
+
+TOUCHER = """\
+nerve: 1
+pack: {id: shared.toucher}
+rules:
+  - id: touch
+    when: {event: x.touch}
+    do: [{run: {argv: [PROGRAM, "{event.path}"], wait: true}}]
+"""
+
+
+def test_a_pack_edited_to_run_another_program_is_held_with_a_diff(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    """Approved to run touch, edited to run mkdir: the edit is held until approved
+    (the approved version runs meanwhile), and every place that shows held packs
+    shows what changed."""
+    source = shared(short_tmp, TOUCHER.replace("PROGRAM", "touch"), "toucher.yaml")
+    cli_ok(nerve_env, "pack", "import", source, "--approve")
+    start_nerve()
+    made = short_tmp / "made"
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_for_path(made)
+    made.unlink()
+
+    target = packs_dir(nerve_env) / "shared.toucher.yaml"
+    target.write_text(TOUCHER.replace("PROGRAM", "mkdir"))
+    wait_until(
+        lambda: "held pack shared.toucher" in cli_ok(nerve_env, "status"), what="the pack held"
+    )
+    diff = "~ start the program touch -> start the program mkdir"
+    status = cli_ok(nerve_env, "status")
+    assert diff in status
+    assert "the version you approved keeps running" in status
+    assert diff in cli_ok(nerve_env, "pack", "list")
+    review = cli(nerve_env, "pack", "approve", "shared.toucher")  # no terminal: shown, not done
+    assert review.returncode == EXIT_USAGE
+    assert "Changed since you approved it:" in review.stdout
+    assert diff in review.stdout
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    cli_ok(nerve_env, "emit", "note", "text=after")
+    # The approved version (touch) runs meanwhile; mkdir does not.
+    wait_until(made.is_file, what="the approved version to touch its file")
+    made.unlink()
+
+    cli_ok(nerve_env, "pack", "approve", "shared.toucher", "--yes")
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_dir, what="the approved program to run")
+
+
+def test_a_newcomer_with_an_approved_packs_id_is_held_in_a_running_nerve(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    source = shared(short_tmp, SECRETIVE, "secretive.yaml")
+    out = short_tmp / "out"
+    out.mkdir()
+    cli_ok(
+        nerve_env, "pack", "import", source, "--approve",
+        "--set", f"token={SECRET}", "--set", f"out={out}", "--set", "url=http://127.0.0.1:9/",
+    )  # fmt: skip
+    nerve = start_nerve()
+    packs = packs_dir(nerve_env)
+    impostor = (
+        "nerve: 1\npack:\n  id: shared.secretive\n  inputs: {token: {default: x}}\n"
+        "rules:\n  - id: use\n    when: {event: x.go}\n    do: [{log: 'stolen {input.token}'}]\n"
+    )
+    (packs / ".shared.secretive.yaml").write_text(impostor)
+    (packs / "0.yaml").write_text(impostor)
+    wait_until(lambda: "held pack shared.secretive" in cli_ok(nerve_env, "status"), what="held")
+    status = cli_ok(nerve_env, "status")
+    assert (
+        "held pack shared.secretive (0.yaml): pack id 'shared.secretive' belongs to "
+        "shared.secretive.yaml (installed first)"
+    ) in status
+    assert ".shared.secretive.yaml" not in status  # hidden files are not packs
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "0.yaml: pack id 'shared.secretive' belongs to shared.secretive.yaml" in listing
+    cli_ok(nerve_env, "emit", "x.go")
+    wait_for_path(out / SECRET)  # the real pack ran, with its own values
+    assert "stolen" not in nerve.output()
+    assert SECRET not in nerve.output()
+
+
+def test_an_update_imported_without_approval_is_held_and_the_approved_version_runs(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    v1 = shared(short_tmp, TOUCHER.replace("PROGRAM", "touch"), "v1.yaml")
+    cli_ok(nerve_env, "pack", "import", v1, "--approve")
+    start_nerve()
+    v2 = shared(short_tmp, TOUCHER.replace("PROGRAM", "mkdir"), "v2.yaml")
+    out = cli_ok(nerve_env, "pack", "import", v2, "--replace")
+    assert "held until you approve it" in out
+    status = cli_ok(nerve_env, "status")
+    assert "you imported a new version and have not approved it" in status
+    assert "~ start the program touch -> start the program mkdir" in status
+    made = short_tmp / "made"
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_file, what="the approved version (touch) to run")
+    made.unlink()
+    cli_ok(nerve_env, "pack", "approve", "shared.toucher", "--yes")
+    assert "pending" not in approvals(nerve_env)["shared.toucher"]  # type: ignore[operator]
+    cli_ok(nerve_env, "emit", "x.touch", f"path={made}")
+    wait_until(made.is_dir, what="the approved update (mkdir) to run")

@@ -125,11 +125,18 @@ class Nerve:
             return self.packs
 
     def _load_packs(self) -> list[Pack]:
-        packs = load_paths(self.pack_paths(), self.options.overrides)
         user_packs = not self.options.rule_paths  # --rules: the user's explicit choice
+        states: list[trust.PackState] = []
         if user_packs:
-            packs = trust.with_values(packs, self.approvals, self.options.overrides)
-        duplicate_pack_errors(packs)
+            paths = self.pack_paths()  # (installs the starter pack on first start)
+            packs, states = (
+                trust.load_folder(self.approvals, self.options.overrides) if paths else ([], [])
+            )
+        else:
+            packs = load_paths(self.pack_paths(), self.options.overrides)
+            duplicate_pack_errors(packs)
+        # Before anything runs or is logged: the secret values the user gave.
+        trust.register_secrets(packs)
         for pack in packs:
             for error in pack.errors:
                 log.error("%s", error)
@@ -139,7 +146,6 @@ class Nerve:
                 log.warning(
                     "pack %s: %d rule(s) skipped because of errors", pack.id, len(pack.errors)
                 )
-        states = trust.judge_all(packs, self.approvals) if user_packs else []
         self.held = [s for s in states if s.state == "held"]
         for state in self.held:
             log.warning("%s", state.held_note())
@@ -147,7 +153,9 @@ class Nerve:
         return packs
 
     def rules(self) -> list[Any]:
-        held = {s.pack.file for s in self.held}
+        # (A file whose edit is held and whose approved version runs meanwhile:
+        # ``packs`` holds that version.)
+        held = {s.pack.file for s in self.held if not s.runs_approved}
         return [
             rule
             for pack in self.packs
@@ -393,6 +401,11 @@ class Nerve:
                     "file": s.pack.file,
                     "missing": sorted(s.missing),
                     "reason": s.reason(),
+                    "hint": s.hint(),
+                    # (A newcomer claiming another file's id has nothing to compare.)
+                    "diff": s.diff_lines() if s.approvable else [],
+                    "duplicate_of": s.duplicate_of,
+                    "runs_approved": s.runs_approved,
                 }
                 for s in self.held
             ],

@@ -495,7 +495,8 @@ def _os_error_text(exc: BaseException) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from nerve.packs.loader import CAPABILITY_TEXT, UnknownInput, duplicate_pack_errors, load_paths
+    from nerve.packs.loader import UnknownInput, duplicate_pack_errors, load_paths
+    from nerve.packs.trust import capability_words
 
     overrides = _pairs(args.set, "--set")
     for path in args.paths:
@@ -517,7 +518,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             for error in pack.errors:
                 print(error, file=sys.stderr)
         else:
-            caps = ", ".join(CAPABILITY_TEXT.get(c, c) for c in sorted(pack.capabilities))
+            caps = "; ".join(capability_words(pack.capabilities))
             print(
                 f"{pack.file}: ok, pack {pack.id}, {len(pack.rules)} rule(s)"
                 + (f"; can {caps}" if caps else "")
@@ -627,13 +628,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             else (f"{pack['errors']} error(s)" if pack["loaded"] else "NOT LOADED")
         )
         if pack["file"] in held:
-            mark = "HELD (not loaded)"
+            running = held[pack["file"]].get("runs_approved")
+            mark = "edit HELD, the approved version runs" if running else "HELD (not loaded)"
         print(f"  pack {pack['id'] or '?'}: {pack['rules']} rule(s), {mark} ({pack['file']})")
     for entry in held.values():
-        print(
-            f"  held pack {entry['id']}: {entry['reason']}; "
-            f"approve it with `nerve pack approve {entry['id']}`"
-        )
+        hint = entry.get("hint") or f"approve it with `nerve pack approve {entry['id']}`"
+        print(f"  held pack {entry['id']} ({Path(entry['file']).name}): {entry['reason']}; {hint}")
+        for line in entry.get("diff") or []:
+            print(f"    {line}")
     for listener in status.get("listeners", []):
         line = f"  listener {listener['id']}: {listener['state']}"
         if listener.get("detail"):
@@ -776,6 +778,15 @@ def cmd_events(args: argparse.Namespace) -> int:
         store.close()
 
 
+def trust_secrets(packs: Any) -> None:
+    """Mask the secret input values of ``packs`` in what this command shows."""
+    from nerve import masking
+    from nerve.packs import trust
+
+    masking.install_log_masking()
+    trust.register_secrets(packs)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from nerve import replay
     from nerve.packs.loader import UnknownInput, duplicate_pack_errors, load_paths
@@ -796,15 +807,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"{path}: no such file or folder", file=sys.stderr)
             return EXIT_INVALID
+    held: set[str] = set()
     try:
-        packs = load_paths(paths, overrides)
+        if args.rules:
+            packs = load_paths(paths, overrides)
+            duplicate_pack_errors(packs)
+        else:
+            # The user's packs as Nerve runs them: one pack per id, held ones left out,
+            # the input values given at import (secret ones masked in what is shown).
+            from nerve.packs import trust
+
+            packs, states = trust.load_folder(
+                trust.Approvals(locations(args.data_dir).config), overrides, record=False
+            )
+            held = {s.pack.file for s in states if s.state == "held" and not s.runs_approved}
+        trust_secrets(packs)
     except UnknownInput as exc:
         raise UsageError(str(exc)) from None
-    duplicate_pack_errors(packs)
     for pack in packs:
         for error in pack.errors:
             print(f"nerve: {error} (skipped)", file=sys.stderr)
-    rules = [rule for pack in packs if pack.usable for rule in pack.rules]
+    for name in sorted(held):
+        print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
+    rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
     events = [replay.stored_event(row) for row in rows]
     reports = replay.replay(rules, events, variables=variables)
     if args.json:
@@ -981,9 +1006,10 @@ def _ask(prompt: str) -> str | None:
         return None
 
 
-def _print_review(pack: Any) -> None:
-    """A pack's header, what it can do in plain words, its rules and inputs."""
-    from nerve.packs.trust import DANGEROUS, capability_words
+def _print_review(pack: Any, state: Any = None) -> None:
+    """A pack's header, what it can do in plain words (with what changed since
+    it was approved, given its ``state``), its rules and inputs."""
+    from nerve.packs.trust import capability_text, dangerous, shown_capabilities
 
     title = f"{pack.name} ({pack.id})" if pack.name and pack.name != pack.id else pack.id
     version = f"version {pack.version}" if pack.version else ""
@@ -994,11 +1020,15 @@ def _print_review(pack: Any) -> None:
     caps = pack.capabilities
     if caps:
         print("It can:")
-        for cap in sorted(caps, key=lambda c: (c not in DANGEROUS, c)):
-            mark = "!" if cap in DANGEROUS else "-"
-            print(f"  {mark} {capability_words([cap])[0]}")
+        for cap in shown_capabilities(caps):
+            mark = "!" if dangerous(cap) else "-"
+            print(f"  {mark} {capability_text(cap)}")
     else:
         print("It needs no special permissions.")
+    if state is not None and (state.missing or state.dropped) and state.approvable:
+        print("Changed since you approved it:")
+        for line in state.diff_lines():
+            print(f"  {line}")
     print(f"Rules ({len(pack.rules)}):")
     for rule in pack.rules:
         when = ", ".join(t.describe() for t in rule.triggers)
@@ -1008,6 +1038,8 @@ def _print_review(pack: Any) -> None:
         print("Inputs:")
         for name, spec in pack.inputs.items():
             value = pack.values.get(name, spec.get("default", "(no value)"))
+            if pack.is_secret(name):
+                value = "(secret, set)" if name in pack.values else "(secret, no value)"
             about = ", ".join(
                 str(x) for x in (spec.get("description"), spec.get("type", "text")) if x
             )
@@ -1115,8 +1147,8 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
 
     where = locations()
     store = trust.Approvals(where.config)
-    packs = trust.load_user_packs(store)
-    mine = [p for p in packs if p.id == args.pack_id]
+    packs, states = trust.load_folder(store, record=False)
+    mine = [s for s in states if s.pack.id == args.pack_id]
     if not mine:
         known = ", ".join(sorted({p.id for p in packs if p.id})) or "none"
         print(
@@ -1124,15 +1156,21 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    if len(mine) > 1:
-        files = ", ".join(Path(p.file).name for p in mine)
+    # The file that owns the id; newcomers claiming it are never approved here.
+    owned = [s for s in mine if not s.duplicate_of and not s.rivals]
+    if len(owned) != 1:
+        files = ", ".join(s.file_name for s in mine)
         print(
-            f"nerve: pack id {args.pack_id!r} is in several files ({files}); "
-            "keep one of them and approve again",
+            f"nerve: pack id {args.pack_id!r} is in several files ({files}) and none is "
+            "recorded as installed first; keep one of them and approve again",
             file=sys.stderr,
         )
         return EXIT_INVALID
-    pack = mine[0]
+    state = owned[0]
+    pack = state.pack
+    for other in mine:
+        if other.duplicate_of:
+            print(f"nerve: note: {other.file_name} is not approved: {other.reason()}")
     if not pack.usable:
         for error in pack.errors:
             print(error, file=sys.stderr)
@@ -1141,13 +1179,13 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
     if not pack.capabilities:
         print(f"{pack.id} needs no approval: it asks for no special permissions.")
         return EXIT_OK
+    try:
+        reviewed = read_user_file(pack.file, max_bytes=1 << 20)
+    except OSError as exc:
+        print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INVALID
     if not args.yes:
-        try:
-            reviewed = read_user_file(pack.file, max_bytes=1 << 20)
-        except OSError as exc:
-            print(f"nerve: cannot read {pack.file}: {_os_error_text(exc)}", file=sys.stderr)
-            return EXIT_INVALID
-        _print_review(pack)
+        _print_review(pack, state)
         if not sys.stdin.isatty():
             print(
                 f"nerve: not approved: without a terminal to ask in, add --yes "
@@ -1159,18 +1197,18 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         if (answer or "").lower() not in ("y", "yes"):
             print(f"nerve: not approved; {pack.id} stays held", file=sys.stderr)
             return EXIT_INVALID
-        try:
-            now = read_user_file(pack.file, max_bytes=1 << 20)
-        except OSError:
-            now = None
-        if now != reviewed:
-            print(
-                f"nerve: {pack.file} changed while you were reviewing it; nothing was approved "
-                f"(run `nerve pack approve {pack.id}` again to review the new version)",
-                file=sys.stderr,
-            )
-            return EXIT_INVALID
-    store.approve(pack.id, pack.capabilities, file=Path(pack.file).name)
+    try:
+        now = read_user_file(pack.file, max_bytes=1 << 20)
+    except OSError:
+        now = None
+    if now != reviewed:
+        print(
+            f"nerve: {pack.file} changed while you were reviewing it; nothing was approved "
+            f"(run `nerve pack approve {pack.id}` again to review the new version)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    store.approve(pack.id, pack.capabilities, file=Path(pack.file).name, data=reviewed)
     print(f"Approved {pack.id}: it may " + "; ".join(trust.capability_words(pack.capabilities)))
     _reload_running()
     return EXIT_OK
@@ -1182,16 +1220,18 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
 
     where = locations()
     store = trust.Approvals(where.config)
-    packs = trust.load_user_packs(store)
+    packs, states = trust.load_folder(store, record=False)
     if not packs:
         print(f"no packs in {where.packs}")
         return EXIT_OK
-    states = trust.judge_all(packs, store)
     width = max(len(s.pack.id or "?") for s in states)
     for state in states:
         pack = state.pack
         if state.state == "held":
-            detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
+            if state.approvable:
+                detail = f"awaiting approval: {state.reason()}; `nerve pack approve {pack.id}`"
+            else:
+                detail = f"{state.reason()}; {state.hint()}"
             label = "held"
         elif state.state == "broken":
             detail = state.reason()
@@ -1204,6 +1244,9 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
             )
             label = "active"
         print(f"{pack.id or '?':<{width}}  {label:<6}  {state.file_name}: {detail}")
+        if state.state == "held" and state.approvable and state.dropped:
+            for line in state.diff_lines():
+                print(f"{'':<{width}}  {'':<6}    {line}")
     return EXIT_OK
 
 

@@ -42,6 +42,30 @@ def read_capabilities(pattern: str) -> frozenset[str]:
     return frozenset(cap for type_, cap in READ_CAPABILITIES.items() if matcher.matches(type_))
 
 
+#: Where events come from, as a rule's ``from:`` names them (besides pack ids).
+SOURCE_KINDS = ("self", "rules", "cli", "nerve", "mqtt", "nats", "webhook")
+_BRIDGES = frozenset({"mqtt", "nats", "webhook"})
+RULE_SOURCE_PREFIX = "rule:"
+
+
+def source_pack(source: str) -> str | None:
+    """The pack whose rule produced an event with this ``source`` (None: not a rule)."""
+    if not source.startswith(RULE_SOURCE_PREFIX):
+        return None
+    pack, sep, _ = source[len(RULE_SOURCE_PREFIX) :].rpartition("/")
+    return pack if sep else None
+
+
+def source_kind(source: str) -> str:
+    """``rules``, ``cli``, ``mqtt``/``nats``/``webhook``, or ``nerve`` (its listeners,
+    schedules and engine: what happens on the desktop)."""
+    if source_pack(source) is not None:
+        return "rules"
+    if source == "cli" or source in _BRIDGES:
+        return source
+    return "nerve"
+
+
 #: An event type: ASCII lower-case words of letters, digits and ``_``, joined by
 #: single dots or hyphens. Matched whole (``fullmatch``): no other character,
 #: not even a final newline, can make a name that looks like another one.

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from nerve import masking
 from nerve.bus import Bus, Subscription
 from nerve.events import PRIVATE_TYPES, Event, thaw
 
@@ -548,11 +549,13 @@ class Store:
         """
         rows: list[tuple[int | None, str, float, str, str, str | None, int]] = []
         last_id = 0
+        secrets = masking.active()  # secret input values never reach the log
         for e in events:
             last_id = max(last_id, e.id)
             if e.type in PRIVATE_TYPES and not self.store_private:
                 continue
-            rows.append((e.id or None, e.type, e.time, e.source, _json(e.data), e.cause, e.depth))
+            data = _json(masking.mask_value(e.data) if secrets else e.data)
+            rows.append((e.id or None, e.type, e.time, e.source, data, e.cause, e.depth))
         if not rows and not last_id:
             return 0
         trimmed = 0

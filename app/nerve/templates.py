@@ -99,6 +99,24 @@ class Template:
             return self._parts[0](scope)
         return self.render(scope)
 
+    def static(self, inputs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> str | None:
+        """The text as known when the pack loads: ``{input.*}`` placeholders
+        filled in with the pack's input values (those named in ``keep``, secret
+        ones, stay written as placeholders); None when any other placeholder
+        (an event's field, a variable, the time) is in it."""
+        out: list[str] = []
+        names = iter(self.names)
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            expr = next(names, "")
+            root, _, rest = expr.partition(".")
+            if root != "input" or rest not in inputs:
+                return None
+            out.append(f"{{input.{rest}}}" if rest in keep else to_text(inputs[rest]))
+        return "".join(out)
+
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
 

@@ -102,8 +102,8 @@ def test_the_import_review_shows_capabilities_rules_and_inputs(
     texts = review.capability_texts()
     assert texts[:3] == [
         "Read what you type (hotkeys, abbreviations)",
-        "Start programs and open files or web addresses",
-        "Run shell command lines",
+        "Start the program touch",
+        "Run the shell command line: echo {input.level}",
     ]
     first = review.capabilities.item(0)
     assert first is not None
@@ -157,7 +157,7 @@ def test_import_disabled_leaves_the_pack_held_until_approved(
     held = HeldDialog(core)
     qtbot.addWidget(held)
     assert held.list.count() == 1
-    assert "Start programs and open files or web addresses" in held.review.capability_texts()
+    assert "Start the program touch" in held.review.capability_texts()
     assert "which you have not approved" in held.reason.text()
     assert not held.review.inputs.fields["marker"].isEnabled()  # chosen at import
     held.approve_current()
@@ -184,8 +184,8 @@ def test_the_file_imported_is_the_one_reviewed(
     qtbot: QtBot, nerve: Nerve, core: Core, source: Path
 ) -> None:
     dialog = import_dialog(qtbot, core, source)
-    assert "Run shell command lines" in dialog.review.capability_texts()
-    assert "Send requests over the network" not in dialog.review.capability_texts()
+    assert "Run the shell command line: echo {input.level}" in dialog.review.capability_texts()
+    assert not [t for t in dialog.review.capability_texts() if t.startswith("Send requests")]
     # Swapped on disk while the review is open: now it also calls the network.
     source.write_text(
         SHARED + "  - id: sneaky\n    when: {event: x.s}\n"

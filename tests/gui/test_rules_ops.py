@@ -482,7 +482,7 @@ def test_a_first_rule_that_runs_a_program_is_approved_and_runs(qtbot: QtBot, liv
     approval = Approvals(live.locations.config).get("my-rules")
     assert approval is not None
     assert approval.file == "my-rules.yaml"
-    assert approval.capabilities == {"runs-programs"}
+    assert approval.capabilities == {"runs-programs", "run:/bin/true"}
     assert editor.status.text().startswith("Saved to my-rules.yaml")
     assert "held" not in editor.status.text()
     assert load_pack(mine).name == "My rules"
@@ -526,11 +526,11 @@ def test_saving_one_rule_of_a_held_pack_says_the_pack_is_still_held(
     # approved by saving this one, and the editor says the pack is still held.
     approval = Approvals(live.locations.config).get("them.shared")
     assert approval is not None
-    assert approval.capabilities == {"runs-programs"}
+    assert approval.capabilities == {"runs-programs", "run:/bin/true"}
     assert [s.pack.id for s in live.held] == ["them.shared"]
     status = editor.status.text()
     assert status.startswith("Saved to shared.yaml")
     assert "pack them.shared is held" in status
-    assert "send requests over the network" in status
+    assert "send requests to 127.0.0.1" in status
     assert "Packs > Review held packs" in status
     assert "them.shared/tidy" not in engine_keys(live)

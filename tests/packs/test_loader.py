@@ -18,6 +18,7 @@ import pytest
 from nerve.cli import main
 from nerve.engine.registry import triggers
 from nerve.packs.loader import CAPABILITY_TEXT, load_pack, load_paths
+from nerve.packs.trust import capability_text
 from nerve.packs.yamlsource import load_yaml
 
 HERE = Path(__file__).parent
@@ -184,7 +185,8 @@ def test_inputs_in_placeholders() -> None:
 @pytest.mark.parametrize(
     ("actions", "expected"),
     [
-        ("[{log: hi}, {notify: hi}, {delay: 1s}, {emit: x.done}]", set()),
+        ("[{log: hi}, {notify: hi}, {delay: 1s}]", set()),
+        ("[{log: hi}, {emit: x.done}]", {"emits-events"}),
         ("[{set: {a: 1}}]", {"writes-variables"}),
         ("[{wait_for: {event: clipboard.changed, timeout: 1s}}]", {"reads-clipboard"}),
         ("[{run: [echo, hi]}]", {"runs-programs"}),
@@ -213,8 +215,9 @@ def test_inputs_in_placeholders() -> None:
 def test_capabilities(actions: str, expected: set[str]) -> None:
     pack = load_pack(pack_text(f"  - id: a\n    when: {{event: x.y}}\n    do: {actions}\n"))
     assert pack.ok, pack.errors
-    assert pack.capabilities == expected
-    assert pack.rules[0].capabilities == expected
+    # The broad kinds (the concrete ones, run:PROGRAM..., are tested in test_trust).
+    assert {c for c in pack.capabilities if ":" not in c} == expected
+    assert {c for c in pack.rules[0].capabilities if ":" not in c} == expected
 
 
 @pytest.mark.parametrize(
@@ -232,7 +235,8 @@ def test_capabilities(actions: str, expected: set[str]) -> None:
 def test_listening_to_private_events_is_a_capability(trigger: str, expected: set[str]) -> None:
     pack = load_pack(pack_text(f"  - id: a\n    when: {trigger}\n    do: [{{log: hi}}]\n"))
     assert pack.ok, pack.errors
-    assert pack.capabilities == expected
+    # The broad kinds (the concrete ones, run:PROGRAM..., are tested in test_trust).
+    assert {c for c in pack.capabilities if ":" not in c} == expected
 
 
 @pytest.mark.parametrize("type_", ["hotkey", "typed", "key.down", "file.created", "rule.failed"])
@@ -254,11 +258,11 @@ def test_capabilities_are_per_pack_and_per_rule(tmp_path: Path, run_cli: Any) ->
         )
     )
     assert [sorted(rule.capabilities) for rule in pack.rules] == [
-        ["runs-programs"],
-        ["network"],
+        ["run:a", "runs-programs"],
+        ["http:example.invalid", "network"],
         [],
     ]
-    assert pack.capabilities == {"runs-programs", "network"}
+    assert pack.capabilities == {"runs-programs", "run:a", "network", "http:example.invalid"}
     # Another pack in the same run has its own.
     other = tmp_path / "other.yaml"
     other.write_bytes(pack_text("  - {id: a, when: {event: x.y}, do: [{file.trash: /a}]}\n"))
@@ -266,22 +270,27 @@ def test_capabilities_are_per_pack_and_per_rule(tmp_path: Path, run_cli: Any) ->
     assert result.code == 0, result.err
     assert result.out.splitlines() == [
         f"{GOOD / 'composite.yaml'}: ok, pack example.composite, 4 rule(s)",
-        f"{other}: ok, pack test.pack, 1 rule(s); can {CAPABILITY_TEXT['writes-files']}",
+        f"{other}: ok, pack test.pack, 1 rule(s); can trash /a",
     ]
 
 
 def test_every_capability_has_a_text() -> None:
     pack = load_pack(GOOD / "design_forms.yaml")
     assert pack.ok, pack.errors
-    assert pack.capabilities == {
+    broad = {c for c in pack.capabilities if ":" not in c}
+    assert broad == {
         "runs-programs",
         "runs-shell",
         "network",
         "writes-files",
         "controls-nerve",
         "writes-variables",
+        "emits-events",
     }
-    assert pack.capabilities <= set(CAPABILITY_TEXT)
+    assert broad <= set(CAPABILITY_TEXT)
+    # Each concrete one (run:PROGRAM, writes:FOLDER...) has words of its own.
+    for cap in pack.capabilities - broad:
+        assert capability_text(cap) != cap
 
 
 def test_capability_texts_say_what_a_pack_can_reach(run_cli: Any, tmp_path: Path) -> None:
@@ -300,8 +309,7 @@ def test_capability_texts_say_what_a_pack_can_reach(run_cli: Any, tmp_path: Path
     result = run_cli("validate", opens, types)
     assert result.code == 0, result.err
     assert result.out.splitlines() == [
-        f"{opens}: ok, pack test.pack, 1 rule(s); "
-        "can start programs and open files or web addresses",
+        f"{opens}: ok, pack test.pack, 1 rule(s); can open https://example.invalid",
         f"{types}: ok, pack test.types, 1 rule(s); "
         "can type and press keys for you (in any window, a terminal included)",
     ]

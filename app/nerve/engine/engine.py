@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from apscheduler.triggers.base import BaseTrigger
 
-from nerve import desktop, matching
+from nerve import desktop, masking, matching
 from nerve.bus import Bus, Subscription
 from nerve.engine.model import Rule
 from nerve.engine.registry import ActionError, Matcher, Trigger
@@ -131,6 +131,7 @@ class Engine:
         notifier: Callable[[str, str, str], str] | None = None,
         workers: int = 8,
     ) -> None:
+        masking.install_log_masking()
         self.bus = bus
         self.store = store
         self.max_depth = max_depth
@@ -682,6 +683,8 @@ class Engine:
             ctx.error = f"internal error: {exc!r}"
         finally:
             ctx.ended = time.time()
+            if ctx.error:  # shown by `nerve status`, the window and rule.failed
+                ctx.error = masking.mask(ctx.error)
 
     def _record(self, ctx: RunContext) -> None:
         if self.store is None:

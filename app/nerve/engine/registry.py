@@ -49,6 +49,8 @@ class CompileContext:
 
     inputs: Mapping[str, Any] = field(default_factory=dict)
     names: Names = field(default_factory=lambda: Names(None, frozenset()))
+    #: Inputs the pack marks secret: their values are never written into capabilities.
+    secrets: frozenset[str] = frozenset()
     errors: list[tuple[ConfigPath, str]] = field(default_factory=list)
     rule_key: str = ""
 
@@ -97,6 +99,8 @@ class Trigger(ABC):
     listeners: ClassVar[frozenset[str]] = frozenset()
     #: Capabilities this trigger gives a pack (e.g. "reads-keyboard").
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: Concrete capabilities of this trigger (``watches:~/Downloads``).
+    concrete: frozenset[str] = frozenset()
 
     @classmethod
     @abstractmethod
@@ -126,7 +130,7 @@ class Trigger(ABC):
     def trigger_capabilities(self) -> frozenset[str]:
         """What this trigger gives its pack (the class's ``capabilities``, plus
         what its options add: an ``event`` trigger on ``key.down`` reads the keyboard)."""
-        return self.capabilities
+        return self.capabilities | self.concrete
 
     def scope(self, conditions: Sequence[Condition]) -> None:
         """Told the rule's top-level conditions (every one must hold for a run).
@@ -195,6 +199,8 @@ class Action(ABC):
     #: Set by the compiler: where this action sits in the rule, for traces.
     path: str = ""
     continue_on_error: bool = False
+    #: Concrete capabilities of this action (``run:/usr/bin/foo``, see ``nerve.engine.caps``).
+    concrete: frozenset[str] = frozenset()
 
     @classmethod
     @abstractmethod
@@ -209,7 +215,7 @@ class Action(ABC):
         return iter(())
 
     def action_capabilities(self) -> frozenset[str]:
-        return self.capabilities
+        return self.capabilities | self.concrete
 
     def needs(self) -> Iterator[tuple[str, Hashable]]:
         """Listeners this action relies on (conditions of an ``if``)."""

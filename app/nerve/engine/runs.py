@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nerve import masking
 from nerve.causes import Origin
 from nerve.engine.model import Rule
 from nerve.engine.registry import Action, ActionError
@@ -96,6 +97,8 @@ class RunContext:
         return self._scratch if self._scratch is not None else self.engine.variables
 
     def set_variable(self, name: str, value: Any) -> None:
+        # Variables are stored (and other packs' rules read them): no secret in them.
+        value = masking.mask_value(value)
         if self._scratch is not None:
             if value is None:
                 self._scratch.pop(name, None)
@@ -124,11 +127,17 @@ class RunContext:
 
         A rule never publishes one of Nerve's own types, in any spelling (the
         ``emit`` action refuses them when it is compiled; this holds for any
-        other way an action could get here)."""
+        other way an action could get here). Its source names the rule and so
+        the pack (``rule:PACK/RULE``); a secret input value in its data is
+        masked (the event log, the monitor and other packs' rules see it)."""
         if not valid_type(type_) or reserved_type(type_):
             raise ActionError(f"{type_!r} is not an event type a rule may publish")
         return self.engine.bus.publish(
-            type_, data, source=f"rule:{self.rule.key}", cause=self.id, depth=self.event.depth + 1
+            type_,
+            masking.mask_value(data),
+            source=f"rule:{self.rule.key}",
+            cause=self.id,
+            depth=self.event.depth + 1,
         )
 
     @property
@@ -149,8 +158,8 @@ class RunContext:
             self.engine.bus.causes.note_path(os.fspath(path), self.origin, tree=tree)
 
     def record(self) -> dict[str, JSONValue]:
-        """The run as stored: summary and trace."""
-        return {
+        """The run as stored: summary and trace (secret input values masked)."""
+        record: dict[str, JSONValue] = {
             "id": self.id,
             "rule_id": self.rule.key,
             "pack_id": self.rule.pack,
@@ -166,6 +175,7 @@ class RunContext:
                 **self.trace.as_dict(),
             },
         }
+        return masking.mask_value(record) if masking.active() else record
 
 
 def short_path(path: str) -> str:

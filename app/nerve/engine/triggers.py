@@ -7,6 +7,7 @@ into the same registry.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,7 +29,15 @@ from nerve.engine.registry import (
     Trigger,
     triggers,
 )
-from nerve.events import Event, fields_for, read_capabilities, valid_type
+from nerve.events import (
+    SOURCE_KINDS,
+    Event,
+    fields_for,
+    read_capabilities,
+    source_kind,
+    source_pack,
+    valid_type,
+)
 from nerve.ranges import MAX_COUNT
 
 
@@ -58,6 +67,61 @@ def _field_getter(event: Event) -> Callable[[str], Any]:
 
 # ---------------------------------------------------------------------------
 
+FROM_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ],
+    "description": (
+        "Only events from these sources: 'self' (this pack's rules), 'rules' (any "
+        "pack's rules), a pack id or 'pack:ID' (that pack's rules), 'cli' (`nerve emit`), "
+        "'nerve' (Nerve's own listeners, schedules and engine), 'mqtt', 'nats', 'webhook'. "
+        "Without it, any source (events that rules emit come only from approved packs)"
+    ),
+}
+
+
+class SourceFilter:
+    """Which sources a rule accepts an event from (its ``from:``)."""
+
+    def __init__(self, kinds: frozenset[str], packs: frozenset[str], names: tuple[str, ...]):
+        self.kinds = kinds
+        self.packs = packs
+        self.names = names
+
+    @classmethod
+    def compile(cls, value: Any, own_pack: str) -> SourceFilter:
+        items = [value] if isinstance(value, str) else list(value)
+        kinds: set[str] = set()
+        packs: set[str] = set()
+        for i, item in enumerate(items):
+            name = item.strip()
+            where: tuple[str | int, ...] = ("from",) if isinstance(value, str) else ("from", i)
+            if name.startswith("pack:"):
+                pack = name[5:]
+            elif name in SOURCE_KINDS:
+                if name == "self":
+                    packs.add(own_pack)
+                else:
+                    kinds.add(name)
+                continue
+            else:
+                pack = name
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]{0,99}", pack):
+                raise ConfigError(
+                    f"{item!r} is not a source: use {', '.join(SOURCE_KINDS)}, "
+                    "or a pack id (pack:ID)",
+                    where,
+                )
+            packs.add(pack)
+        return cls(frozenset(kinds), frozenset(packs), tuple(items))
+
+    def __call__(self, source: str) -> bool:
+        pack = source_pack(source)
+        if pack is not None:
+            return "rules" in self.kinds or pack in self.packs
+        return source_kind(source) in self.kinds
+
 
 @triggers.register
 class EventTrigger(Trigger):
@@ -78,6 +142,7 @@ class EventTrigger(Trigger):
                         "description": "Field matches on the event's data",
                     },
                     "source": matching.SPEC_SCHEMA,
+                    "from": FROM_SCHEMA,
                 },
                 "required": ["type"],
                 "additionalProperties": False,
@@ -85,18 +150,29 @@ class EventTrigger(Trigger):
         ]
     }
 
-    def __init__(self, type_: str, specs: dict[str, Any], source: Any) -> None:
+    def __init__(
+        self, type_: str, specs: dict[str, Any], source: Any, accept: SourceFilter | None = None
+    ) -> None:
         self.type = type_
         self.specs = specs
+        self.accept = accept
         index_field = next((k for k, v in specs.items() if matching.is_exact(v)), None)
         self.index = (index_field, specs[index_field]) if index_field else None
         rest = {k: v for k, v in specs.items() if k != index_field}
         if source is not None:
             rest["source"] = source
         check = matching.compile_fields(rest) if rest else None
-        self.predicate: Callable[[Event], bool] | None = (
+        predicate: Callable[[Event], bool] | None = (
             (lambda e: check(_field_getter(e))) if check else None
         )
+        if accept is not None:
+            fields = predicate
+            predicate = (
+                (lambda e: accept(e.source) and fields(e))
+                if fields is not None
+                else (lambda e: accept(e.source))
+            )
+        self.predicate = predicate
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> EventTrigger:
@@ -115,7 +191,11 @@ class EventTrigger(Trigger):
                 matching.compile_spec(spec)
             except matching.SpecError as exc:
                 raise ConfigError(str(exc), ("data", name)) from None
-        return cls(type_, specs, options.get("source"))
+        accept = None
+        if "from" in options:
+            own = ctx.rule_key.rpartition("/")[0]
+            accept = SourceFilter.compile(options["from"], own)
+        return cls(type_, specs, options.get("source"), accept)
 
     def matchers(self) -> list[Matcher]:
         return [Matcher(self.type, self.index, self.predicate)]
@@ -125,7 +205,7 @@ class EventTrigger(Trigger):
 
     def trigger_capabilities(self) -> frozenset[str]:
         # Listening to key, clipboard or mouse events is reading them.
-        return self.capabilities | read_capabilities(self.type)
+        return self.capabilities | self.concrete | read_capabilities(self.type)
 
     def event_hint(self) -> str:
         return f"{self.type} events"

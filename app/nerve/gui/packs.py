@@ -69,23 +69,28 @@ def user_packs_dir(core: Core) -> Path | None:
 
 
 def held_packs(core: Core) -> list[trust.PackState]:
-    """The user's packs that are held (capabilities not approved), as of the last reload.
+    """The user's packs that are held (capabilities not approved, an edit not
+    approved yet, a newcomer claiming another file's pack id), read from the
+    packs folder as Nerve loads it.
 
     Packs given with ``--rules`` are trusted: with them, nothing is held."""
     if core.packs_dir is None or core.config_dir is None:
         return []
     store = trust.Approvals(core.config_dir)
-    states = trust.judge_all(core.packs(), store)
+    _, states = trust.load_folder(store, record=False)
     return [s for s in states if s.state == "held"]
 
 
-def approve_own(core: Core, pack_id: str, capabilities: Iterable[str]) -> None:
+def approve_own(
+    core: Core, pack_id: str, capabilities: Iterable[str], file: str | None = None
+) -> None:
     """Approve a pack the user saved from the window (their own rules are trusted).
 
+    ``file``: the name of the file saved (default: the file that owns the id).
     Call after saving the file, then :meth:`Core.reload`."""
     if core.config_dir is None or core.packs_dir is None:
         return  # packs given with --rules need no approval
-    trust.Approvals(core.config_dir).approve(pack_id, capabilities)
+    trust.Approvals(core.config_dir).approve(pack_id, capabilities, file=file)
 
 
 # ----------------------------------------------------------------- the review
@@ -152,6 +157,8 @@ class InputsForm(QWidget):
         edit = QLineEdit("" if value is None else str(value))
         edit.setPlaceholderText({"number": "a number", "path": "a file or folder"}.get(kind, ""))
         edit.textChanged.connect(self.changed)
+        if spec.get("secret") is True:  # a token: typed, never shown
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
         if kind != "path":
             return edit
         row = QWidget()
@@ -289,18 +296,17 @@ class PackReview(QWidget):
             about = f"{pack.description}\n{about}"
         self.about.setText(about)
 
-        caps = sorted(pack.capabilities if asking is None else asking)
-        caps.sort(key=lambda c: c not in trust.DANGEROUS)
+        caps = trust.shown_capabilities(pack.capabilities if asking is None else asking)
         self.capabilities.clear()
         if caps:
             self.caps_title.setText("<b>This pack can</b> (it runs only once you approve this):")
         else:
             self.caps_title.setText("<b>This pack needs no special permissions.</b>")
         for cap in caps:
-            text = trust.capability_words([cap])[0]
+            text = trust.capability_text(cap)
             item = QListWidgetItem(text[0].upper() + text[1:])
             item.setData(Qt.ItemDataRole.UserRole, cap)
-            if cap in trust.DANGEROUS:
+            if trust.dangerous(cap):
                 item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
                 item.setForeground(status_color("failed"))
                 bold = QFont(item.font())
@@ -326,7 +332,7 @@ class PackReview(QWidget):
             row = QTreeWidgetItem([rule.id, rule.name if rule.name != rule.id else "", when, can])
             row.setToolTip(2, when)
             row.setToolTip(3, can)
-            if rule.capabilities & trust.DANGEROUS:
+            if any(trust.dangerous(c) for c in rule.capabilities):
                 row.setForeground(3, status_color("failed"))
             self.rules.addTopLevelItem(row)
 
@@ -617,6 +623,11 @@ class HeldDialog(QDialog):
         if state is None or self.core.config_dir is None:
             return
         pack = state.pack
+        if not state.approvable:  # a newcomer claiming another file's pack id
+            QMessageBox.warning(
+                self, "Nerve", f"{state.file_name} cannot be approved: {state.reason()}"
+            )
+            return
         try:
             trust.Approvals(self.core.config_dir).approve(
                 pack.id, pack.capabilities, file=state.file_name

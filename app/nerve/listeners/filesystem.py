@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nerve.bus import Bus
 from nerve.durations import DURATION_SCHEMA, format_duration, parse_duration
+from nerve.engine import caps
 from nerve.engine.registry import CompileContext, ConfigError, Matcher, Trigger, triggers
 from nerve.events import KNOWN_FIELDS, Event
 from nerve.listeners.base import Listener, ListenerUnavailable, Need, listeners
@@ -1029,7 +1030,7 @@ class FileTrigger(Trigger):
             settle = parse_duration(options["settle"])
             if not 0 < settle <= 3600:
                 raise ConfigError("'settle' must be more than 0 and at most 1h", ("settle",))
-        return cls(
+        trigger = cls(
             root,
             written=written,
             recursive=bool(options.get("recursive", False)),
@@ -1039,6 +1040,13 @@ class FileTrigger(Trigger):
             is_dir=options.get("is_dir"),
             settle=settle,
         )
+        # Which folder it reveals changes of (names of the files in it).
+        shown = root
+        if any(f"input.{name}" in written for name in ctx.secrets):
+            shown = written  # (a secret input's value is never shown)
+        seen = os.path.join(shown, "**") if trigger.recursive else shown
+        trigger.concrete = frozenset({"watches-files", caps.cap("watches", seen)})
+        return trigger
 
     # ------------------------------------------------------------- matching
 

@@ -40,6 +40,8 @@ CAPABILITY_TEXT = {
     "network": "send requests over the network",
     "controls-nerve": "pause Nerve or switch rules on and off",
     "writes-variables": "change variables (other rules may use them)",
+    "emits-events": "emit events that other packs' rules may react to",
+    "watches-files": "see files change in folders",
 }
 
 
@@ -70,6 +72,8 @@ class Pack:
     description: str = ""
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+    #: Inputs whose value was given (at import, ``--set``), not the pack's default.
+    given: frozenset[str] = frozenset()
     rules: list[Rule] = field(default_factory=list)
     errors: list[PackError] = field(default_factory=list)
     rule_count: int = 0
@@ -85,6 +89,18 @@ class Pack:
     def usable(self) -> bool:
         """True when the pack may run (its header is sound); broken rules are left out."""
         return self.header_ok
+
+    def secret_values(self) -> list[Any]:
+        """The values the user gave the inputs the pack marks ``secret: true``."""
+        return [
+            self.values[name]
+            for name, spec in self.inputs.items()
+            if spec.get("secret") is True and name in self.given and name in self.values
+        ]
+
+    def is_secret(self, name: str) -> bool:
+        spec = self.inputs.get(name)
+        return isinstance(spec, dict) and spec.get("secret") is True
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -198,6 +214,7 @@ class _Loader:
 
     def resolve_inputs(self) -> None:
         values: dict[str, Any] = {}
+        self.pack.given = frozenset(k for k in self.overrides if k in self.pack.inputs)
         for key in self.overrides if self.strict else ():
             if key not in self.pack.inputs:
                 known = ", ".join(sorted(self.pack.inputs)) or "none"
@@ -263,6 +280,7 @@ class _Loader:
             inputs=self.pack.values,
             names=Names(None, frozenset(self.pack.inputs)),
             rule_key=f"{self.pack.id}/{rule_id}",
+            secrets=frozenset(n for n in self.pack.inputs if self.pack.is_secret(n)),
         )
         triggers = compile_triggers(node["when"], ctx, (*path, "when")) if "when" in node else []
         ctx.names = _names_for(triggers, frozenset(self.pack.inputs))
@@ -339,12 +357,32 @@ def _convert(raw: str, kind: str) -> Any:
     return raw
 
 
+def is_pack_file(name: str) -> bool:
+    """A pack file name: ``*.yaml``/``*.yml``, not hidden.
+
+    Hidden files (``.name.yaml``: editors' swap and backup files, our own
+    temporary files, and anything meant to stay out of sight) and ``#name#``
+    autosaves are never loaded from a folder: a pack the user cannot see in
+    a file manager must not run, nor take the id of one they can see."""
+    return name.endswith(PACK_SUFFIXES) and not name.startswith((".", "#"))
+
+
+PACK_SUFFIXES = (".yaml", ".yml")
+
+
+def folder_pack_files(folder: Path) -> list[Path]:
+    """The pack files of a folder, sorted by name (hidden ones left out)."""
+    return sorted(p for p in folder.iterdir() if is_pack_file(p.name))
+
+
 def load_paths(paths: list[Path], overrides: Mapping[str, str] | None = None) -> list[Pack]:
-    """Every pack in ``paths`` (files, or folders of ``*.yaml``/``*.yml``), sorted by name."""
+    """Every pack in ``paths`` (files, or folders of ``*.yaml``/``*.yml``), sorted by name.
+
+    In a folder, hidden files are left out (:func:`is_pack_file`)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            files.extend(folder_pack_files(path))
         else:
             files.append(path)
     if len(files) == 1:

@@ -32,6 +32,13 @@ INPUT_SCHEMA: dict[str, Any] = {
         "type": {"enum": list(INPUT_TYPES)},
         "default": {"type": ["string", "number", "boolean"]},
         "choices": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+        "secret": {
+            "type": "boolean",
+            "description": (
+                "A token or password: the value you give is never logged, traced, "
+                "shown or stored in the event log"
+            ),
+        },
     },
     "additionalProperties": False,
     # A default is of the input's type (text and path take any value as text).

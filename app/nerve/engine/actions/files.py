@@ -9,6 +9,7 @@ from typing import Any
 
 from send2trash import send2trash
 
+from nerve.engine import caps
 from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, actions
 from nerve.engine.runs import RunContext
@@ -60,12 +61,14 @@ class _Transfer(Action):
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> _Transfer:
-        return cls(
+        action = cls(
             ctx.template(options["src"], ("src",)),
             ctx.template(options["dest"], ("dest",)),
             ctx.template(options["name"], ("name",)) if "name" in options else None,
             options.get("on_conflict", "rename"),
         )
+        action.concrete = frozenset({caps.cap("writes", caps.static(action.dest, ctx))})
+        return action
 
     async def execute(self, run: RunContext) -> Any:
         scope = run.scope
@@ -152,7 +155,9 @@ class TrashAction(Action):
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TrashAction:
-        return cls(ctx.template(options))
+        action = cls(ctx.template(options))
+        action.concrete = frozenset({caps.cap("trash", caps.static(action.target, ctx))})
+        return action
 
     async def execute(self, run: RunContext) -> Any:
         path = _expand(text(self.target, run.scope))

@@ -10,6 +10,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine import caps
 from nerve.engine.actions._common import rendered, templated, text
 from nerve.engine.compiler import compile_actions, compile_conditions
 from nerve.engine.registry import (
@@ -100,7 +101,7 @@ class WaitForAction(Action):
         )
 
     def action_capabilities(self) -> frozenset[str]:
-        return self.capabilities | self.trigger.trigger_capabilities()
+        return self.capabilities | self.concrete | self.trigger.trigger_capabilities()
 
     async def execute(self, run: RunContext) -> Any:
         (matcher,) = self.trigger.matchers()
@@ -284,6 +285,9 @@ class EmitAction(Action):
 
     key = "emit"
     description = "Publish an event: a type, or {type, data}"
+    # Other packs' rules may react to it: a rule that turns it into a command
+    # would otherwise run for a pack nobody approved (a confused deputy).
+    capabilities = frozenset({"emits-events"})
     schema = {
         "anyOf": [
             {"type": "string"},
@@ -317,7 +321,9 @@ class EmitAction(Action):
                 f"such as 'my.{options['type']}'",
                 ("type",),
             )
-        return cls(options["type"], templated(options.get("data", {}), ctx, ("data",)))
+        action = cls(options["type"], templated(options.get("data", {}), ctx, ("data",)))
+        action.concrete = frozenset({caps.cap("emits", options["type"])})
+        return action
 
     async def execute(self, run: RunContext) -> Any:
         event = run.emit(self.type, rendered(self.data, run.scope))

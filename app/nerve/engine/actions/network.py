@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from nerve import __version__
 from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine import caps
 from nerve.engine.actions._common import rendered, templated, text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
@@ -62,6 +63,7 @@ class HttpAction(Action):
         self.has_json = "json" in options
         self.body = ctx.template(options["body"], ("body",)) if "body" in options else None
         self.timeout = parse_duration(options.get("timeout", 10))
+        self.concrete = frozenset({caps.cap("http", caps.host_of(self.url, ctx))})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> HttpAction:

@@ -14,6 +14,7 @@ from typing import Any
 
 from nerve import desktop
 from nerve.durations import DURATION_SCHEMA, parse_duration
+from nerve.engine import caps
 from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
@@ -44,6 +45,12 @@ class _Spawn(Action):
         self.env = {
             str(k): ctx.template(str(v), ("env", k)) for k, v in options.get("env", {}).items()
         }
+        # What else decides which program runs and what it does: a relative
+        # program is found from 'cwd', PATH and LD_PRELOAD change what starts.
+        # Part of the capability, as written.
+        where = [f"in {options['cwd']}"] if "cwd" in options else []
+        where += [f"{k}={v}" for k, v in sorted(options.get("env", {}).items())]
+        self.setting = f" ({', '.join(where)})" if where else ""
 
     def argv(self, run: RunContext) -> list[str]:
         raise NotImplementedError
@@ -171,6 +178,9 @@ class RunAction(_Spawn):
         self.args: list[Template] = [
             ctx.template(str(a), ("argv", i)) for i, a in enumerate(options["argv"])
         ]
+        # The program as written (input values filled in); a placeholder: any program.
+        program = caps.static(self.args[0], ctx)
+        self.concrete = frozenset({caps.cap("run", program and program + self.setting)})
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RunAction:
@@ -214,6 +224,8 @@ class ShellAction(_Spawn):
     def __init__(self, options: dict[str, Any], ctx: CompileContext) -> None:
         super().__init__(options, ctx)
         self.command = ctx.template(options["command"], ("command",))
+        # The script as written: any change to its text is a new capability.
+        self.concrete = frozenset({caps.cap("shell", options["command"] + self.setting)})
         try:
             self.quoters = shell_quoters(self.command.pieces)
         except ValueError as exc:
@@ -338,7 +350,9 @@ class OpenAction(Action):
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> OpenAction:
-        return cls(ctx.template(options))
+        action = cls(ctx.template(options))
+        action.concrete = frozenset({caps.cap("open", caps.static(action.target, ctx))})
+        return action
 
     async def execute(self, run: RunContext) -> Any:
         target = text(self.target, run.scope)

@@ -1344,6 +1344,8 @@ class UnionField(Field):
 
     def _read(self) -> Any:
         value = self.inner.value()
+        if value == [] and not self.required:
+            return UNSET  # an optional list left empty is no value (not "[]")
         if self._shorthand is None or self.current != self.rich:
             return value
         index, key = self._shorthand

@@ -611,7 +611,7 @@ class RuleEditor(QWidget):
             wanted = allowed | result.rule.capabilities
             if wanted == allowed:
                 return  # nothing new to allow (a rule that can do nothing of note needs nothing)
-            approve_own(self.core, pack_id, wanted)
+            approve_own(self.core, pack_id, wanted, file=name)
         except (TrustError, OSError) as exc:
             log.warning("could not approve %s: %s", pack_id, exc)
 
