@@ -531,9 +531,15 @@ def test_private_events_never_reach_the_log(
     nerve: Instance, nerve_env: dict[str, str], short_tmp: Path
 ) -> None:
     secret = "hunter2-correct-horse"
-    cli_ok(nerve_env, "emit", "key.down", f"key={secret}", "modifiers=[]")
-    cli_ok(nerve_env, "emit", "key.up", f"key={secret}")
-    cli_ok(nerve_env, "emit", "clipboard.changed", "mime=text/plain", f"text={secret}")
+    for args in (
+        ("key.down", f"key={secret}", "modifiers=[]"),
+        ("key.up", f"key={secret}"),
+        ("clipboard.changed", "mime=text/plain", f"text={secret}"),
+    ):
+        # Nerve's own (and private) types cannot be faked from outside at all.
+        refused = cli(nerve_env, "emit", *args)
+        assert refused.returncode == EXIT_INVALID, refused.stderr
+        assert "Nerve's own event types" in refused.stderr
     touch_fires(nerve_env, short_tmp / "after-the-secrets")
     wait_for_event(nerve_env, "x.touch")  # logged after the private ones
 

@@ -21,7 +21,7 @@ from nerve import __version__, injection, ipc
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
-from nerve.events import valid_type
+from nerve.events import reserved_type, valid_type
 from nerve.ipc import InstanceLock, IpcError, IpcServer, socket_path
 from nerve.listeners import keyboard, x11
 from nerve.listeners.manager import ListenerManager
@@ -348,6 +348,13 @@ class Nerve:
             data = args.get("data", {})
             if not isinstance(type_, str) or not valid_type(type_):
                 raise IpcError(f"not an event type: {type_!r} (use lower-case dotted names)")
+            if reserved_type(type_):
+                # A faked file.created or hotkey would fire the rules of packs
+                # approved for the real ones (try rules with the editor's Test).
+                raise IpcError(
+                    f"{type_!r} is one of Nerve's own event types; `nerve emit` "
+                    "sends custom events only"
+                )
             if not isinstance(data, dict):
                 raise IpcError("event data must be an object")
             # `nerve emit` run by a rule's program (or its descendants) carries

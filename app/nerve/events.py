@@ -302,8 +302,8 @@ def reserved_type(type_: str) -> bool:
     """Whether ``type_`` is, or is a spelling of, a type Nerve itself publishes
     (see :data:`RESERVED_FAMILIES`). Rules cannot ``emit`` these: a faked
     ``hotkey``, ``typed`` or ``file.created`` event would fire other packs'
-    rules, whatever those packs were approved for. (``nerve emit`` at the
-    command line is the user's own, and may publish one to try a rule out.)"""
+    rules, whatever those packs were approved for. Nor can ``nerve emit``: any
+    program of the user's can run it."""
     for name in (type_, canonical_type(type_)):
         family = re.split(r"[.\-]", name, maxsplit=1)[0]
         if name in KNOWN_FIELDS or family in RESERVED_FAMILIES:
