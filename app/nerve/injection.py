@@ -220,6 +220,8 @@ class Injector:
         self._pool = self.keymap.spare_keycodes()
         #: spare keycode -> keysym we mapped on it, least recently used first.
         self._assigned: OrderedDict[int, int] = OrderedDict()
+        #: Spare keycodes this injector changed the mapping of.
+        self._mine: set[int] = set()
         self._used_at: dict[int, float] = {}
 
     # ------------------------------------------------------------ plumbing
@@ -267,8 +269,10 @@ class Injector:
             for keycode, keysym in list(self._assigned.items()):
                 if keysym not in self.keymap.keysyms(keycode):
                     del self._assigned[keycode]  # someone reloaded the layout
+            # A spare keycode Nerve mapped stays its own to map again (and to
+            # give back on close), whatever the server reads back for it.
             self._pool = [
-                k for k in self._pool if k in self._assigned or not any(self.keymap.keysyms(k))
+                k for k in self._pool if k in self._mine or not any(self.keymap.keysyms(k))
             ]
 
     # ------------------------------------------------------------- keys
@@ -382,6 +386,7 @@ class Injector:
                 time.sleep(wait)  # no event says "the application has read it"
         else:
             raise InjectionError("no spare keycode to type a character the layout lacks")
+        self._mine.add(keycode)
         self.conn.change_keyboard_mapping(keycode, [(keysym, keysym)])
         self.conn.sync()
         row = self.keymap.rows[keycode - self.keymap.first]
@@ -475,23 +480,22 @@ class Injector:
     def _type(
         self, text: str, erase: int, stop: threading.Event | None, avoid: frozenset[int]
     ) -> None:
-        backspace = self._keysym_key(x11.KEYSYM_BACKSPACE, avoid)
-        plan = _Plan()
-        for _ in range(erase):
-            plan.tap(backspace)
-        self._send(plan)
-        plan = _Plan()
-        for i, char in enumerate(_normalise(text)):
-            if i % CHUNK == 0:
-                self._send(plan)
-                plan.clear()
-                if stop is not None and stop.is_set():
-                    return
-            if char not in "\n\t" and not char.isprintable():
-                continue  # other control characters have no key
-            keycode, mods = self._char_key(char, plan, avoid)
-            plan.tap(keycode, mods)
-        self._send(plan)
+        """BackSpaces, then ``text``, in bursts of CHUNK keys. Keys the user
+        presses meanwhile are read again before each burst and left alone."""
+        units = ["\b"] * erase + [c for c in _normalise(text) if c in "\n\t" or c.isprintable()]
+        for start in range(0, len(units), CHUNK):
+            if stop is not None and stop.is_set():
+                return
+            if start:
+                avoid = frozenset(x11.keys_down(self.conn))
+            plan = _Plan()
+            for unit in units[start : start + CHUNK]:
+                if unit == "\b":
+                    plan.tap(self._keysym_key(x11.KEYSYM_BACKSPACE, avoid))
+                else:
+                    keycode, mods = self._char_key(unit, plan, avoid)
+                    plan.tap(keycode, mods)
+            self._send(plan)
 
     def _keysym_key(self, keysym: int, avoid: frozenset[int] = frozenset()) -> int:
         for keycode, index in self.keymap.keycodes_for(keysym):
@@ -568,9 +572,11 @@ class Injector:
         """Give the spare keycodes back and close the connection."""
         with self.lock:
             try:
-                for keycode in list(self._assigned):
+                for keycode in sorted(self._mine):
                     self.conn.change_keyboard_mapping(keycode, [(x11.NO_SYMBOL, x11.NO_SYMBOL)])
                 self._assigned.clear()
+                self._mine.clear()
+                self.conn.sync()  # processed before the connection goes
                 self.conn.close()
             except Exception:
                 log.debug("closing the injector failed", exc_info=True)

@@ -44,7 +44,7 @@ TEXT_LIMIT = 4096
 BUFFER = 64
 #: An expansion nothing claimed after this long is closed (its rule typed
 #: nothing, or its conditions did not hold).
-CLAIM_TIMEOUT_S = 0.5
+CLAIM_TIMEOUT_S = 2.0
 
 _BOUNDARY_EXTRA = "_"
 
