@@ -107,7 +107,7 @@ def test_now_moved_by_a_duration(offset: str, seconds: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["now+", "now+1x", "now*1d", "nowish", "now+-1d", "now+9999999999d"]
+    "bad", ["now+", "now+1x", "now*1d", "nowish", "now+-1d", "now+99999999999999999999999d"]
 )
 def test_a_bad_moved_now_is_a_load_error(bad: str) -> None:
     with pytest.raises(TemplateError, match=r"now|placeholder|format"):
