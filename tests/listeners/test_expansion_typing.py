@@ -161,3 +161,17 @@ def test_a_replacement_holding_abbreviations_fires_nothing(
     typist.type(";me then ", profile)
     assert qt_field.settle() == "see ;me and ;acc then "
     assert [e.get("text") for e in live.recorder.of("typed")] == [";me"]
+
+
+@pytest.mark.parametrize("profile", [INSTANT, BRISK, ROLLOVER], ids=str)
+def test_the_replacement_follows_the_case_of_the_abbreviation(
+    live: LiveHarness, typist: Typist, qt_field: QtField, profile: Profile
+) -> None:
+    live.load("""
+  - id: sig
+    when: {typed: {text: ";sig", case: follow}}
+    do: [{type: "best regards"}]
+""")
+    live.listener("keyboard")
+    typist.type(";sig ;Sig ;SIG ;sIG.", profile)
+    assert qt_field.settle() == "best regards Best regards BEST REGARDS best regards."

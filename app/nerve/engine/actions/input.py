@@ -19,6 +19,7 @@ from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
 from nerve.listeners import x11
+from nerve.listeners.typing import follow_case
 from nerve.templates import Template
 
 _CAPS = frozenset({"injects-input"})
@@ -36,19 +37,23 @@ class _Owed(NamedTuple):
     erase: int = 0
     suffix: str = ""
     expansion: int | None = None
+    #: The case the abbreviation was typed in, for a replacement that follows it.
+    case: str = "as-is"
 
 
 def _take_erase(run: RunContext) -> _Owed:
-    erase = run.extra.get("erase")
-    if not isinstance(erase, int) or erase <= 0 or run in _erased:
+    if run in _erased:
         return _Owed()
     _erased.add(run)
+    erase = run.extra.get("erase")
     suffix = run.extra.get("suffix")
     expansion = run.extra.get("expansion")
+    case = run.extra.get("case")
     return _Owed(
-        erase,
+        erase if isinstance(erase, int) and erase > 0 else 0,
         suffix if isinstance(suffix, str) else "",
         expansion if isinstance(expansion, int) else None,
+        case if isinstance(case, str) else "as-is",
     )
 
 
@@ -56,6 +61,7 @@ def _replace(
     inj: injection.Injector, owed: _Owed, text: str, stop: threading.Event
 ) -> dict[str, Any]:
     """Type ``text`` in place of the abbreviation owed (if any)."""
+    text = follow_case(text, owed.case)
     model = injection.typing_model() if owed.expansion is not None else None
     if model is not None and owed.expansion is not None:
         return inj.expand(model, owed.expansion, text, erase=owed.erase, stop=stop)
