@@ -92,6 +92,28 @@ def test_now_uses_strftime() -> None:
     assert len(render("{now}")) == len("2024-01-01 00:00:00")
 
 
+@pytest.mark.parametrize(
+    ("offset", "seconds"),
+    [("+1d", 86400), ("-2h", -7200), ("+1h30m", 5400), (" - 90m ", -5400), ("+0s", 0)],
+)
+def test_now_moved_by_a_duration(offset: str, seconds: int) -> None:
+    fmt = "%Y-%m-%d %H:%M"
+    while True:
+        base = time.time()
+        out = render(f"{{now{offset}:{fmt}}}")
+        if int(time.time() // 60) == int(base // 60):  # not across a minute boundary
+            break
+    assert out == time.strftime(fmt, time.localtime(base + seconds))
+
+
+@pytest.mark.parametrize(
+    "bad", ["now+", "now+1x", "now*1d", "nowish", "now+-1d", "now+99999999999999999999999d"]
+)
+def test_a_bad_moved_now_is_a_load_error(bad: str) -> None:
+    with pytest.raises(TemplateError, match=r"now|placeholder|format"):
+        parse("{" + bad + "}", ANY)
+
+
 def test_quote_is_applied_to_each_value_only() -> None:
     t = parse("echo {event.a} > {event.b}", ANY)
     assert t.render(scope({"a": "x y", "b": "f;g"}), quote=shlex.quote) == "echo 'x y' > 'f;g'"

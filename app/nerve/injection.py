@@ -68,6 +68,7 @@ _MODIFIER_KEYSYMS = {
     "altgr": (0xFE03, 0xFF7E),
 }
 _CAPS_LOCK = 0xFFE5
+_LEFT = 0xFF51
 
 
 class InjectionError(Exception):
@@ -106,6 +107,8 @@ class TypingModel(Protocol):
     def step(self, expansion: int, replacement: str) -> tuple[int, str] | None: ...
 
     def close(self, expansion: int, typed: str | None) -> None: ...
+
+    def tail(self, expansion: int) -> str: ...
 
 
 _typing: list[TypingModel] = []
@@ -405,16 +408,33 @@ class Injector:
         return keycode
 
     def type_text(
-        self, text: str, *, erase: int = 0, stop: threading.Event | None = None
+        self,
+        text: str,
+        *,
+        erase: int = 0,
+        stop: threading.Event | None = None,
+        back: int = 0,
     ) -> dict[str, Any]:
-        """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces."""
+        """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces;
+        then move the caret ``back`` characters to the left."""
         with self.lock, self._guard():
             _, caps = self._prepare(stop)
             try:
                 self._type(text, erase, stop, self._held_keys())
+                self._caret_back(back, stop)
             finally:
                 self._finish(caps)
         return {"typed": len(text), "erased": erase}
+
+    def _caret_back(self, count: int, stop: threading.Event | None) -> None:
+        left = self._keysym_key(_LEFT)
+        for start in range(0, count, CHUNK):
+            if stop is not None and stop.is_set():
+                return
+            plan = _Plan()
+            for _ in range(min(CHUNK, count - start)):
+                plan.tap(left)
+            self._send(plan)
 
     def expand(
         self,
@@ -424,15 +444,17 @@ class Injector:
         *,
         erase: int = 0,
         stop: threading.Event | None = None,
+        back: int = 0,
     ) -> dict[str, Any]:
         """Replace the abbreviation of ``expansion`` (in the keyboard listener's
-        ``model``) with ``text``, keeping what the user typed after it.
+        ``model``) with ``text``, keeping what the user typed after it; then
+        move the caret ``back`` characters left, unless the user typed on.
 
         Falls back to ``erase`` BackSpaces and ``text`` if the expansion is
         no longer open (its rule claimed it too late)."""
         text = _normalise(text)
         if not model.claim(expansion):
-            return self.type_text(text, erase=erase, stop=stop)
+            return self.type_text(text, erase=erase, stop=stop, back=back)
         steps = 0
         typed: str | None = None
         lost = ""
@@ -455,6 +477,8 @@ class Injector:
                             break
                         if step is None:
                             typed = text
+                            if back and not model.tail(expansion):
+                                self._caret_back(back, stop)
                             break
                         steps += 1
                         if steps > 1:

@@ -1,5 +1,5 @@
 """Placeholders in rule text: ``{event.path}``, ``{input.target}``, ``{var.mode}``,
-``{rule.id}``, ``{now:%Y-%m-%d}``.
+``{rule.id}``, ``{now:%Y-%m-%d}``, ``{now+1d:%Y-%m-%d}`` (moved by a duration).
 
 Substitution is text, never evaluated. Templates are parsed once when a pack is
 loaded, so an unknown placeholder is an error at load time, not at run time.
@@ -15,10 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nerve.durations import parse_duration
+
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*", re.ASCII)
 
 ROOTS = ("event", "input", "var", "rule", "now", "run")
+#: ``now``, optionally moved by a duration (``now+1d``, ``now-2h30m``), then ``:FORMAT``.
+_NOW = re.compile(r"now(?:\s*([+-])\s*([0-9][0-9a-z. ]*?)\s*)?(?::(.*))?", re.DOTALL)
 
 
 class TemplateError(ValueError):
@@ -171,18 +175,30 @@ def parse(source: str, names: Names) -> Template:
 
 
 def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
-    if expr == "now" or expr.startswith("now:"):
-        fmt = expr[4:] if expr.startswith("now:") else "%Y-%m-%d %H:%M:%S"
+    now = _NOW.fullmatch(expr)
+    if now is not None:
+        sign, amount, given = now.groups()
+        fmt = "%Y-%m-%d %H:%M:%S" if given is None else given
+        offset = 0.0
+        if sign:
+            try:
+                offset = parse_duration(amount)
+            except ValueError as exc:
+                raise TemplateError(f"bad offset in {{{expr}}}: {exc}") from None
+            offset = -offset if sign == "-" else offset
         try:
-            time.strftime(fmt)
-        except ValueError as exc:
+            time.strftime(fmt, time.localtime(time.time() + offset))
+        except (ValueError, OverflowError, OSError) as exc:
             raise TemplateError(f"bad time format in {{{expr}}}: {exc}") from None
-        return lambda scope: time.strftime(fmt)
+        if not offset:
+            return lambda scope: time.strftime(fmt)
+        return lambda scope: time.strftime(fmt, time.localtime(time.time() + offset))
     root, _, rest = expr.partition(".")
     if root not in ROOTS:
         raise TemplateError(
             f"unknown placeholder {{{expr}}}: placeholders start with "
-            "event., input., var., rule. or run., or are {now} / {now:FORMAT}"
+            "event., input., var., rule. or run., or are {now}, {now:FORMAT} or "
+            "{now+1d:FORMAT} / {now-2h:FORMAT}"
         )
     if not rest or not _NAME.fullmatch(rest):
         raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")

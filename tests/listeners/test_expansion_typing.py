@@ -12,7 +12,7 @@ import pytest
 
 from conftest import LiveHarness, wait_until
 from xclients.qt_field import QtField
-from xclients.typist import BRISK, HUMAN, INSTANT, PROFILES, ROLLOVER, Profile, Typist
+from xclients.typist import BRISK, HUMAN, INSTANT, PROFILES, ROLLOVER, STEADY, Profile, Typist
 
 pytestmark = pytest.mark.usefixtures("xserver_wm")
 
@@ -161,3 +161,49 @@ def test_a_replacement_holding_abbreviations_fires_nothing(
     typist.type(";me then ", profile)
     assert qt_field.settle() == "see ;me and ;acc then "
     assert [e.get("text") for e in live.recorder.of("typed")] == [";me"]
+
+
+@pytest.mark.parametrize("profile", [INSTANT, BRISK, ROLLOVER], ids=str)
+def test_the_replacement_follows_the_case_of_the_abbreviation(
+    live: LiveHarness, typist: Typist, qt_field: QtField, profile: Profile
+) -> None:
+    live.load("""
+  - id: sig
+    when: {typed: {text: ";sig", case: follow}}
+    do: [{type: "best regards"}]
+""")
+    live.listener("keyboard")
+    typist.type(";sig ;Sig ;SIG ;sIG.", profile)
+    assert qt_field.settle() == "best regards Best regards BEST REGARDS best regards."
+
+
+@pytest.mark.parametrize("profile", [INSTANT, STEADY], ids=str)
+def test_the_caret_is_left_at_the_marker(
+    live: LiveHarness, typist: Typist, qt_field: QtField, profile: Profile
+) -> None:
+    live.load("""
+  - id: fn
+    when: {typed: ";fn"}
+    do: [{type: "def $|$():\\n    pass"}]
+""")
+    live.listener("keyboard")
+    typist.type(";fn", profile)
+    qt_field.wait(
+        lambda m: m.get("text") == "def ():\n    pass" and m.get("cursor") == len("def "),
+        what="the replacement, with the caret at the marker",
+    )
+    typist.type("go", profile)
+    assert qt_field.settle() == "def go():\n    pass"
+
+
+def test_the_marker_is_the_rules_text_only(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    live.load("""
+  - id: say
+    when: {event: test.say}
+    do: [{type: "<{event.what}>"}]
+""")
+    live.publish("test.say", what="a$|$b")
+    qt_field.wait_text("<a$|$b>")
+    assert qt_field.cursor == len("<a$|$b>")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nerve.injection import EXPAND_STEPS, ExpansionLost
-from nerve.listeners.typing import Abbreviation, Typing
+from nerve.listeners.typing import Abbreviation, Typing, follow_case, typed_case
 
 RULES = {";acc": "ACCEPTED", ";lp": "x;lp", "zz": "z z"}
 
@@ -192,3 +192,24 @@ def test_nothing_typed_is_kept_past_a_reset() -> None:
     world.model.reset("a click")
     assert world.model._text == []
     assert world.model._buffer == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "case", "out"),
+    [
+        (";sig", "as-is", "best regards"),
+        (";Sig", "capital", "Best regards"),
+        (";SIG", "upper", "BEST REGARDS"),
+        (";sIG", "as-is", "best regards"),
+        ("É", "capital", "Best regards"),
+        (";1", "as-is", "best regards"),
+    ],
+)
+def test_case_following(typed: str, case: str, out: str) -> None:
+    assert typed_case(typed) == case
+    assert follow_case("best regards", case) == out
+
+
+def test_case_following_leaves_what_is_not_a_letter() -> None:
+    assert follow_case("42 ways", "capital") == "42 Ways"
+    assert follow_case("straße", "upper") == "STRASSE"

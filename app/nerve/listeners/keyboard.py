@@ -43,7 +43,7 @@ from nerve.engine.registry import CompileContext, ConfigError, Matcher, Trigger,
 from nerve.events import Event, fields_for
 from nerve.listeners import x11
 from nerve.listeners.base import Listener, Need, listeners
-from nerve.listeners.typing import Abbreviation, Typing, is_word_char
+from nerve.listeners.typing import Abbreviation, Typing, is_word_char, typed_case
 from nerve.listeners.x11 import KEY_PRESS, KEY_RELEASE, Combo, ComboError
 
 log = logging.getLogger(__name__)
@@ -828,7 +828,8 @@ class TypedTrigger(Trigger):
     key = "typed"
     description = (
         "An abbreviation typed in any application (;sig). The first type/keys action of "
-        "the run erases it first; word: only as a whole word; case: sensitive/insensitive"
+        "the run erases it first; word: only as a whole word; case: sensitive, insensitive "
+        "or follow (the replacement takes the case it was typed in)"
     )
     capabilities = frozenset({"reads-keyboard"})
     schema = {
@@ -843,7 +844,11 @@ class TypedTrigger(Trigger):
                         "description": "Only between word boundaries; fires on the space or "
                         "punctuation after it, which is kept",
                     },
-                    "case": {"enum": ["sensitive", "insensitive"]},
+                    "case": {
+                        "enum": ["sensitive", "insensitive", "follow"],
+                        "description": "follow: match any case, and type the replacement "
+                        "as the abbreviation was typed (;sig, ;Sig, ;SIG: text, Text, TEXT)",
+                    },
                     "erase": {
                         "type": "boolean",
                         "description": "Erase the abbreviation before typing (default yes)",
@@ -861,6 +866,8 @@ class TypedTrigger(Trigger):
         self.case_sensitive = case_sensitive
         self.erase = erase
         self.expands = False
+        #: The replacement's case follows how the abbreviation was typed.
+        self.follow_case = False
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> TypedTrigger:
@@ -872,12 +879,12 @@ class TypedTrigger(Trigger):
             raise ConfigError("an abbreviation is printable text without spaces", path)
         if options.get("word") and not any(is_word_char(c) for c in text):
             raise ConfigError("'word: true' needs letters or digits in the abbreviation", path)
-        return cls(
-            text,
-            bool(options.get("word")),
-            options.get("case", "sensitive") == "sensitive",
-            bool(options.get("erase", True)),
+        case = options.get("case", "sensitive")
+        trigger = cls(
+            text, bool(options.get("word")), case == "sensitive", bool(options.get("erase", True))
         )
+        trigger.follow_case = case == "follow"
+        return trigger
 
     def _check(self, event: Event) -> bool:
         typed = event.get("text")
@@ -900,6 +907,8 @@ class TypedTrigger(Trigger):
     def on_match(self, event: Event, matcher: Matcher, host: Any) -> None:
         typed = str(event.get("text"))
         extra: dict[str, Any] = {"abbreviation": self.text}
+        if self.follow_case:
+            extra["case"] = typed_case(typed[:-1] if self.word else typed)
         if self.erase:
             extra["erase"] = len(typed)
             if self.word:

@@ -53,6 +53,28 @@ def is_word_char(char: str) -> bool:
     return char.isalnum() or char in _BOUNDARY_EXTRA
 
 
+def typed_case(typed: str) -> str:
+    """How an abbreviation was typed: ``upper`` (;SIG), ``capital`` (;Sig) or
+    ``as-is`` (;sig, or no letters to tell)."""
+    letters = [c for c in typed if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return "upper"
+    if letters and letters[0].isupper():
+        return "capital"
+    return "as-is"
+
+
+def follow_case(text: str, case: str) -> str:
+    """``text`` in the case an abbreviation was typed in (see :func:`typed_case`)."""
+    if case == "upper":
+        return text.upper()
+    if case == "capital":
+        for i, char in enumerate(text):
+            if char.isalpha():
+                return text[:i] + char.upper() + text[i + 1 :]
+    return text
+
+
 class Abbreviation(NamedTuple):
     """An abbreviation to watch for (``expands``: its rule types a replacement)."""
 

@@ -19,12 +19,16 @@ from nerve.engine.actions._common import text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
 from nerve.listeners import x11
+from nerve.listeners.typing import follow_case
 from nerve.ranges import BUTTON, COORDINATE, MAX_COORDINATE, MIN_COORDINATE
 from nerve.templates import Template
 
 _CAPS = frozenset({"injects-input"})
 #: Runs whose abbreviation has already been erased.
 _erased: weakref.WeakSet[RunContext] = weakref.WeakSet()
+
+#: Where the caret is left after a ``type`` action (as espanso's ``$|$``).
+CARET = "$|$"
 
 BUTTONS = {"left": 1, "middle": 2, "right": 3, "back": 8, "forward": 9}
 
@@ -37,30 +41,45 @@ class _Owed(NamedTuple):
     erase: int = 0
     suffix: str = ""
     expansion: int | None = None
+    #: The case the abbreviation was typed in, for a replacement that follows it.
+    case: str = "as-is"
 
 
 def _take_erase(run: RunContext) -> _Owed:
-    erase = run.extra.get("erase")
-    if not isinstance(erase, int) or erase <= 0 or run in _erased:
+    if run in _erased:
         return _Owed()
     _erased.add(run)
+    erase = run.extra.get("erase")
     suffix = run.extra.get("suffix")
     expansion = run.extra.get("expansion")
+    case = run.extra.get("case")
     return _Owed(
-        erase,
+        erase if isinstance(erase, int) and erase > 0 else 0,
         suffix if isinstance(suffix, str) else "",
         expansion if isinstance(expansion, int) else None,
+        case if isinstance(case, str) else "as-is",
     )
 
 
 def _replace(
-    inj: injection.Injector, owed: _Owed, text: str, stop: threading.Event
+    inj: injection.Injector, owed: _Owed, text: str, stop: threading.Event, back: int = 0
 ) -> dict[str, Any]:
-    """Type ``text`` in place of the abbreviation owed (if any)."""
+    """Type ``text`` in place of the abbreviation owed (if any), then move the
+    caret ``back`` characters (unless the user typed on meanwhile)."""
+    text = follow_case(text, owed.case)
     model = injection.typing_model() if owed.expansion is not None else None
     if model is not None and owed.expansion is not None:
-        return inj.expand(model, owed.expansion, text, erase=owed.erase, stop=stop)
-    return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop)
+        return inj.expand(model, owed.expansion, text, erase=owed.erase, stop=stop, back=back)
+    if back and owed.suffix:
+        back += len(owed.suffix)  # the word rule's boundary is typed after it
+    return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop, back=back)
+
+
+def _printable(text: str) -> str:
+    """The characters of ``text`` that type something (see Injector.type_text)."""
+    return "".join(
+        c for c in text.replace("\r\n", "\n").replace("\r", "\n") if c in "\n\t" or c.isprintable()
+    )
 
 
 async def _inject(
@@ -87,7 +106,8 @@ class TypeAction(Action):
 
     key = "type"
     description = (
-        "Type text into the focused window (any Unicode, newlines and tabs); placeholders allowed"
+        "Type text into the focused window (any Unicode, newlines and tabs); placeholders "
+        f"allowed; {CARET} in the text is where the caret is left"
     )
     capabilities = _CAPS
     schema = {
@@ -102,19 +122,30 @@ class TypeAction(Action):
         ]
     }
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, after: Template | None = None) -> None:
         self.template = template
+        #: The text after the caret marker (the caret goes back over it).
+        self.after = after
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TypeAction:
-        if isinstance(options, dict):
-            return cls(ctx.template(options["text"], ("text",)))
-        return cls(ctx.template(options))
+        source, path = (options["text"], ("text",)) if isinstance(options, dict) else (options, ())
+        # The marker is the rule's own text: a value a placeholder brings in
+        # never moves the caret.
+        before, marker, after = str(source).partition(CARET)
+        if marker and CARET in after:
+            raise ConfigError(f"one {CARET} (where the caret is left) at most", path)
+        return cls(ctx.template(before, path), ctx.template(after, path) if marker else None)
 
     async def execute(self, run: RunContext) -> Any:
         value = text(self.template, run.scope)
+        back = 0
+        if self.after is not None:
+            after = text(self.after, run.scope)
+            value += after
+            back = len(_printable(after))
         owed = _take_erase(run)
-        return await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop))
+        return await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop, back))
 
 
 @actions.register
