@@ -61,6 +61,10 @@ def _own(name: str) -> bool:
     return name.startswith(_OWN_ROOTS)
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit // 2] + "..." + text[-limit // 2 :]
+
+
 def _dotdot_from_outside(parts: list[str], outside: list[bool]) -> bool:
     """Whether a ``..`` component of the joined path has a character from outside."""
     text = "".join(parts)
@@ -123,13 +127,13 @@ def render_path(
     folder = base[: base.rfind("/") + 1] if "/" in base else ""
     if _dotdot_from_outside(out, outside):
         raise ActionError(
-            f"{what}: {path!r} leads out of "
-            + (f"{folder!r}" if folder else "its folder")
+            f"{what}: {_short(path)!r} leads out of "
+            + (f"{_short(folder)!r}" if folder else "its folder")
             + " with '..' (values from events stay inside; set allow_outside: true to allow)"
         )
     if not folder:
         if not os.path.isabs(path):
-            raise ActionError(f"{what}: {path!r} is not an absolute path")
+            raise ActionError(f"{what}: {_short(path)!r} is not an absolute path")
         return Path(path)
     real_folder = os.path.realpath(folder)
     if is_folder:
@@ -141,10 +145,15 @@ def render_path(
         inside = os.path.commonpath([real_folder, real]) == real_folder
     except ValueError:
         inside = False
+    if inside and not is_folder and os.path.normpath(real) == real_folder:
+        raise ActionError(
+            f"{what}: {_short(path)!r} names the folder {_short(folder)!r} itself, "
+            "not an entry in it"
+        )
     if not inside:
         raise ActionError(
-            f"{what}: {path!r} leads out of {folder!r} (through a symlink); values from "
-            "events stay inside (set allow_outside: true to allow)"
+            f"{what}: {_short(path)!r} leads out of {_short(folder)!r} (through a symlink); "
+            "values from events stay inside (set allow_outside: true to allow)"
         )
     return Path(path)
 
