@@ -72,6 +72,8 @@ def rewrite(pieces: Sequence[str | None]) -> Script:
     parser = _Parser(source)
     parser.run()
     kinds = parser.kinds
+    if len(kinds) != pieces.count(None):  # never expected: refuse rather than guess
+        raise ShellScriptError("cannot tell how a placeholder is quoted in this shell command")
     out: list[str] = []
     names: list[str] = []
     k = 0
@@ -257,6 +259,11 @@ class _Parser:
                         "a placeholder cannot go inside $'...': "
                         'close the quotes before it or use "..."'
                     )
+                if s[j] == "\\" and j + 1 < end and s[j + 1] == _MARK:
+                    raise ShellScriptError(
+                        "a placeholder cannot go inside $'...': "
+                        'close the quotes before it or use "..."'
+                    )
                 j += 2 if s[j] == "\\" else 1
             return j + 1
         if s.startswith('$"', i) and not in_double:
@@ -331,6 +338,10 @@ class _Parser:
             elif c == "`":
                 i = self.backquote(i + 1, end, in_double=False, arith=True)
             elif c == "\\":
+                if i + 1 < end and s[i + 1] == _MARK:
+                    raise ShellScriptError(
+                        "a placeholder cannot follow a backslash in a shell command"
+                    )
                 i += 2
             else:
                 i += 1
@@ -394,6 +405,8 @@ class _Parser:
                 i = close + 1
                 continue
             if c == "\\":
+                if s[i + 1 : i + 2] == _MARK:
+                    raise ShellScriptError("a placeholder cannot be a here-document's delimiter")
                 quoted = True
                 word.append(s[i + 1 : i + 2])
                 i += 2

@@ -330,6 +330,7 @@ def test_any_script_shape_never_runs_a_value(
     from nerve.shellscript import ShellScriptError
     from nerve.templates import TemplateError
 
+    PWN.unlink(missing_ok=True)
     command = "".join(tokens)
     if "{event.v}" not in command:
         command += "{event.v}"
@@ -340,3 +341,21 @@ def test_any_script_shape_never_runs_a_value(
     except subprocess.TimeoutExpired:
         pass  # waiting on a here-document or the like: still nothing may have run
     assert not PWN.exists(), (shell, command, value)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(tokens=st.lists(st.sampled_from([*TOKENS, "\t", "-", "x", "]", "["]), max_size=30))
+def test_the_rewriter_places_every_placeholder_or_refuses(tokens: list[str]) -> None:
+    """Any text: each placeholder gets a reference, or the command is refused."""
+    from nerve.shellscript import ENV_PREFIX, ShellScriptError, rewrite
+
+    pieces: list[str | None] = []
+    for token in tokens:
+        pieces.append(None if token == "{event.v}" else token)
+    try:
+        script = rewrite(pieces)
+    except ShellScriptError:
+        return
+    count = pieces.count(None)
+    assert len(script.names) == count
+    assert script.text.count("${" + ENV_PREFIX) == count
