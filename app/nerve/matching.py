@@ -141,7 +141,8 @@ def _compile_op(op: str, arg: Any) -> Predicate:
         try:
             search = saferegex.searcher(arg)
         except saferegex.RegexError as exc:
-            raise SpecError(f"bad regular expression {arg!r}: {exc}") from None
+            shown = arg if len(arg) <= 80 else arg[:77] + "..."
+            raise SpecError(f"bad regular expression {shown!r}: {exc}") from None
         return lambda v: v is not _MISSING and v is not None and search(_text(v))
     if op == "in":
         if not isinstance(arg, (list, tuple)):

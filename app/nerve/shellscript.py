@@ -101,6 +101,19 @@ class _Parser:
         self.kinds: list[str] = []
         self.integer: set[int] = set()
         self.pending: list[tuple[str, bool, bool]] = []  # heredocs: (delimiter, quoted, -)
+        #: Variables the script declares integer (declare -i n): assigning one is arithmetic.
+        self.integer_names: set[str] = set()
+        for m in _DECLARE_INTEGER.finditer(source):
+            self.integer_names.update(_NAME.findall(source, m.end(), _line_end(source, m.end())))
+
+    def _integer_assignment(self, i: int) -> bool:
+        """Is the placeholder at ``i`` assigned to an integer variable, or an
+        array subscript (``a[N]=``, ``n=`` after ``declare -i n``)?"""
+        head = self.s[max(0, i - 200) : i]
+        m = _ASSIGNED.search(head)
+        if m is None:
+            return False
+        return m.group(2) == "[" or m.group(1) in self.integer_names
 
     # -- placeholders
 
@@ -119,15 +132,22 @@ class _Parser:
         depth = 0
         word_start = True
         command_start = True
-        command_marks: list[int] = []
         let_command = False
+        first_mark = len(self.kinds)  # of the current command
+
+        def end_command() -> None:
+            nonlocal let_command, first_mark
+            if let_command:  # let / declare -i: every value in the command is arithmetic
+                self.integer.update(range(first_mark, len(self.kinds)))
+            let_command = False
+            first_mark = len(self.kinds)
+
         while i < end:
             c = s[i]
             if c == _MARK:
-                if let_command:
+                if self._integer_assignment(i):
                     self.integer.add(len(self.kinds))
                 self.mark(ARITH if arith else WORD)
-                command_marks.append(len(self.kinds) - 1)
                 word_start = command_start = False
                 i += 1
                 continue
@@ -172,6 +192,7 @@ class _Parser:
                 continue
             if c == ")":
                 if depth == 0 and stop == ")":
+                    end_command()
                     return i + 1
                 depth -= 1
                 word_start = True
@@ -186,23 +207,27 @@ class _Parser:
                 word_start = True
                 continue
             if c == "\n":
+                end_command()
                 i = self.heredoc_bodies(i + 1, end)
                 word_start = command_start = True
-                let_command = False
                 continue
             if c in _BREAKS:
                 word_start = True
                 if c in ";&|":
+                    end_command()
                     command_start = True
-                    let_command = False
                 i += 1
                 continue
-            if command_start and word_start and s.startswith("let", i):
-                after = s[i + 3 : i + 4]
-                if after in ("", " ", "\t"):
+            if command_start and word_start:
+                if s.startswith("let", i) and s[i + 3 : i + 4] in ("", " ", "\t"):
                     let_command = True
+                declared = _DECLARE_INTEGER.match(s, i)
+                if declared:
+                    let_command = True
+                    self.integer_names.update(_NAME.findall(s, declared.end(), _line_end(s, i)))
             word_start = command_start = False
             i += 1
+        end_command()
         if stop is not None:
             return end
         return i
@@ -210,6 +235,8 @@ class _Parser:
     def single(self, i: int, end: int) -> int:
         while i < end and self.s[i] != "'":
             if self.s[i] == _MARK:
+                if self._integer_assignment(i):
+                    self.integer.add(len(self.kinds))
                 self.mark(SINGLE)
             i += 1
         return i + 1
@@ -229,6 +256,8 @@ class _Parser:
                 i += 2
                 continue
             if c == _MARK:
+                if not heredoc and self._integer_assignment(i):
+                    self.integer.add(len(self.kinds))
                 self.mark(ARITH if arith else QUOTED)
                 i += 1
                 continue
@@ -444,6 +473,19 @@ class _Parser:
                 )
             return
         self.double(start, stop, heredoc=True)
+
+
+_DECLARE_INTEGER = re.compile(
+    r"(?:declare|typeset|local|export|readonly|integer)\b(?=[^;&|\n]*\s-[A-Za-z]*i)"
+    r"|integer\s"
+)
+_NAME = re.compile(r"(?<![-\w$])([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)")
+_ASSIGNED = re.compile(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)(?:(\[)|\+?=)[\"']?$")
+
+
+def _line_end(s: str, i: int) -> int:
+    found = [p for p in (s.find(c, i) for c in ";&|\n") if p >= 0]
+    return min(found) if found else len(s)
 
 
 _PARAM_ARITH = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])(?:\[|:(?![-=?+]))")

@@ -182,10 +182,19 @@ def test_a_value_arrives_as_its_bytes_and_runs_nothing(
         'printf %s "$(( {event.v} + 1 ))" > "$OUT"',
         'x=$(( {event.v} )); printf %s "$x" > "$OUT"',
         'printf %s $(({event.v}*2)) > "$OUT"',
+        # bash evaluates these as arithmetic too (dash refuses them: the run fails)
+        'declare -i n={event.v}; printf %s "$n" > "$OUT"',
+        'declare -i n; n="{event.v}"; printf %s "$n" > "$OUT"',
+        'declare -i n; n=\'{event.v}\'; printf %s "$n" > "$OUT"',
+        'let "n = {event.v}"; printf %s "$n" > "$OUT"',
+        'a[{event.v}]=1; printf %s ok > "$OUT"',
+        '[[ "{event.v}" -eq 1 ]]; printf %s ok > "$OUT"',
+        'printf %s "${{HOME:{event.v}}}" > "$OUT"',
+        '(( n = {event.v} )); printf %s "$n" > "$OUT"',
     ],
 )
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

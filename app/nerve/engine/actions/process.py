@@ -21,6 +21,8 @@ from nerve.spawn import spawn_detached
 from nerve.templates import Template
 
 _OUTPUT_LIMIT = 4096
+#: Shells that read "${NAME}" as the shell action writes it.
+_POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "yash", "busybox", "ash"})
 _URL_START = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|(?:mailto|tel|sms|magnet):)")
 
 _PROCESS_OPTIONS: dict[str, Any] = {
@@ -252,9 +254,13 @@ class ShellAction(_Spawn):
         except ShellScriptError as exc:
             raise ConfigError(str(exc), ("command",)) from None
         interpreter = str(options.get("interpreter", "/bin/sh"))
-        if not (os.path.isabs(interpreter) or os.sep not in interpreter) or "{" in interpreter:
+        if (
+            not (os.path.isabs(interpreter) or os.sep not in interpreter)
+            or os.path.basename(interpreter) not in _POSIX_SHELLS
+        ):
             raise ConfigError(
-                "'interpreter' is a program name (bash) or an absolute path (/bin/bash)",
+                "'interpreter' is a POSIX shell, by name or absolute path: "
+                + ", ".join(sorted(_POSIX_SHELLS)),
                 ("interpreter",),
             )
         self.interpreter = interpreter
