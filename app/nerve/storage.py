@@ -83,8 +83,28 @@ class StorageError(Exception):
 
 
 def _json(value: Any) -> str:
-    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``."""
-    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``.
+    Text SQLite cannot store (lone surrogates, from undecodable file names or
+    hostile data) is written as JSON escapes."""
+    plain = thaw(value)
+    text = json.dumps(plain, separators=(",", ":"), ensure_ascii=False, default=str)
+    if _storable(text):
+        return text
+    return json.dumps(plain, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: Any) -> str:
+    """``value`` as text SQLite can store (lone surrogates as backslash escapes)."""
+    text = str(value)
+    return text if _storable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -440,7 +460,7 @@ class Store:
             float(run["started"]),
             None if run.get("ended") is None else float(run["ended"]),
             str(run["status"]),
-            None if run.get("error") is None else str(run["error"]),
+            None if run.get("error") is None else _text(run["error"]),
             _json(run.get("trace") or {}),
         )
         with self._tx() as conn:

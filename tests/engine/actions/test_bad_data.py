@@ -137,3 +137,25 @@ def test_a_nul_fails_the_run_with_a_reason(stored: Harness, store: Store, action
     if run["status"] == "failed":
         assert "NUL" in run["error"] or "null" in run["error"], run
         assert "internal error" not in run["error"], run
+
+
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ('http: {url: "URL/x", body: "{event.v}"}', {"v": "\ud800"}),
+        ('http: {url: "URL/x", headers: {X-A: "{event.v}"}}', {"v": "\udcff"}),
+        ('shell: {command: "echo {event.v}", wait: true}', {"v": "\ud800"}),
+        ('run: {argv: [echo, "{event.v}"], wait: true}', {"v": "\ud800"}),
+    ],
+)
+def test_text_that_cannot_be_encoded_fails_the_run_with_a_reason(
+    stored: Harness,
+    store: Store,
+    server: Server,  # noqa: F811
+    action: str,
+    data: dict[str, Any],
+) -> None:
+    load(stored, action.replace("URL", server.url))
+    run = fire(stored, store, **data)
+    assert run["status"] == "failed", run
+    assert "internal error" not in run["error"], run
