@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Harness, wait_until
+from conftest import Harness, rules_from, wait_until
 from nerve.storage import Store
 
 
@@ -286,3 +286,25 @@ def test_a_whole_path_from_an_event_must_be_absolute_without_dotdot(
         assert run["status"] == "failed", (value, run)
     assert not (tree.sorted / "victim.txt").exists()
     assert not (tree.sorted / "secret.txt").exists()
+
+
+def test_an_input_path_expands_as_the_rules_own_text(
+    stored: Harness, store: Store, tree: Tree
+) -> None:
+    head = (
+        "nerve: 1\npack:\n  id: test.pack\n"
+        "  inputs: {target: {type: text, default: '~/../sorted'}}\nrules:\n"
+    )
+    rules = rules_from(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - file.copy: {src: "~/{event.f}", dest: "{input.target}/{event.f}-dir"}
+""",
+        pack_head=head,
+    )
+    stored.engine.call(stored.engine.set_rules, rules)
+    run = fire(stored, store, "secret.txt")
+    assert run["status"] == "ok", run
+    assert (tree.sorted / "secret.txt-dir" / "secret.txt").read_bytes() == b"secret"

@@ -88,9 +88,9 @@ def render_path(
 ) -> Path:
     """The path ``template`` names, with values taken literally.
 
-    ``~`` and ``$VARS`` are expanded in the rule's own text only, never in a
-    substituted value. A path built from event data (``~/inbox/{event.name}``)
-    stays within the folder its own text names (``~/inbox``), symlinks
+    ``~`` and ``$VARS`` are expanded in the rule's own text (and its inputs'
+    values) only, never in a value from an event or a variable. A path built
+    from event data (``~/inbox/{event.name}``) stays within the folder its own text names (``~/inbox``), symlinks
     resolved, unless ``allow_outside``; a path that is all event data
     (``{event.path}``) must be absolute and free of ``..``. ``is_folder``: the
     path is used as a folder (followed if a symlink) rather than an entry.
@@ -106,7 +106,11 @@ def render_path(
             name, value = next(names), next(values)
             if "\x00" in value:
                 raise ActionError(f"{what}: the value of {{{name}}} holds a NUL character")
-            if base is None and not _own(name):
+            if _own(name):  # the user's own text (an input): expanded as the rule's is
+                value = os.path.expandvars(value)
+                if first and value.startswith("~"):
+                    value = os.path.expanduser(value)
+            elif base is None:
                 base = "".join(out)
             out.append(value)
             outside.append(not _own(name))
