@@ -90,8 +90,9 @@ def render_path(
 
     ``~`` and ``$VARS`` are expanded in the rule's own text (and its inputs'
     values) only, never in a value from an event or a variable. A path built
-    from event data (``~/inbox/{event.name}``) stays within the folder its own text names (``~/inbox``), symlinks
-    resolved, unless ``allow_outside``; a path that is all event data
+    from event data (``~/inbox/{event.name}``) stays within the folder its
+    own text names (``~/inbox``), symlinks resolved, unless ``allow_outside``;
+    a path that is all event data
     (``{event.path}``) must be absolute and free of ``..``. ``is_folder``: the
     path is used as a folder (followed if a symlink) rather than an entry.
     """
