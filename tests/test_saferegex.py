@@ -121,6 +121,24 @@ def test_any_nesting_of_evil_pieces_stays_linear(pieces: list[str]) -> None:
     assert took < BUDGET
 
 
+#: Patterns whose DFA explodes, so RE2 simulates them step by step: the cost is
+#: text length x pattern size, which the size cap and the text cap bound.
+DFA_EXPLOSIONS = ["[ab]*a[ab]{500}", "(a|b)*a(a|b){900}", "(?:a?){600}a{600}", "(.*a){200}b"]
+
+
+@pytest.mark.parametrize("pattern", DFA_EXPLOSIONS)
+def test_the_worst_linear_cases_are_bounded(pattern: str) -> None:
+    import random
+
+    check = matching.compile_spec({"regex": pattern})
+    glob = matching.compile_spec("*a" + "[ab]" * 400)
+    noise = "".join(random.Random(7).choices("ab", k=300_000))
+    for text in (noise, "a" * 300_000):
+        for match in (check, glob):
+            _, took = timed(match, text)
+            assert took < 1.0, f"{pattern!r} took {took:.2f}s on {len(text)} chars"
+
+
 def test_file_names_that_are_not_utf8_still_match() -> None:
     name = b"caf\xe9-\xff.pdf".decode("utf-8", "surrogateescape")
     assert matching.compile_spec({"regex": r"\.pdf$"})(name)
@@ -139,6 +157,8 @@ UNSUPPORTED = [
     ("(?>a+)b", "atomic"),
     ("(a)(?(1)b|c)", "conditional"),
     ("a{5000}", "1000"),
+    (".{1000}", "too complex"),
+    ("[ab]{900}[ab]{900}[ab]{900}", "too complex"),
     ("(?x) a b", "flags"),
     ("(", "missing"),
 ]

@@ -23,6 +23,12 @@ import re2
 
 #: The longest pattern accepted (a pack's regexes are short; this bounds memory).
 MAX_PATTERN = 4096
+#: The most RE2 instructions a pattern may compile to. Matching costs up to
+#: (text length x instructions): this and MAX_TEXT bound every match to well
+#: under a second even for the worst patterns (``[ab]*a[ab]{500}``).
+MAX_PROGRAM = 2000
+#: How much of a value a regex or glob looks at (characters).
+MAX_TEXT = 16 * 1024
 
 Matcher = Callable[[str], bool]
 
@@ -35,6 +41,7 @@ def _options() -> Any:
     options = re2.Options()
     options.log_errors = False  # our message reaches the user; no stray stderr lines
     options.max_mem = 8 << 20
+    options.never_capture = True  # only "does it match": no submatch work
     return options
 
 
@@ -94,9 +101,9 @@ def compile_regex(pattern: str) -> Any:
     return _compile(_translate(pattern), pattern)
 
 
-def _compile(regex: str, pattern: str) -> Any:
+def _compile(regex: str, pattern: str, limit: bool = True) -> Any:
     try:
-        return re2.compile(regex, _options())
+        compiled = re2.compile(regex, _options())
     except re2.error as exc:
         detail = exc.args[0] if exc.args else str(exc)
         if isinstance(detail, bytes):
@@ -105,6 +112,12 @@ def _compile(regex: str, pattern: str) -> Any:
             f"{_why(pattern, str(detail))} (Nerve's regular expressions use RE2, "
             "which runs in linear time: no backreferences, lookaround or atomic groups)"
         ) from None
+    if limit and compiled.programsize > MAX_PROGRAM:
+        raise RegexError(
+            f"the pattern is too complex ({compiled.programsize} steps; at most {MAX_PROGRAM}): "
+            "use fewer or smaller counted repetitions ({n}) and Unicode classes"
+        )
+    return compiled
 
 
 def _subject(text: str) -> str:
@@ -121,6 +134,7 @@ def searcher(pattern: str) -> Matcher:
     search = compile_regex(pattern).search
 
     def found(text: str) -> bool:
+        text = text[:MAX_TEXT]
         try:
             return search(text) is not None
         except UnicodeEncodeError:
@@ -134,6 +148,7 @@ def full_matcher(pattern: str) -> Matcher:
     full = compile_regex(pattern).fullmatch
 
     def whole(text: str) -> bool:
+        text = text[:MAX_TEXT]
         try:
             return full(text) is not None
         except UnicodeEncodeError:
@@ -213,11 +228,13 @@ def glob_to_regex(pattern: str, *, star: str = ".*", one: str = ".") -> str:
     return "".join(out)
 
 
-def regex_matcher(regex: str) -> Matcher:
-    """Whether a whole text matches ``regex``, one Nerve built itself (from globs)."""
-    full = _compile(regex, regex).fullmatch
+def regex_matcher(regex: str, *, limit: bool = True) -> Matcher:
+    """Whether a whole text (its first MAX_TEXT characters) matches ``regex``, one
+    Nerve built itself (from globs); ``limit``: refuse a program over MAX_PROGRAM."""
+    full = _compile(regex, regex, limit).fullmatch
 
     def whole(text: str) -> bool:
+        text = text[:MAX_TEXT]
         try:
             return full(text) is not None
         except UnicodeEncodeError:

@@ -160,7 +160,7 @@ def _glob_regex(pattern: str) -> str:
 def _matcher(regexes: list[str]) -> Callable[[str], bool] | None:
     if not regexes:
         return None
-    return saferegex.regex_matcher("(?s)(?:" + "|".join(regexes) + ")")
+    return saferegex.regex_matcher("(?s)(?:" + "|".join(regexes) + ")", limit=False)
 
 
 class Patterns:
