@@ -70,7 +70,12 @@ def rewrite(pieces: Sequence[str | None]) -> Script:
             raise ShellScriptError("a shell command cannot hold a NUL character")
     source = "".join(_MARK if p is None else p for p in pieces)
     parser = _Parser(source)
-    parser.run()
+    try:
+        parser.run()
+    except RecursionError:
+        raise ShellScriptError(
+            "the shell command nests $(...), ${...} or quotes too deeply to check"
+        ) from None
     kinds = parser.kinds
     if len(kinds) != pieces.count(None):  # never expected: refuse rather than guess
         raise ShellScriptError("cannot tell how a placeholder is quoted in this shell command")

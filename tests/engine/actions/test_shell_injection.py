@@ -368,3 +368,11 @@ def test_the_rewriter_places_every_placeholder_or_refuses(tokens: list[str]) -> 
     count = pieces.count(None)
     assert len(script.names) == count
     assert script.text.count("${" + ENV_PREFIX) == count
+
+
+@pytest.mark.parametrize("nest", ["$(", '"$("', "${", "$((", "$["])
+def test_deep_nesting_is_a_load_error_not_a_crash(nest: str) -> None:
+    from nerve.shellscript import ShellScriptError, rewrite
+
+    with pytest.raises(ShellScriptError, match="too deeply"):
+        rewrite([nest * 5000, None])

@@ -166,6 +166,10 @@ def render_path(
 # ------------------------------------------------------------------- URLs
 
 
+#: The longest URL an action builds (before encoding).
+MAX_URL = 64 * 1024
+
+
 def render_url(template: Template, scope: Scope, what: str = "url") -> str:
     """The URL ``template`` gives, each value percent-encoded for where it sits.
 
@@ -177,16 +181,22 @@ def render_url(template: Template, scope: Scope, what: str = "url") -> str:
     """
     state = "scheme"
     out: list[str] = []
-    values = iter(template.placeholder_texts(scope))
+    texts = template.placeholder_texts(scope)
+    size = sum(map(len, texts)) + sum(len(p) for p in template.pieces if p is not None)
+    if size > MAX_URL:
+        raise ActionError(f"{what}: the URL would be {size} characters long; at most {MAX_URL}")
+    values = iter(texts)
     names = iter(template.names)
 
+    tail = ""  # the last two characters, to see "://"
+
     def advance(text: str) -> None:
-        nonlocal state
+        nonlocal state, tail
         for c in text:
             if state == "scheme":
-                out_text = "".join(out)
-                if out_text.endswith("://") or (out_text.endswith(":/") and c == "/"):
+                if tail == ":/" and c == "/":
                     state = "authority"
+                tail = (tail + c)[-2:]
                 if c == "#":
                     state = "fragment"
                 elif c == "?":
