@@ -52,6 +52,25 @@ class Script:
     names: tuple[str, ...]
     integer: tuple[bool, ...]
 
+    def environment(self, values: Sequence[str], labels: Sequence[str]) -> dict[str, str]:
+        """The variables that carry ``values`` (one per placeholder, in order);
+        ValueError naming ``labels[i]`` for a value the shell cannot take here."""
+        out: dict[str, str] = {}
+        for name, value, integer, label in zip(
+            self.names, values, self.integer, labels, strict=True
+        ):
+            if "\x00" in value:
+                raise ValueError(
+                    f"the value of {label} holds a NUL character, which a command cannot receive"
+                )
+            if integer and not check_integer(value):
+                raise ValueError(
+                    f"{label} is used in arithmetic in the shell command, so it must be an "
+                    f"integer; it is {value[:80]!r}"
+                )
+            out[name] = value
+        return out
+
 
 def reference(index: int, kind: str) -> str:
     name = "${" + ENV_PREFIX + str(index) + "}"

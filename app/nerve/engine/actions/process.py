@@ -16,7 +16,7 @@ from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine.actions._common import ALLOW_OUTSIDE_SCHEMA, render_path, render_url, text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
-from nerve.shellscript import ShellScriptError, check_integer, rewrite
+from nerve.shellscript import ShellScriptError, rewrite
 from nerve.spawn import spawn_detached
 from nerve.templates import Template
 
@@ -281,20 +281,11 @@ class ShellAction(_Spawn):
     def extra_env(self, run: RunContext) -> dict[str, str]:
         """Each placeholder's value, in the variable its reference names."""
         values = self.command.placeholder_texts(run.scope)
-        out: dict[str, str] = {}
-        for i, (name, value) in enumerate(zip(self.script.names, values, strict=True)):
-            where = f"{{{self.command.names[i]}}}"
-            if "\x00" in value:
-                raise ActionError(
-                    f"the value of {where} holds a NUL character, which a command cannot receive"
-                )
-            if self.script.integer[i] and not check_integer(value):
-                raise ActionError(
-                    f"{where} is used in arithmetic in the shell command, so it must be an "
-                    f"integer; it is {value[:80]!r}"
-                )
-            out[name] = value
-        return out
+        labels = [f"{{{name}}}" for name in self.command.names]
+        try:
+            return self.script.environment(values, labels)
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
 
 
 @actions.register
