@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from conftest import Harness, rules_from, wait_until
 from nerve.storage import Store
+from test_cli import StartNerve, cli_ok, events, start_nerve  # noqa: F401 (a fixture)
 
 
 @dataclass
@@ -308,3 +309,37 @@ def test_an_input_path_expands_as_the_rules_own_text(
     run = fire(stored, store, "secret.txt")
     assert run["status"] == "ok", run
     assert (tree.sorted / "secret.txt-dir" / "secret.txt").read_bytes() == b"secret"
+
+
+def test_the_running_daemon_keeps_emitted_values_inside(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+    short_tmp: Path,
+) -> None:
+    """As reported: ``nerve emit`` with ``f=../../victim.txt`` and ``$HOME`` values."""
+    inbox, sorted_, victim = short_tmp / "inbox", short_tmp / "sorted", short_tmp / "victim.txt"
+    inbox.mkdir()
+    victim.write_text("victim")
+    (inbox / "mine.txt").write_text("mine")
+    pack = short_tmp / "move.yaml"
+    pack.write_text(
+        "nerve: 1\npack: {id: t.move}\nrules:\n  - id: m\n    mode: queued\n"
+        "    when: {event: x.move}\n"
+        f'    do: [{{file.move: {{src: "{inbox}/{{event.f}}", dest: "{sorted_}/{{event.d}}"}}}}]\n'
+    )
+    start_nerve("--rules", pack)
+    hostile = ["../victim.txt", "../../" + str(victim), "$HOME/../victim.txt", "~/victim.txt"]
+    for value in hostile:
+        cli_ok(nerve_env, "emit", "x.move", f"f={value}", "d=x")
+    cli_ok(nerve_env, "emit", "x.move", "f=mine.txt", "d=../..")
+    cli_ok(nerve_env, "emit", "x.move", "f=mine.txt", "d=$HOME")
+    failed = wait_until(
+        lambda: len(found := events(nerve_env, "--type", "rule.failed")) >= 5 and found,
+        20,
+        "five refused runs",
+    )
+    assert all("internal error" not in str(e) for e in failed)
+    assert victim.read_text() == "victim"
+    # $HOME in a value is a folder literally named $HOME, inside sorted/.
+    wait_until((sorted_ / "$HOME" / "mine.txt").exists, 10, "the literal move")
+    assert [p.name for p in sorted_.rglob("*.txt")] == ["mine.txt"]
