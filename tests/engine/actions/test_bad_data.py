@@ -159,3 +159,20 @@ def test_text_that_cannot_be_encoded_fails_the_run_with_a_reason(
     run = fire(stored, store, **data)
     assert run["status"] == "failed", run
     assert "internal error" not in run["error"], run
+
+
+@pytest.mark.parametrize("value", ["1@evil.example", "evil.example/x", "h:1", "h?x", "h#x", "a b"])
+def test_an_event_value_cannot_change_the_host_of_a_url(
+    stored: Harness,
+    store: Store,
+    server: Server,  # noqa: F811
+    value: str,
+) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    load(stored, f'http: "http://127.0.0.1:{port}{{event.v}}/x"')
+    run = fire(stored, store, v=value)
+    assert run["status"] == "failed", run
+    assert "host part" in run["error"], run
+    assert not server.requests
+    load(stored, 'http: "http://127.0.0.1:{event.v}/x"')
+    assert fire(stored, store, v=port)["status"] == "ok"

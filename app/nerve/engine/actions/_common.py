@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -166,6 +167,8 @@ def render_path(
 # ------------------------------------------------------------------- URLs
 
 
+_HOST_PART = re.compile(r"[A-Za-z0-9.\-]*")
+
 #: The longest URL an action builds (before encoding).
 MAX_URL = 64 * 1024
 
@@ -211,6 +214,12 @@ def render_url(template: Template, scope: Scope, what: str = "url") -> str:
     for piece in template.pieces:
         if piece is None:
             name, value = next(names), next(values)
+            if state == "authority" and not _own(name) and not _HOST_PART.fullmatch(value):
+                raise ActionError(
+                    f"{what}: the value of {{{name}}} goes into the host part of the URL, "
+                    f"where only letters, digits, '.' and '-' may come from an event; "
+                    f"it is {value[:80]!r}"
+                )
             if state in ("scheme", "authority"):
                 bad = next((c for c in value if ord(c) < 33 or ord(c) == 127), None)
                 if bad is not None:
