@@ -127,8 +127,8 @@ class _Parser:
         self.pending: list[tuple[str, bool, bool]] = []  # heredocs: (delimiter, quoted, -)
         #: Variables the script declares integer (declare -i n): assigning one is arithmetic.
         self.integer_names: set[str] = set()
-        for m in _DECLARE_INTEGER.finditer(source):
-            self.integer_names.update(_NAME.findall(source, m.end(), _line_end(source, m.end())))
+        for command in _COMMANDS.split(source):
+            self.integer_names.update(_declared_integers(command) or ())
 
     def _integer_assignment(self, i: int) -> bool:
         """Is the placeholder at ``i`` assigned to an integer variable, or an
@@ -245,10 +245,11 @@ class _Parser:
             if command_start and word_start:
                 if s.startswith("let", i) and s[i + 3 : i + 4] in ("", " ", "\t"):
                     let_command = True
-                declared = _DECLARE_INTEGER.match(s, i)
-                if declared:
-                    let_command = True
-                    self.integer_names.update(_NAME.findall(s, declared.end(), _line_end(s, i)))
+                if s.startswith(_DECLARERS, i):
+                    names = _declared_integers(s[i : _line_end(s, i)])
+                    if names is not None:
+                        let_command = True
+                        self.integer_names.update(names)
             word_start = command_start = False
             i += 1
         end_command()
@@ -499,17 +500,28 @@ class _Parser:
         self.double(start, stop, heredoc=True)
 
 
-_DECLARE_INTEGER = re.compile(
-    r"(?:declare|typeset|local|export|readonly|integer)\b(?=[^;&|\n]*\s-[A-Za-z]*i)"
-    r"|integer\s"
-)
-_NAME = re.compile(r"(?<![-\w$])([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)")
+_DECLARERS = ("declare", "typeset", "local", "export", "readonly", "integer")
+_COMMANDS = re.compile(r"[;&|\n]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNED = re.compile(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)(?:(\[)|\+?=)[\"']?$")
 
 
+def _declared_integers(command: str) -> list[str] | None:
+    """The names ``declare -i a b=1`` (or typeset, local, ``integer``...) makes
+    integer, or None when ``command`` declares no integers."""
+    words = command.split()
+    if not words or words[0] not in _DECLARERS:
+        return None
+    flags = [w for w in words[1:] if w.startswith("-")]
+    if words[0] != "integer" and not any("i" in f for f in flags):
+        return None
+    names = [w.split("=", 1)[0].split("+", 1)[0] for w in words[1:] if not w.startswith("-")]
+    return [n for n in names if _NAME.fullmatch(n)]
+
+
 def _line_end(s: str, i: int) -> int:
-    found = [p for p in (s.find(c, i) for c in ";&|\n") if p >= 0]
-    return min(found) if found else len(s)
+    found = _COMMANDS.search(s, i)
+    return found.start() if found else len(s)
 
 
 _PARAM_ARITH = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])(?:\[|:(?![-=?+]))")

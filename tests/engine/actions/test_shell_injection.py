@@ -382,3 +382,31 @@ def test_deep_nesting_is_a_load_error_not_a_crash(nest: str) -> None:
 
     with pytest.raises(ShellScriptError, match="too deeply"):
         rewrite([nest * 5000, None])
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        "declare ",
+        "declare -i x\n",
+        "let x\n",
+        "[[ ",
+        "a[",
+        "x=${a:",
+        "<<EOF ",
+        '"',
+        "\\\\",
+        "# c\n",
+    ],
+)
+def test_checking_a_long_command_takes_linear_time(chunk: str) -> None:
+    import time
+
+    from nerve.shellscript import ShellScriptError, rewrite
+
+    start = time.perf_counter()
+    try:
+        rewrite([chunk * 20_000, None, " x"])
+    except ShellScriptError:
+        pass
+    assert time.perf_counter() - start < 2.0
