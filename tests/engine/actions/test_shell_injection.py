@@ -9,6 +9,7 @@ command as exactly its bytes and no command in it may run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -405,8 +406,6 @@ def test_checking_a_long_command_takes_linear_time(chunk: str) -> None:
     from nerve.shellscript import ShellScriptError, rewrite
 
     start = time.perf_counter()
-    try:
+    with contextlib.suppress(ShellScriptError):
         rewrite([chunk * 20_000, None, " x"])
-    except ShellScriptError:
-        pass
     assert time.perf_counter() - start < 2.0
