@@ -237,3 +237,17 @@ def test_a_running_instance_answers_while_evil_events_arrive(
     start = time.perf_counter()
     assert "running" in cli_ok(nerve_env, "status")
     assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize("glob", ["[" * 5000, "*" * 5000 + "[", "a" * 5000])
+def test_a_huge_glob_is_a_located_error_not_a_slow_load(glob: str) -> None:
+    text = (
+        "nerve: 1\npack: {id: t.p}\nrules:\n  - id: bad\n"
+        f"    when: {{event: {{type: x.y, data: {{f: {{glob: '{glob}'}}}}}}}}\n"
+        "    do: [{log: hi}]\n"
+    )
+    start = time.perf_counter()
+    pack = load_pack(text.encode(), filename="big.yaml")
+    assert time.perf_counter() - start < 2.0
+    assert len(pack.errors) == 1
+    assert "big.yaml:5:" in str(pack.errors[0])

@@ -196,6 +196,8 @@ def glob_to_regex(pattern: str, *, star: str = ".*", one: str = ".") -> str:
     """A glob in fnmatch's syntax (``*``, ``?``, ``[abc]``, ``[!abc]``) as RE2
     syntax, without anchors. ``star``/``one`` say what ``*`` and ``?`` match (a
     path glob passes ``[^/]*`` and ``[^/]``)."""
+    if len(pattern) > MAX_PATTERN:
+        raise RegexError(f"the glob is longer than {MAX_PATTERN} characters")
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
