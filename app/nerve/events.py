@@ -6,13 +6,14 @@ subscriber cannot change what another one sees.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
+
+from nerve import saferegex
 
 JSONValue = Any  # str | int | float | bool | None | list | dict, nested
 
@@ -215,7 +216,7 @@ def _is_glob(pattern: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def _compile_glob(pattern: str) -> Any:
-    return re.compile(fnmatch.translate(pattern)).match
+    return saferegex.glob_matcher(pattern)
 
 
 #: Data fields of the event types Nerve itself produces (DESIGN.md, "Events").

@@ -12,11 +12,11 @@ Used by event triggers, ``wait_for``, the ``event`` and ``var`` conditions and
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from nerve import saferegex
 
 Predicate = Callable[[Any], bool]
 
@@ -116,8 +116,11 @@ def _equals(expected: Any) -> Predicate:
 
 
 def _glob(pattern: str) -> Predicate:
-    match = re.compile(fnmatch.translate(pattern), re.DOTALL).match
-    return lambda v: v is not _MISSING and v is not None and match(_text(v)) is not None
+    try:
+        match = saferegex.glob_matcher(pattern)
+    except saferegex.RegexError as exc:
+        raise SpecError(str(exc)) from None
+    return lambda v: v is not _MISSING and v is not None and match(_text(v))
 
 
 def _compile_op(op: str, arg: Any) -> Predicate:
@@ -136,10 +139,11 @@ def _compile_op(op: str, arg: Any) -> Predicate:
         if not isinstance(arg, str):
             raise SpecError(f"regex needs text, got {arg!r}")
         try:
-            search = re.compile(arg).search
-        except re.error as exc:
-            raise SpecError(f"bad regular expression {arg!r}: {exc}") from None
-        return lambda v: v is not _MISSING and v is not None and search(_text(v)) is not None
+            search = saferegex.searcher(arg)
+        except saferegex.RegexError as exc:
+            shown = arg if len(arg) <= 80 else arg[:77] + "..."
+            raise SpecError(f"bad regular expression {shown!r}: {exc}") from None
+        return lambda v: v is not _MISSING and v is not None and search(_text(v))
     if op == "in":
         if not isinstance(arg, (list, tuple)):
             raise SpecError(f"'in' needs a list, got {arg!r}")

@@ -221,15 +221,28 @@ class StorageHealth:
 def _json(value: Any) -> str:
     """Compact JSON for a (possibly frozen) value; anything exotic becomes its ``str``.
 
-    Text that UTF-8 cannot hold (a lone surrogate, from a JSON ``"\\ud800"``
-    escape on the socket) is written escaped, as JSON allows, not lost."""
-    text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, default=str)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=True, default=str)
-    return text
+    Text SQLite cannot store (lone surrogates, from a JSON ``"\\ud800"`` escape
+    on the socket, undecodable file names or hostile data) is written as JSON
+    escapes, as JSON allows, not lost."""
+    plain = thaw(value)
+    text = json.dumps(plain, separators=(",", ":"), ensure_ascii=False, default=str)
+    if _storable(text):
+        return text
+    return json.dumps(plain, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: Any) -> str:
+    """``value`` as text SQLite can store (lone surrogates as backslash escapes)."""
+    text = str(value)
+    return text if _storable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _MISSING = object()
@@ -244,7 +257,7 @@ def _run_row(run: Mapping[str, Any]) -> tuple[Any, ...]:
         float(run["started"]),
         None if run.get("ended") is None else float(run["ended"]),
         str(run["status"]),
-        None if run.get("error") is None else str(run["error"]),
+        None if run.get("error") is None else _text(run["error"]),
         _json(run.get("trace") or {}),
     )
 

@@ -98,6 +98,10 @@ class Template:
                 out.append(q(text) if callable(q) else text)
         return "".join(out)
 
+    def placeholder_texts(self, scope: Scope) -> list[str]:
+        """The text of each placeholder's value, in order (``names`` names them)."""
+        return [to_text(part(scope)) for part in self._parts if not isinstance(part, str)]
+
     def value(self, scope: Scope) -> Any:
         if len(self._parts) == 1 and not isinstance(self._parts[0], str):
             return self._parts[0](scope)

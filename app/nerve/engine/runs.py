@@ -205,6 +205,14 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
                 raise
             if not action.continue_on_error:
                 raise
+        except (ValueError, OverflowError) as exc:
+            # Data the action could not use (a NUL, a line break in a header, a
+            # number out of range, text that cannot be encoded): the run fails
+            # with what was wrong, not with an "internal error".
+            message = f"{action.key}: cannot use this value: {exc}"
+            entry["error"] = message
+            if not action.continue_on_error:
+                raise ActionError(message) from None
         except Exception as exc:
             log.exception("action %s of %s crashed", action.path, run.rule.key)
             entry["error"] = f"internal error: {exc!r}"

@@ -208,9 +208,12 @@ class EventFilter(QSortFilterProxyModel):
 
 def _type_matches(pattern: str, type_: str) -> bool:
     if any(c in pattern for c in "*?["):
-        from fnmatch import fnmatchcase
+        from nerve.saferegex import RegexError, glob_matcher
 
-        return fnmatchcase(type_, pattern)
+        try:
+            return glob_matcher(pattern)(type_)
+        except RegexError:
+            return False
     return pattern in type_
 
 

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nerve import saferegex
 from nerve.bus import Bus
 from nerve.durations import DURATION_SCHEMA, format_duration, parse_duration
 from nerve.engine import caps
@@ -141,38 +142,26 @@ def expand_path(text: str) -> str:
 
 
 def _glob_regex(pattern: str) -> str:
-    """A glob as a regex over ``/``-separated relative paths: ``*`` and ``?``
-    stay within one name, ``**`` crosses folders (``**/`` may match none)."""
+    """A glob as an RE2 regex over ``/``-separated relative paths: ``*`` and
+    ``?`` stay within one name, ``**`` crosses folders (``**/`` may match none).
+    RE2 matches in linear time, whatever the pattern (``*a*a*a*a*b``)."""
     out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]*/)*")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if end < 0:
-                out.append(re.escape(c))
+    for i, chunk in enumerate(pattern.split("**")):
+        rest = chunk
+        if i:
+            if chunk.startswith("/"):
+                out.append("(?:[^/]*/)*")
+                rest = chunk[1:]
             else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
+                out.append(".*")
+        out.append(saferegex.glob_to_regex(rest, star="[^/]*", one="[^/]"))
     return "".join(out)
+
+
+def _matcher(regexes: list[str]) -> Callable[[str], bool] | None:
+    if not regexes:
+        return None
+    return saferegex.regex_matcher("(?s)(?:" + "|".join(regexes) + ")", limit=False)
 
 
 class Patterns:
@@ -202,9 +191,9 @@ class Patterns:
                 paths.append(_glob_regex(p.strip("/")) + ("(?:/.*)?" if p.endswith("/") else ""))
             else:
                 names.append(_glob_regex(p))
-        self._names = re.compile("(?:" + "|".join(names) + r")\Z").match if names else None
-        self._dirs = re.compile("(?:" + "|".join(dirs) + r")\Z").match if dirs else None
-        self._paths = re.compile("(?:" + "|".join(paths) + r")\Z").match if paths else None
+        self._names = _matcher(names)
+        self._dirs = _matcher(dirs)
+        self._paths = _matcher(paths)
 
     def match(self, rel: str, is_dir: bool) -> bool:
         """Does ``rel`` (``/``-separated, relative to the watched folder) match?"""
@@ -221,7 +210,7 @@ class Patterns:
                     return True
                 if dirs is not None and (i < last or is_dir) and dirs(part):
                     return True
-        return self._paths is not None and self._paths(rel) is not None
+        return self._paths is not None and self._paths(rel)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

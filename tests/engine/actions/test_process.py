@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from conftest import PACK_HEAD, Harness, wait_until
-from nerve.engine.actions.process import shell_quoters
 from nerve.packs.loader import load_pack
 from nerve.storage import Store
 
@@ -209,7 +208,9 @@ def test_a_nul_from_an_event_fails_the_run_cleanly(harness: Harness) -> None:
     )
     harness.publish("t.go", text="a\x00b")
     (failed,) = harness.recorder.wait("rule.failed")
-    assert failed.data["error"] == "cannot start echo: embedded null byte"
+    assert failed.data["error"] == (
+        "cannot start echo: argument 1 holds a NUL character, which a program cannot receive"
+    )
 
 
 def test_run_string_with_spaces_is_a_load_error() -> None:
@@ -300,7 +301,8 @@ def test_shell_comment_cannot_be_broken_out_of(harness: Harness, tmp_path: Path)
     ("command", "message"),
     [
         ("echo \\\\{event.value}", "cannot follow a backslash"),
-        ("cat <<EOF\\n{event.value}\\nEOF", "here-document"),
+        ("cat <<'EOF'\\n{event.value}\\nEOF", "quoted here-document"),
+        ("echo $'a{event.value}'", "$'...'"),
     ],
 )
 def test_shell_spots_that_cannot_be_made_safe_are_load_errors(command: str, message: str) -> None:
@@ -309,23 +311,6 @@ def test_shell_spots_that_cannot_be_made_safe_are_load_errors(command: str, mess
     )
     assert len(errors) == 1
     assert message in errors[0]
-
-
-def test_shell_quoters_follow_the_quotes() -> None:
-    quoted = [
-        q("it's $x")
-        for q in shell_quoters(
-            ["a ", None, " '", None, "' \"", None, '" $(b ', None, ") `c ", None, "` # ", None, ""]
-        )
-    ]
-    assert quoted == [
-        "'it'\"'\"'s $x'",
-        "it'\\''s $x",
-        "it's \\$x",
-        "'it'\"'\"'s $x'",
-        "'it'\"'\"'s $x'",
-        "it's $x",
-    ]
 
 
 # ---------------------------------------------------------------------- open
@@ -355,16 +340,23 @@ def test_open_paths_and_urls(harness: Harness, fake_opener: Path, tmp_path: Path
     do:
       - open: "{event.target}"
       - emit: done
+  - id: own
+    mode: queued
+    when: {event: t.own}
+    do:
+      - open: "~/Documents/{event.name}"
+      - emit: done
 """
     )
-    targets = ["https://example.org/?q=a b", "~/Documents/report.pdf", value]
-    for target in targets:
+    absolute = f"{tmp_path}/{value}"
+    for target in ["https://example.org/?q=a b", absolute]:
         harness.publish("t.go", target=target)
+    harness.publish("t.own", name="report.pdf")
     harness.recorder.wait("done", 3)
     expected = [
-        "https://example.org/?q=a b",  # a URL is passed on as it is
-        f"{tmp_path}/home/Documents/report.pdf",  # ~ is the user's home
-        value,
+        "https://example.org/?q=a b",  # a whole URL from the event is passed on as it is
+        absolute,  # so is an absolute path
+        f"{tmp_path}/home/Documents/report.pdf",  # ~ in the rule's own text is the home
     ]
     # The openers run detached, side by side: wait for all three lines.
     wait_until(
@@ -374,6 +366,11 @@ def test_open_paths_and_urls(harness: Harness, fake_opener: Path, tmp_path: Path
     )
     assert len(fake_opener.read_text()) == sum(len(t) + 1 for t in expected)
     assert not pwn.exists()
+    # ~ and $VARS in a value are not expanded: a relative value is refused.
+    for target in ["~/Documents/report.pdf", "$HOME/x", value]:
+        harness.publish("t.go", target=target)
+    failed = harness.recorder.wait("rule.failed", 3)
+    assert all("is not an absolute path" in f.data["error"] for f in failed)
 
 
 def test_open_without_an_opener_fails(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,16 +10,12 @@ from typing import Any
 from send2trash import send2trash
 
 from nerve.engine import caps
-from nerve.engine.actions._common import text
+from nerve.engine.actions._common import ALLOW_OUTSIDE_SCHEMA, render_path, text
 from nerve.engine.registry import Action, ActionError, CompileContext, actions
 from nerve.engine.runs import RunContext
 from nerve.templates import Template
 
 CONFLICTS = ("rename", "overwrite", "skip", "fail")
-
-
-def _expand(path: str) -> Path:
-    return Path(os.path.expandvars(os.path.expanduser(path)))
 
 
 def free_name(target: Path) -> Path:
@@ -45,6 +41,7 @@ class _Transfer(Action):
             "dest": {"type": "string", "minLength": 1, "description": "Destination folder"},
             "name": {"type": "string", "minLength": 1, "description": "New name (default: same)"},
             "on_conflict": {"enum": list(CONFLICTS), "description": "When the name is taken"},
+            "allow_outside": ALLOW_OUTSIDE_SCHEMA,
         },
         "required": ["src", "dest"],
         "additionalProperties": False,
@@ -52,12 +49,18 @@ class _Transfer(Action):
     verb = ""
 
     def __init__(
-        self, src: Template, dest: Template, name: Template | None, on_conflict: str
+        self,
+        src: Template,
+        dest: Template,
+        name: Template | None,
+        on_conflict: str,
+        allow_outside: bool = False,
     ) -> None:
         self.src = src
         self.dest = dest
         self.name = name
         self.on_conflict = on_conflict
+        self.allow_outside = allow_outside
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> _Transfer:
@@ -66,23 +69,25 @@ class _Transfer(Action):
             ctx.template(options["dest"], ("dest",)),
             ctx.template(options["name"], ("name",)) if "name" in options else None,
             options.get("on_conflict", "rename"),
+            bool(options.get("allow_outside", False)),
         )
         action.concrete = frozenset({caps.cap("writes", caps.static(action.dest, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:
         scope = run.scope
-        src = _expand(text(self.src, scope))
-        folder = _expand(text(self.dest, scope))
+        outside = self.allow_outside
+        src = render_path(self.src, scope, "src", allow_outside=outside, is_folder=False)
+        folder = render_path(self.dest, scope, "dest", allow_outside=outside)
         name = text(self.name, scope) if self.name else src.name
-        if not name or "/" in name or name in (".", ".."):
+        if not name or "/" in name or os.sep in name or name in (".", "..") or "\x00" in name:
             raise ActionError(f"bad file name {name!r}")
         return await run.blocking(self._transfer, src, folder / name, run)
 
     def _transfer(self, src: Path, target: Path, run: RunContext) -> dict[str, Any]:
-        if not src.exists() and not src.is_symlink():
-            raise ActionError(f"{src} does not exist")
         try:
+            if not os.path.lexists(src):
+                raise ActionError(f"{src} does not exist")
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 if self.on_conflict == "skip":
@@ -146,25 +151,46 @@ class TrashAction(Action):
     """Move to the desktop's trash (recoverable), never a plain delete."""
 
     key = "file.trash"
-    description = "Move a file or folder to the trash"
+    description = "Move a file or folder to the trash: a path, or {path, allow_outside}"
     capabilities = frozenset({"writes-files"})
-    schema = {"type": "string", "minLength": 1}
+    schema = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "minLength": 1},
+                    "allow_outside": ALLOW_OUTSIDE_SCHEMA,
+                },
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+        ]
+    }
 
-    def __init__(self, path: Template) -> None:
+    def __init__(self, path: Template, allow_outside: bool = False) -> None:
         self.target = path
+        self.allow_outside = allow_outside
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TrashAction:
-        action = cls(ctx.template(options))
+        if isinstance(options, dict):
+            action = cls(
+                ctx.template(options["path"], ("path",)), bool(options.get("allow_outside"))
+            )
+        else:
+            action = cls(ctx.template(options))
         action.concrete = frozenset({caps.cap("trash", caps.static(action.target, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:
-        path = _expand(text(self.target, run.scope))
-        if not path.exists() and not path.is_symlink():
-            raise ActionError(f"{path} does not exist")
+        path = render_path(
+            self.target, run.scope, "file.trash", allow_outside=self.allow_outside, is_folder=False
+        )
         run.note_path(path, tree=True)
         try:
+            if not os.path.lexists(path):
+                raise ActionError(f"{path} does not exist")
             await run.blocking(send2trash, str(path))
         except OSError as exc:
             raise ActionError(f"cannot trash {path}: {exc}") from None

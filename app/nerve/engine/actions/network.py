@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from nerve import __version__
 from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine import caps
-from nerve.engine.actions._common import rendered, templated, text
+from nerve.engine.actions._common import render_url, rendered, templated
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
 from nerve.events import thaw
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import urllib.request
 
 _BODY_LIMIT = 2048
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
 
@@ -59,6 +61,9 @@ class HttpAction(Action):
         self.headers = {
             k: ctx.template(v, ("headers", k)) for k, v in options.get("headers", {}).items()
         }
+        for k in self.headers:
+            if not _TOKEN.fullmatch(k):
+                raise ConfigError(f"{k!r} is not a header name", ("headers", k))
         self.json = templated(options["json"], ctx, ("json",)) if "json" in options else None
         self.has_json = "json" in options
         self.body = ctx.template(options["body"], ("body",)) if "body" in options else None
@@ -73,18 +78,32 @@ class HttpAction(Action):
 
     async def execute(self, run: RunContext) -> Any:
         scope = run.scope
-        url = text(self.url, scope)
+        url = render_url(self.url, scope)
         if not url.lower().startswith(("http://", "https://")):
-            raise ActionError(f"not an http(s) URL: {url!r}")
+            raise ActionError(f"not an http(s) URL: {url[:200]!r}")
         headers = {"User-Agent": f"Nerve/{__version__}"}
-        headers.update({k: t.render(scope) for k, t in self.headers.items()})
+        for name, template in self.headers.items():
+            value = template.render(scope)
+            bad = next((c for c in value if c in "\r\n\x00"), None)
+            if bad is not None:
+                raise ActionError(
+                    f"header {name}: the value holds {bad!r}, which a header cannot carry"
+                )
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ActionError(
+                    f"header {name}: the value holds characters a header cannot carry "
+                    "(only Latin-1; percent-encode or base64 it)"
+                ) from None
+            headers[name] = value
         data: bytes | None = None
         if self.has_json:
             # A whole-placeholder value may be an event's (frozen) mapping or list.
             data = json.dumps(thaw(rendered(self.json, scope))).encode()
             headers.setdefault("Content-Type", "application/json")
         elif self.body is not None:
-            data = self.body.render(scope).encode()
+            data = self.body.render(scope).encode("utf-8", "surrogateescape")
         # urllib.request imports ssl (see nerve.lean): only once a request is made.
         import urllib.request
 
@@ -109,6 +128,8 @@ def _send(request: urllib.request.Request, timeout: float) -> dict[str, Any]:
         raise ActionError(f"{request.full_url}: {exc.reason}") from None
     except (TimeoutError, OSError) as exc:
         raise ActionError(f"{request.full_url}: {exc}") from None
+    except ValueError as exc:  # http.client's checks: an invalid URL, header or port
+        raise ActionError(f"{request.full_url[:200]}: {exc}") from None
     return {
         "status": status,
         "body": body[:_BODY_LIMIT].decode("utf-8", "replace"),

@@ -9,19 +9,22 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from nerve import desktop
 from nerve.durations import DURATION_SCHEMA, parse_duration
 from nerve.engine import caps
-from nerve.engine.actions._common import text
+from nerve.engine.actions._common import ALLOW_OUTSIDE_SCHEMA, render_path, render_url, text
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
+from nerve.shellscript import ShellScriptError, rewrite
 from nerve.spawn import spawn_detached
 from nerve.templates import Template
 
 _OUTPUT_LIMIT = 4096
+#: Shells that read "${NAME}" as the shell action writes it.
+_POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "yash", "busybox", "ash"})
+_URL_START = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|(?:mailto|tel|sms|magnet):)")
 
 _PROCESS_OPTIONS: dict[str, Any] = {
     "wait": {"type": "boolean", "description": "Wait for the program to end (default: no)"},
@@ -29,6 +32,7 @@ _PROCESS_OPTIONS: dict[str, Any] = {
     "cwd": {"type": "string", "description": "Working folder"},
     "env": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
     "check": {"type": "boolean", "description": "With wait: a non-zero exit fails the run (yes)"},
+    "allow_outside": ALLOW_OUTSIDE_SCHEMA,
 }
 
 
@@ -45,6 +49,7 @@ class _Spawn(Action):
         self.env = {
             str(k): ctx.template(str(v), ("env", k)) for k, v in options.get("env", {}).items()
         }
+        self.allow_outside = bool(options.get("allow_outside", False))
         # What else decides which program runs and what it does: a relative
         # program is found from 'cwd', PATH and LD_PRELOAD change what starts.
         # Part of the capability, as written.
@@ -55,14 +60,35 @@ class _Spawn(Action):
     def argv(self, run: RunContext) -> list[str]:
         raise NotImplementedError
 
+    def extra_env(self, run: RunContext) -> dict[str, str]:
+        return {}
+
     async def execute(self, run: RunContext) -> Any:
         scope = run.scope
         argv = self.argv(run)
-        cwd = os.path.expanduser(self.cwd.render(scope)) if self.cwd else None
+        for i, arg in enumerate(argv):
+            if "\x00" in arg:
+                raise ActionError(
+                    f"cannot start {argv[0]}: argument {i} holds a NUL character, "
+                    "which a program cannot receive"
+                )
+        cwd = None
+        if self.cwd is not None:
+            cwd = str(render_path(self.cwd, scope, "cwd", allow_outside=self.allow_outside))
         env = None
         if self.env:
-            env = {**os.environ, **{k: t.render(scope) for k, t in self.env.items()}}
+            env = {**os.environ}
+            for k, t in self.env.items():
+                value = t.render(scope)
+                if "\x00" in value or "\x00" in k or "=" in k:
+                    raise ActionError(
+                        f"cannot start {argv[0]}: the variable {k!r} holds a NUL character"
+                        if "\x00" in value
+                        else f"cannot start {argv[0]}: {k!r} is not a variable name"
+                    )
+                env[k] = value
         env = _child_env(env, run)
+        env.update(self.extra_env(run))
         if not self.wait:
             try:
                 # Straight from the loop: spawning takes about 0.1 ms, less
@@ -72,7 +98,7 @@ class _Spawn(Action):
                 raise ActionError(f"program not found: {argv[0]}") from None
             except OSError as exc:
                 raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
-            except ValueError as exc:  # a NUL character in an argument or the environment
+            except ValueError as exc:
                 raise ActionError(f"cannot start {argv[0]}: {exc}") from None
             run.note_process(proc.pid)
             run.engine.reap_later(proc)
@@ -110,6 +136,8 @@ async def _run_and_wait(
         raise ActionError(f"program not found: {argv[0]}") from None
     except OSError as exc:
         raise ActionError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ActionError(f"cannot start {argv[0]}: {exc}") from None
     run.note_process(proc.pid)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -198,23 +226,40 @@ class RunAction(_Spawn):
     def argv(self, run: RunContext) -> list[str]:
         scope = run.scope
         argv = [a.render(scope) for a in self.args]
-        argv[0] = os.path.expanduser(argv[0])
+        if self.args[0].source.startswith("~"):  # the rule's own ~, never a value's
+            argv[0] = (
+                os.path.expanduser(self.args[0].pieces[0] or "")
+                + argv[0][len(self.args[0].pieces[0] or "") :]
+            )
         return argv
 
 
 @actions.register
 class ShellAction(_Spawn):
-    """A command line for the shell. Placeholder values are quoted for it."""
+    """A command line for the shell. Placeholder values reach it as data: each
+    placeholder becomes a quoted reference to an environment variable
+    (``"${NERVE_ARG_1}"``), never text spliced into the script."""
 
     key = "shell"
-    description = "Run a command line in /bin/sh (placeholder values are shell-quoted)"
+    description = (
+        "Run a command line in /bin/sh (or 'interpreter'); placeholder values are passed "
+        "as variables, never as script text"
+    )
     capabilities = frozenset({"runs-programs", "runs-shell"})
     schema = {
         "anyOf": [
             {"type": "string", "minLength": 1},
             {
                 "type": "object",
-                "properties": {"command": {"type": "string", "minLength": 1}, **_PROCESS_OPTIONS},
+                "properties": {
+                    "command": {"type": "string", "minLength": 1},
+                    "interpreter": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "The shell: sh (default), bash, dash or a path",
+                    },
+                    **_PROCESS_OPTIONS,
+                },
                 "required": ["command"],
                 "additionalProperties": False,
             },
@@ -227,9 +272,20 @@ class ShellAction(_Spawn):
         # The script as written: any change to its text is a new capability.
         self.concrete = frozenset({caps.cap("shell", options["command"] + self.setting)})
         try:
-            self.quoters = shell_quoters(self.command.pieces)
-        except ValueError as exc:
+            self.script = rewrite(self.command.pieces)
+        except ShellScriptError as exc:
             raise ConfigError(str(exc), ("command",)) from None
+        interpreter = str(options.get("interpreter", "/bin/sh"))
+        if (
+            not (os.path.isabs(interpreter) or os.sep not in interpreter)
+            or os.path.basename(interpreter) not in _POSIX_SHELLS
+        ):
+            raise ConfigError(
+                "'interpreter' is a POSIX shell, by name or absolute path: "
+                + ", ".join(sorted(_POSIX_SHELLS)),
+                ("interpreter",),
+            )
+        self.interpreter = interpreter
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> ShellAction:
@@ -239,101 +295,19 @@ class ShellAction(_Spawn):
 
     def argv(self, run: RunContext) -> list[str]:
         if sys.platform == "win32":
-            return ["cmd", "/c", self.command.render(run.scope)]
-        return ["/bin/sh", "-c", self.command.render(run.scope, quote=self.quoters)]
+            if self.command.names:
+                raise ActionError("placeholders in 'shell' are not supported on Windows: use 'run'")
+            return ["cmd", "/c", self.command.source]
+        return [self.interpreter, "-c", self.script.text]
 
-
-def _quote_in_single(value: str) -> str:
-    """For inside '...': close the quotes around each literal ' and reopen them."""
-    return value.replace("'", "'\\''")
-
-
-_SPECIAL_IN_DOUBLE = re.compile(r'([\\$`"])')
-
-
-def _quote_in_double(value: str) -> str:
-    """For inside "...": escape the characters that stay special there."""
-    return _SPECIAL_IN_DOUBLE.sub(r"\\\1", value)
-
-
-def _quote_in_comment(value: str) -> str:
-    """For inside a # comment: a line break would end it."""
-    return value.replace("\r", " ").replace("\n", " ")
-
-
-_QUOTERS: dict[str, Callable[[str], str]] = {
-    "'": _quote_in_single,
-    '"': _quote_in_double,
-    "#": _quote_in_comment,
-}
-_WORD_BREAKS = frozenset(" \t\n;&|()<>")
-
-
-def shell_quoters(pieces: Sequence[str | None]) -> list[Callable[[str], str]]:
-    """How to quote each placeholder (None in ``pieces``) of a command line.
-
-    Users quote placeholders out of habit (``cp "{event.path}" ~/x``), so the
-    quoting follows the quotes around each one: unquoted, the value is
-    shell-quoted; inside '...' or "...", the characters special there are
-    escaped. Either way the value arrives as literal text, never as code.
-    ``$(...)`` and backticks start a new unquoted context. Raises ValueError
-    where a value cannot be made safe (after a backslash, in a here-document).
-    """
-    # Innermost context last: "" unquoted, "'", '"', "#" (a comment), or
-    # "$(", "(", "`" (unquoted again, until their end).
-    stack = [""]
-    out: list[Callable[[str], str]] = []
-    escaped = heredoc = False
-    prev = "\n"
-    for piece in pieces:
-        if piece is None:
-            if escaped:
-                raise ValueError("a placeholder cannot follow a backslash in a shell command")
-            if heredoc:
-                raise ValueError(
-                    "a placeholder cannot go into a here-document (<<); "
-                    "pass it as an argument or use 'run'"
-                )
-            out.append(_QUOTERS.get(stack[-1], shlex.quote))
-            prev = "x"  # the value is (part of) a word
-            continue
-        i = 0
-        while i < len(piece):
-            c, top = piece[i], stack[-1]
-            if escaped:
-                escaped = False
-            elif top == "#":
-                if c == "\n":
-                    stack.pop()
-            elif top == "'":
-                if c == "'":
-                    stack.pop()
-            elif c == "\\":
-                escaped = True
-            elif c == "`":
-                if top == "`":
-                    stack.pop()
-                else:
-                    stack.append("`")
-            elif c == "$" and piece.startswith("(", i + 1):
-                stack.append("$(")
-                i += 1
-            elif top == '"':
-                if c == '"':
-                    stack.pop()
-            elif c in "'\"":
-                stack.append(c)
-            elif c == "#" and prev in _WORD_BREAKS:
-                stack.append("#")
-            elif c == "(":
-                stack.append("(")
-            elif c == ")" and top in ("(", "$("):
-                stack.pop()
-            elif c == "<" and piece.startswith("<", i + 1):
-                heredoc = True
-            prev = c
-            i += 1
-    return out
+    def extra_env(self, run: RunContext) -> dict[str, str]:
+        """Each placeholder's value, in the variable its reference names."""
+        values = self.command.placeholder_texts(run.scope)
+        labels = [f"{{{name}}}" for name in self.command.names]
+        try:
+            return self.script.environment(values, labels)
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
 
 
 @actions.register
@@ -341,23 +315,66 @@ class OpenAction(Action):
     """Open a file, folder or URL with the desktop's default application."""
 
     key = "open"
-    description = "Open a file, folder or URL with its default application"
+    description = (
+        "Open a file, folder or URL with its default application: a target, or "
+        "{target, allow_outside}"
+    )
     capabilities = frozenset({"runs-programs"})
-    schema = {"type": "string", "minLength": 1}
+    schema = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {
+                    "target": {"type": "string", "minLength": 1},
+                    "allow_outside": ALLOW_OUTSIDE_SCHEMA,
+                },
+                "required": ["target"],
+                "additionalProperties": False,
+            },
+        ]
+    }
 
-    def __init__(self, target: Template) -> None:
+    def __init__(self, target: Template, allow_outside: bool = False) -> None:
         self.target = target
+        self.allow_outside = allow_outside
+        head = target.pieces[0] if target.pieces else ""
+        # The rule's own text says URL (https://..., mailto:...) or not.
+        self.url = head is not None and _URL_START.match(head) is not None
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> OpenAction:
-        action = cls(ctx.template(options))
+        if isinstance(options, dict):
+            action = cls(
+                ctx.template(options["target"], ("target",)), bool(options.get("allow_outside"))
+            )
+        else:
+            action = cls(ctx.template(options))
         action.concrete = frozenset({caps.cap("open", caps.static(action.target, ctx))})
         return action
 
     async def execute(self, run: RunContext) -> Any:
-        target = text(self.target, run.scope)
-        if "://" not in target:
-            target = os.path.expanduser(target)
+        if self.url:
+            target = render_url(self.target, run.scope, "open")
+        else:
+            value = text(self.target, run.scope)
+            if self.target.pieces == (None,) and _URL_START.match(value):
+                # A whole URL from the event, passed on as it is: one argument.
+                if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                    raise ActionError(f"open: the URL {value[:200]!r} holds a control character")
+                target = value
+            else:
+                target = str(
+                    render_path(
+                        self.target,
+                        run.scope,
+                        "open",
+                        allow_outside=self.allow_outside,
+                        is_folder=False,
+                    )
+                )
+        if target.startswith("-"):
+            raise ActionError(f"open: {target!r} would be read as an option")
         try:
             proc = await run.blocking(desktop.open_target, target)
         except OSError as exc:

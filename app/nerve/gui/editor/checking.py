@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nerve import saferegex
 from nerve.engine.model import Rule
 from nerve.engine.registry import CompileContext, ConfigError, Trigger, load_builtin_types
 from nerve.engine.validation import pattern_holds
@@ -195,18 +196,15 @@ def _concrete_type(pattern: str) -> str:
     """An event type matching ``pattern`` (``build.*`` -> ``build.example``)."""
     if not any(c in pattern for c in "*?["):
         return pattern
-    known = [t for t in KNOWN_FIELDS if re.fullmatch(_glob_re(pattern), t)]
+    try:
+        match = saferegex.glob_matcher(pattern)
+    except saferegex.RegexError:
+        return "test.event"
+    known = [t for t in KNOWN_FIELDS if match(t)]
     if known:
         return sorted(known)[0]
     text = re.sub(r"\[[^\]]*\]", "x", pattern).replace("*", "example").replace("?", "x")
     return text.strip(".") or "test.event"
-
-
-def _glob_re(pattern: str) -> str:
-    out = ""
-    for char in pattern:
-        out += ".*" if char == "*" else "." if char == "?" else re.escape(char)
-    return out
 
 
 def _exact_data(when: Any) -> dict[str, Any]:
