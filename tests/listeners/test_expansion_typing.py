@@ -207,3 +207,18 @@ def test_the_marker_is_the_rules_text_only(
     live.publish("test.say", what="a$|$b")
     qt_field.wait_text("<a$|$b>")
     assert qt_field.cursor == len("<a$|$b>")
+
+
+@pytest.mark.parametrize("profile", [INSTANT, STEADY], ids=str)
+def test_backspace_right_after_an_expansion_undoes_it(
+    live: LiveHarness, typist: Typist, qt_field: QtField, profile: Profile
+) -> None:
+    live.load(RULES)
+    live.listener("keyboard")
+    typist.type("ok ;acc", profile)
+    qt_field.wait_text("ok ACCEPTED")
+    wait_until(lambda: live.summary("acc")["last_run"] is not None)
+    typist.type("\b", profile)
+    qt_field.wait_text("ok ;acc")
+    typist.type(" then ;acc.\b", profile)  # typed again, it expands again; BackSpace on "."
+    assert qt_field.settle() == "ok ;acc then ACCEPTED"

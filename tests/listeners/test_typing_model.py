@@ -213,3 +213,40 @@ def test_case_following(typed: str, case: str, out: str) -> None:
 def test_case_following_leaves_what_is_not_a_letter() -> None:
     assert follow_case("42 ways", "capital") == "42 Ways"
     assert follow_case("straße", "upper") == "STRASSE"
+
+
+def test_backspace_right_after_an_expansion_puts_the_abbreviation_back() -> None:
+    world = World()
+    undone: list[tuple[int, str]] = []
+    world.model.on_undo = lambda expansion, text: undone.append((expansion, text))
+    for char in "x ;acc":
+        world.key(char, own=False)
+    (data,) = world.published
+    for char in world.expand(int(str(data["expansion"])), "ACCEPTED"):
+        world.key(char, own=True)
+    assert "".join(world.app) == "x ACCEPTED"
+    world.key("\b", own=False)
+    ((expansion, abbreviation),) = undone
+    assert abbreviation == ";acc"
+    for char in world.expand(expansion, abbreviation):
+        world.key(char, own=True)
+    assert "".join(world.app) == "x ;acc"
+    # Typed back by Nerve: it does not fire again, and a second BackSpace is a BackSpace.
+    world.key("\b", own=False)
+    assert "".join(world.app) == "x ;ac"
+    assert len(undone) == 1
+    assert len(world.published) == 1
+
+
+@pytest.mark.parametrize("between", ["!", " ", "é"])
+def test_backspace_after_anything_else_is_only_a_backspace(between: str) -> None:
+    world = World()
+    undone: list[tuple[int, str]] = []
+    world.model.on_undo = lambda expansion, text: undone.append((expansion, text))
+    for char in ";acc":
+        world.key(char, own=False)
+    for char in world.expand(int(str(world.published[0]["expansion"])), "ACCEPTED"):
+        world.key(char, own=True)
+    world.key(between, own=False)
+    world.key("\b", own=False)
+    assert undone == []

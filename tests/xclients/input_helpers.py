@@ -4,18 +4,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from Xlib import XK, X, display
 from Xlib.ext import xtest
+
+from xclients.client import LineClient
 
 CLIENT = Path(__file__).with_name("input_textfield.py")
 
@@ -28,7 +26,7 @@ _MODIFIER_KEYSYMS = {
 }
 
 
-class TextField:
+class TextField(LineClient):
     """The input_textfield.py client: its window, the keys it got, its text."""
 
     def __init__(
@@ -42,73 +40,19 @@ class TextField:
     ) -> None:
         argv = [sys.executable, str(CLIENT), "--title", title, "--class", cls]
         argv += ["--x", str(x), "--y", str(y)] + (["--focus"] if focus else [])
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-        self.lines: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(argv)
         ready = self.wait(lambda m: "ready" in m, what="the test window to map")
         self.window: int = ready["ready"]
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append(json.loads(line))
-                self._cond.notify_all()
-
-    def wait(
-        self, check: Callable[[dict[str, Any]], bool], timeout: float = 10.0, what: str = ""
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for message in self.lines:
-                    if check(message):
-                        return message
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out waiting for {what}; got {self.lines[-10:]}")
-                self._cond.wait(left)
-
-    @property
-    def text(self) -> str:
-        with self._cond:
-            texts = [m["text"] for m in self.lines if "text" in m]
-        return texts[-1] if texts else ""
-
-    def wait_text(self, expected: str, timeout: float = 10.0) -> None:
-        self.wait(lambda m: m.get("text") == expected, timeout, f"text {expected!r}")
 
     def presses(self) -> list[dict[str, Any]]:
         with self._cond:
             return [m for m in self.lines if m.get("key") == "press"]
 
-    def command(self, line: str, reply: str) -> None:
-        assert self.proc.stdin is not None
-        count = len(self.lines)
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        self.wait(lambda m: reply in m and self.lines.index(m) >= count, what=reply)
-
     def focus(self) -> None:
-        self.command("focus", "focused")
+        self.command("focus", lambda m: "focused" in m)
 
     def clear(self) -> None:
-        self.command("clear", "cleared")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+        self.command("clear", lambda m: "cleared" in m)
 
 
 class User:

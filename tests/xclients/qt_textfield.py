@@ -3,7 +3,8 @@ process on the test's X server, reading keys the way Qt applications do (xcb
 with xkbcommon), independently of Nerve's code.
 
 It prints JSON lines: ``{"ready": window_id}`` once shown and focused, then
-``{"text": ..., "cursor": n}`` after every change of its text or caret.
+``{"text": ..., "cursor": n, "t": monotonic seconds}`` after every change of
+its text or caret.
 Commands on stdin: ``focus``, ``clear``, ``set TEXT`` (JSON string),
 ``quit``; each is answered with ``{"done": command}``.
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
@@ -45,7 +47,8 @@ class Field(QObject):
         now = (self.edit.toPlainText(), self.edit.textCursor().position())
         if now != self._last:
             self._last = now
-            out(text=now[0], cursor=now[1])
+            # t: CLOCK_MONOTONIC, the same clock as time.monotonic() in other processes.
+            out(text=now[0], cursor=now[1], t=time.monotonic())
 
     def focus(self) -> None:
         self.edit.show()

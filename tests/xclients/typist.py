@@ -133,16 +133,20 @@ class Typist:
         start = events[0][0] if events else 0.0
         return [(at - start, kind, code) for at, kind, code in events]
 
-    def play(self, events: Iterable[tuple[float, int, int]]) -> None:
-        """Send a timeline as it says, then wait until the server processed it."""
+    def play(self, events: Iterable[tuple[float, int, int]]) -> list[float]:
+        """Send a timeline as it says, then wait until the server processed it.
+        Returns when each event was sent (time.monotonic())."""
         start = time.perf_counter()
+        sent = []
         for at, kind, keycode in events:
             delay = start + at - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)  # the person's timing itself: nothing to wait on
             xtest.fake_input(self.conn, kind, keycode)
             self.conn.flush()
+            sent.append(time.monotonic())
         self.conn.sync()
+        return sent
 
     def type(self, text: str, profile: Profile = INSTANT) -> None:
         self.play(self.timeline(text, profile))

@@ -28,6 +28,7 @@ publishes ``nerve.panic``; :func:`with_panic` adds it to the listener needs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -523,6 +524,7 @@ class KeyboardListener(Listener):
         self._keymap: x11.Keymap | None = None
         self._events = False
         self._typing = Typing(lambda data: self.publish("typed", data))
+        self._undo_pool: concurrent.futures.ThreadPoolExecutor | None = None
         #: Focus changes seen in the key stream (they reset what was typed).
         self.focus_changes = 0
         self._name = ""
@@ -550,6 +552,8 @@ class KeyboardListener(Listener):
         )
         self._session = session
         typing.wake = session.poke
+        self._undo_pool = concurrent.futures.ThreadPoolExecutor(1, "keyboard-undo")
+        typing.on_undo = self._undo
         session.start()
         injection.attach_typing(typing)
 
@@ -574,6 +578,10 @@ class KeyboardListener(Listener):
 
     def stop(self) -> None:
         injection.detach_typing(self._typing)
+        self._typing.on_undo = None
+        if self._undo_pool is not None:
+            self._undo_pool.shutdown(wait=False, cancel_futures=True)
+            self._undo_pool = None
         if self._session is not None:
             self._session.stop()
             self._session = None
@@ -603,6 +611,19 @@ class KeyboardListener(Listener):
         if event.type == _MAPPING_NOTIFY:
             assert self._session is not None
             self._keymap = x11.Keymap(self._session.control)
+
+    def _undo(self, expansion: int, abbreviation: str) -> None:
+        # BackSpace right after an expansion: the abbreviation comes back, as
+        # typed (on a thread of its own: typing blocks).
+        if self._undo_pool is not None:
+            self._undo_pool.submit(self._put_back, expansion, abbreviation)
+
+    def _put_back(self, expansion: int, abbreviation: str) -> None:
+        try:
+            injection.injector().expand(self._typing, expansion, abbreviation)
+        except injection.InjectionError as exc:
+            log.warning("keyboard: could not put an abbreviation back: %s", exc)
+            self._typing.close(expansion, None)
 
     def _focus_moved(self) -> None:
         # Another window has the focus: what was typed is not there.

@@ -95,6 +95,19 @@ class Expansion:
     tail: list[str] = field(default_factory=list)
     opened: float = field(default_factory=time.monotonic)
     claimed: bool = False
+    #: The abbreviation as the user typed it.
+    typed: str = ""
+    #: Whether a BackSpace right after it puts the abbreviation back (not for
+    #: the expansion that did just that).
+    undoable: bool = True
+
+
+class _Undo(NamedTuple):
+    """An expansion just done: a BackSpace now puts ``abbreviation`` back."""
+
+    start: int
+    replacement: str
+    abbreviation: str
 
 
 class Typing:
@@ -120,6 +133,11 @@ class Typing:
         self.own_chars: dict[int, str] = {}
         #: Called when an expansion opens, so that :meth:`tick` runs in time.
         self.wake: Callable[[], None] = lambda: None
+        #: ``on_undo(expansion, abbreviation)``: the user pressed BackSpace right
+        #: after an expansion; expansion ``expansion`` (open and claimed) is to
+        #: bring ``abbreviation`` back. Called under the lock: it must not block.
+        self.on_undo: Callable[[int, str], None] | None = None
+        self._undo: _Undo | None = None
 
     # ------------------------------------------------------------ settings
 
@@ -142,6 +160,7 @@ class Typing:
         """The application received a key that types ``char``."""
         with self._cond:
             self._expire_locked()
+            self._undo = None
             self._append(char)
             current = self._open
             if own:
@@ -158,6 +177,9 @@ class Typing:
     def backspace(self, own: bool) -> None:
         with self._cond:
             self._expire_locked()
+            undo, self._undo = self._undo, None
+            if not own and undo is not None and self._undo_locked(undo):
+                return
             if not self._text:
                 self._reset_locked("text before the caret was erased")
                 return
@@ -270,7 +292,23 @@ class Typing:
         self._at_start = False
         self._cond.notify_all()
 
+    def _undo_locked(self, undo: _Undo) -> bool:
+        """The user's BackSpace right after an expansion: open one that brings
+        the abbreviation back (what the BackSpace erased included)."""
+        if self.on_undo is None or self._open is not None:
+            return False
+        if "".join(self._text[undo.start :]) != undo.replacement or not undo.replacement:
+            return False
+        self._text.pop()
+        expansion = Expansion(
+            next(self._ids), undo.start, len(undo.replacement) - 1, claimed=True, undoable=False
+        )
+        self._open = expansion
+        self.on_undo(expansion.id, undo.abbreviation)
+        return True
+
     def _reset_locked(self, why: str) -> None:
+        self._undo = None
         if self._open is not None:
             self._lose(self._open, why)
         self._text.clear()
@@ -295,6 +333,8 @@ class Typing:
             self._at_start = current.start == 0
         else:
             self._at_start = not typed or not is_word_char(typed[-1])
+            if typed and not current.tail and current.undoable and current.typed:
+                self._undo = _Undo(current.start, typed, current.typed)
         tail = current.tail
         first = len(self._text) - len(tail)
         for i, char in enumerate(tail):
@@ -342,7 +382,7 @@ class Typing:
             expansion = None
             if need.expands:
                 start = index + 1 - len(typed)
-                expansion = Expansion(next(self._ids), start, size)
+                expansion = Expansion(next(self._ids), start, size, typed=body)
                 if need.word:
                     expansion.tail.append(typed[-1])
                 self._open = expansion
