@@ -35,7 +35,7 @@ WORD, QUOTED, SINGLE, ARITH, COMMENT = "word", "quoted", "single", "arith", "com
 
 _MARK = "\x00"
 _BREAKS = frozenset(" \t\n;&|()<>")
-_ARITH_TEST = re.compile(r"(?:^|\s)-(?:eq|ne|lt|le|gt|ge)(?:\s|$)")
+_ARITH_TEST = re.compile(r"(?:^|\s)-(?:eq|ne|lt|le|gt|ge)(?:\s|\Z)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
@@ -503,7 +503,7 @@ class _Parser:
 _DECLARERS = ("declare", "typeset", "local", "export", "readonly", "integer")
 _COMMANDS = re.compile(r"[;&|\n]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ASSIGNED = re.compile(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)(?:(\[)|\+?=)[\"']?$")
+_ASSIGNED = re.compile(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)(?:(\[)|\+?=)[\"']?\Z")
 
 
 def _declared_integers(command: str) -> list[str] | None:
