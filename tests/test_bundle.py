@@ -455,14 +455,25 @@ def test_desktop_app_starts_under_x_and_quits(
             return found.stdout.split()[0] if found.stdout.split() else ""
 
         wid = wait_until(window, 20, "the Nerve window")
-        # Quit as a person would: Ctrl+Q in the focused window.
-        subprocess.run(
-            ["xdotool", "windowactivate", "--sync", wid, "key", "--clearmodifiers", "ctrl+q"],
-            env={**os.environ, "DISPLAY": xserver_wm.display},
-            timeout=10,
-            check=True,
-        )
-        assert proc.wait(15) == EXIT_OK, out.read_text()
+        # Quit as a person would: Ctrl+Q in the focused window. The window
+        # manager may report the window active before Qt has taken the focus
+        # in, and a shortcut pressed then goes nowhere: press it again, as a
+        # person would when nothing happens.
+        for _ in range(5):
+            subprocess.run(
+                ["xdotool", "windowactivate", "--sync", wid, "key", "--clearmodifiers", "ctrl+q"],
+                env={**os.environ, "DISPLAY": xserver_wm.display},
+                timeout=10,
+                check=False,
+            )
+            try:
+                code = proc.wait(3)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            code = proc.wait(15)
+        assert code == EXIT_OK, out.read_text()
     text = out.read_text()
     assert "Traceback" not in text, text
     assert not (Path(nerve.env["XDG_RUNTIME_DIR"]) / "nerve" / "nerve.sock").exists()
