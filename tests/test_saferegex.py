@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Harness
-from nerve import matching
+from nerve import matching, saferegex
 from nerve.events import TypePattern
 from nerve.listeners.filesystem import Patterns
 from nerve.packs.loader import load_pack
@@ -251,3 +251,20 @@ def test_a_huge_glob_is_a_located_error_not_a_slow_load(glob: str) -> None:
     assert time.perf_counter() - start < 2.0
     assert len(pack.errors) == 1
     assert "big.yaml:5:" in str(pack.errors[0])
+
+
+@given(
+    pattern=st.text(alphabet="ab*.x/é", max_size=8),
+    text=st.text(alphabet="ab.x/é", max_size=12),
+)
+@settings(max_examples=2000, deadline=None)
+def test_star_globs_match_without_regex_as_fnmatch_does(pattern: str, text: str) -> None:
+    matcher = saferegex.star_matcher(pattern)
+    assert matcher is not None  # only * wildcards: string operations
+    assert matcher(text) == fnmatch.fnmatchcase(text, pattern)
+    assert saferegex.glob_matcher(pattern)(text) == fnmatch.fnmatchcase(text, pattern)
+
+
+def test_other_globs_go_to_re2() -> None:
+    assert saferegex.star_matcher("a?c") is None
+    assert saferegex.star_matcher("[ab]*") is None

@@ -249,4 +249,33 @@ def regex_matcher(regex: str, *, limit: bool = True) -> Matcher:
 def glob_matcher(pattern: str) -> Matcher:
     """Whether a whole text matches the glob ``pattern`` (as ``fnmatchcase``:
     ``*`` matches any text, line breaks and ``/`` included), in linear time."""
-    return regex_matcher("(?s)" + glob_to_regex(pattern))
+    return star_matcher(pattern) or regex_matcher("(?s)" + glob_to_regex(pattern))
+
+
+def star_matcher(pattern: str) -> Matcher | None:
+    """For a glob whose only wildcard is ``*`` (``*.pdf``, ``Screenshot*.png``,
+    ``build.*``), a matcher made of string operations, or None for any other
+    glob. Each call into RE2 costs some 20 µs of binding overhead, which a
+    storm of file events cannot afford; these globs need no regex at all:
+    the literal pieces are placed leftmost in order (linear in the text)."""
+    if "?" in pattern or "[" in pattern or len(pattern) > MAX_PATTERN:
+        return None
+    if "*" not in pattern:
+        return lambda text: text[:MAX_TEXT] == pattern
+    head, *middle, tail = pattern.split("*")
+    pieces = [m for m in middle if m]
+    least = len(head) + len(tail) + sum(map(len, pieces))
+
+    def whole(text: str) -> bool:
+        text = text[:MAX_TEXT]
+        if len(text) < least or not text.startswith(head) or not text.endswith(tail):
+            return False
+        pos, end = len(head), len(text) - len(tail)
+        for piece in pieces:
+            found = text.find(piece, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+        return True
+
+    return whole

@@ -158,7 +158,51 @@ def _glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def _matcher(regexes: list[str]) -> Callable[[str], bool] | None:
+def _matcher(globs: list[str]) -> Callable[[str], bool] | None:
+    """One matcher for several name globs (no ``/`` in them or in the name).
+    Every file event goes through the ignore list, so globs whose only
+    wildcard is ``*`` (the whole default list) are string operations: a set of
+    names, one ``endswith`` for ``*.swp`` and the like, one ``startswith`` for
+    ``.#*`` and the like; other globs are one RE2 alternation."""
+    if not globs:
+        return None
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    prefixes: list[str] = []
+    stars: list[Callable[[str], bool]] = []
+    rest: list[str] = []
+    for glob in globs:
+        star = saferegex.star_matcher(glob)
+        if star is None:
+            rest.append(glob)
+        elif "*" not in glob:
+            exact.add(glob)
+        elif glob.count("*") == 1 and glob.startswith("*"):
+            suffixes.append(glob[1:])
+        elif glob.count("*") == 1 and glob.endswith("*"):
+            prefixes.append(glob[:-1])
+        else:
+            stars.append(star)
+    ends, starts = tuple(suffixes), tuple(prefixes)
+    complex_ = (
+        saferegex.regex_matcher("(?s)(?:" + "|".join(map(_glob_regex, rest)) + ")", limit=False)
+        if rest
+        else None
+    )
+
+    def match(name: str) -> bool:
+        return (
+            name in exact
+            or (bool(ends) and name.endswith(ends))
+            or (bool(starts) and name.startswith(starts))
+            or any(m(name) for m in stars)
+            or (complex_ is not None and complex_(name))
+        )
+
+    return match
+
+
+def _paths_matcher(regexes: list[str]) -> Callable[[str], bool] | None:
     if not regexes:
         return None
     return saferegex.regex_matcher("(?s)(?:" + "|".join(regexes) + ")", limit=False)
@@ -186,14 +230,14 @@ class Patterns:
             if not p:
                 raise ValueError("an empty pattern")
             if p.endswith("/") and "/" not in p[:-1]:
-                dirs.append(_glob_regex(p[:-1]))
+                dirs.append(p[:-1])
             elif "/" in p.rstrip("/"):
                 paths.append(_glob_regex(p.strip("/")) + ("(?:/.*)?" if p.endswith("/") else ""))
             else:
-                names.append(_glob_regex(p))
+                names.append(p)
         self._names = _matcher(names)
         self._dirs = _matcher(dirs)
-        self._paths = _matcher(paths)
+        self._paths = _paths_matcher(paths)
 
     def match(self, rel: str, is_dir: bool) -> bool:
         """Does ``rel`` (``/``-separated, relative to the watched folder) match?"""
