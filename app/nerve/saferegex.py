@@ -129,32 +129,28 @@ def _subject(text: str) -> str:
     return text
 
 
-def searcher(pattern: str) -> Matcher:
-    """Whether ``pattern`` occurs in a text (``re.search``), in linear time."""
-    search = compile_regex(pattern).search
+def _matcher(method: Callable[[str], Any]) -> Matcher:
+    """``method`` (a compiled pattern's search or fullmatch) as a Matcher over
+    the first MAX_TEXT characters of a text, undecodable ones included."""
 
-    def found(text: str) -> bool:
+    def matches(text: str) -> bool:
         text = text[:MAX_TEXT]
         try:
-            return search(text) is not None
+            return method(text) is not None
         except UnicodeEncodeError:
-            return search(_subject(text)) is not None
+            return method(_subject(text)) is not None
 
-    return found
+    return matches
+
+
+def searcher(pattern: str) -> Matcher:
+    """Whether ``pattern`` occurs in a text (``re.search``), in linear time."""
+    return _matcher(compile_regex(pattern).search)
 
 
 def full_matcher(pattern: str) -> Matcher:
     """Whether a whole text matches ``pattern``, in linear time."""
-    full = compile_regex(pattern).fullmatch
-
-    def whole(text: str) -> bool:
-        text = text[:MAX_TEXT]
-        try:
-            return full(text) is not None
-        except UnicodeEncodeError:
-            return full(_subject(text)) is not None
-
-    return whole
+    return _matcher(compile_regex(pattern).fullmatch)
 
 
 # ---------------------------------------------------------------- globs
@@ -233,16 +229,7 @@ def glob_to_regex(pattern: str, *, star: str = ".*", one: str = ".") -> str:
 def regex_matcher(regex: str, *, limit: bool = True) -> Matcher:
     """Whether a whole text (its first MAX_TEXT characters) matches ``regex``, one
     Nerve built itself (from globs); ``limit``: refuse a program over MAX_PROGRAM."""
-    full = _compile(regex, regex, limit).fullmatch
-
-    def whole(text: str) -> bool:
-        text = text[:MAX_TEXT]
-        try:
-            return full(text) is not None
-        except UnicodeEncodeError:
-            return full(_subject(text)) is not None
-
-    return whole
+    return _matcher(_compile(regex, regex, limit).fullmatch)
 
 
 @lru_cache(maxsize=2048)
