@@ -185,3 +185,50 @@ def test_the_focus_is_given_back_to_the_window_the_user_was_in(xserver_wm: Any) 
     finally:
         first.close()
         second.close()
+
+
+# ---------------------------------------------- the real headless daemon
+
+ASK_PACK = """\
+nerve: 1
+pack: {id: test.ask, name: Ask tests, version: 1.0.0}
+rules:
+  - id: who
+    name: Who is it
+    when: {event: x.ask}
+    do:
+      - ask: {prompt: "Name?", name: who, type: password}
+      - emit: {type: x.answered, data: {size: "{form.who}"}}
+"""
+
+
+def test_nerve_run_headless_asks_through_the_helper(
+    xserver_wm: Any, nerve_env: dict[str, str], short_tmp: Any, typist: Typist
+) -> None:
+    from test_cli import Instance, cli_ok, wait_for_event
+
+    pack = short_tmp / "ask.yaml"
+    pack.write_text(ASK_PACK)
+    env = {**nerve_env, "DISPLAY": xserver_wm.display}
+    instance = Instance(env, ["--rules", str(pack)], short_tmp / "run.out")
+    try:
+        instance.wait_ready()
+        cli_ok(env, "emit", "x.ask")
+        wait_active("Who is it")
+        typist.type("Zebra-42", BRISK)
+        typist.type("\n", INSTANT)
+        (event,) = wait_for_event(env, "x.answered")
+        assert event["data"] == {"size": "***"}  # masked in the stored event
+        runs = cli_ok(env, "runs", "--json")
+        assert "Zebra-42" not in runs
+        # A pause closes an open dialog (the helper is killed).
+        cli_ok(env, "emit", "x.ask")
+        wait_active("Who is it")
+        cli_ok(env, "pause")
+        wait_until(lambda: focused_title() != "Who is it", 20, "the dialog to close")
+    finally:
+        assert instance.stop() == 0
+    assert "Zebra-42" not in instance.output()
+    for path in short_tmp.rglob("*"):
+        if path.is_file():
+            assert b"Zebra-42" not in path.read_bytes(), path
