@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import wait_until
 from nerve import prompts
@@ -232,3 +234,51 @@ def test_nerve_run_headless_asks_through_the_helper(
     for path in short_tmp.rglob("*"):
         if path.is_file():
             assert b"Zebra-42" not in path.read_bytes(), path
+
+
+def test_unicode_and_line_breaks_come_back_whole(
+    loop: Loop, typist: Typist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LC_ALL", "C")
+    monkeypatch.setenv("PYTHONIOENCODING", "ascii")
+    text = 'Grüße, señor 😀 "q" \\ \t end'
+    prompt = Prompt(
+        "form",
+        "Helper unicode",
+        "",
+        (Field("a", "text", "A", text), Field("b", "multiline", "B", "one\ntwo ß\n")),
+    )
+    answer = loop.start(prompts.HelperPrompter().ask(prompt))
+    wait_active("Helper unicode")
+    typist.type("\n", INSTANT)  # the defaults as they are
+    assert answer.result(20) == {"a": text, "b": "one\ntwo ß\n"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=10),
+            st.sampled_from(prompts.FIELD_KINDS),
+            st.text(max_size=20),
+            st.one_of(st.none(), st.text(max_size=20), st.integers(-(10**9), 10**9)),
+            st.lists(st.text(max_size=8), max_size=4),
+        ),
+        max_size=5,
+    ),
+    st.one_of(st.none(), st.floats(0, 1e6)),
+)
+def test_a_prompt_survives_its_json(
+    title: str, fields: list[tuple[str, str, str, Any, list[str]]], timeout: float | None
+) -> None:
+    prompt = Prompt(
+        "form",
+        title or "Nerve",
+        title,
+        tuple(Field(n, k, label, d, tuple(c)) for n, k, label, d, c in fields),
+        timeout=timeout,
+    )
+    import json
+
+    assert Prompt.from_json(json.loads(json.dumps(prompt.as_json()))) == prompt

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from nerve.prompts import Prompt
 
     try:
-        prompt = Prompt.from_json(json.loads(sys.stdin.readline()))
+        prompt = Prompt.from_json(json.loads(sys.stdin.buffer.readline()))
     except ValueError as exc:
         print(json.dumps({"error": f"bad prompt: {exc}"}), flush=True)
         return 2
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(1))
     dialog.present()
     app.exec()
-    sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    # ASCII JSON: the answer arrives whole whatever the locale's encoding.
+    sys.stdout.buffer.write(json.dumps(answer).encode("ascii") + b"\n")
     sys.stdout.flush()
     return 0
 
