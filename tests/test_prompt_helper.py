@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -82,20 +82,15 @@ def wait_active(title: str) -> None:
 
 
 def helpers() -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", "nerve.gui.prompt"], capture_output=True, text=True, check=False
-    )
-    mine = os.getpid()
-    pids = [int(p) for p in out.stdout.split()]
-    return [p for p in pids if _parent(p) == mine]
-
-
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return -1
+    """The dialog helpers this test process started that are still alive."""
+    out = []
+    for child in psutil.Process().children():
+        try:
+            if "nerve.gui.prompt" in child.cmdline():
+                out.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 FORM = Prompt(
