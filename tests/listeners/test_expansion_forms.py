@@ -142,3 +142,34 @@ def test_escape_types_nothing_and_stops_the_run(
     wait_until(lambda: prompts.active_window() == qt_field.window, 10, "the focus to come back")
     typist.type("x", INSTANT)
     assert qt_field.settle() == "Dear x"
+
+
+@pytest.mark.timeout(150)
+def test_form_expansions_with_varied_answers_arrive_exactly(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    """Answers of letters, digits and shifted symbols, typed at every pace,
+    before and after text of the user's: each replacement exact."""
+    import random
+
+    from xclients.typist import PROFILES
+
+    live.load(RULES)
+    live.listener("keyboard")
+    rnd = random.Random("forms")
+    alphabet = "abcXYZ019 .,;:!?@#%&*()-_=+/'\""
+    for round_ in range(8):
+        profile = PROFILES[round_ % len(PROFILES)]
+        qt_field.clear()
+        before = rnd.choice(["", "Dear ", "x. ", "A\tb "])
+        name = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 14))).strip() or "n"
+        typist.type(before + ";hi", profile)
+        dialog_has_focus("Greet", qt_field)
+        typist.type(name, profile)
+        typist.type("\n", INSTANT)
+        want = f"{before}Hello {name}, tone warm!"
+        qt_field.wait(lambda m, w=want: m.get("text") == w, what=f"{want!r} at {profile}")
+        wait_until(lambda: prompts.active_window() == qt_field.window, 10, "the focus back")
+        wait_until(
+            lambda: live.summary("greet")["last_run"]["status"] != "running", 10, "the run to end"
+        )
