@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -163,9 +164,18 @@ def test_a_broken_helper_is_a_clear_error(loop: Loop) -> None:
     helper = prompts.HelperPrompter(["/bin/sh", "-c", "echo 'no Qt here' >&2; exit 3"])
     with pytest.raises(prompts.PromptUnavailable, match="ended without an answer: no Qt here"):
         loop.start(helper.ask(FORM)).result(20)
+    crash = prompts.HelperPrompter([sys.executable, "-c", "import sys; sys.exit(1/0)"])
+    with pytest.raises(prompts.PromptUnavailable, match="ZeroDivisionError: division by zero"):
+        loop.start(crash.ask(FORM)).result(20)
     missing = prompts.HelperPrompter(["/nonexistent/nerve-prompt"])
     with pytest.raises(prompts.PromptUnavailable, match="could not start"):
         loop.start(missing.ask(FORM)).result(20)
+
+
+def test_an_unreachable_display_is_named(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":9873")
+    with pytest.raises(prompts.PromptUnavailable, match="could not connect to display :9873"):
+        loop.start(prompts.HelperPrompter().ask(FORM)).result(30)
 
 
 def test_the_focus_is_given_back_to_the_window_the_user_was_in(xserver_wm: Any) -> None:

@@ -193,8 +193,14 @@ class HelperPrompter:
             if not line:
                 err = (await proc.stderr.read()).decode(errors="replace").strip()
                 await proc.wait()
-                last = err.splitlines()[-1] if err else f"exit status {proc.returncode}"
-                raise PromptUnavailable(f"the dialog helper ended without an answer: {last}")
+                lines = [line.strip() for line in err.splitlines() if line.strip()]
+                # Qt says what went wrong first (then lists its platform plugins);
+                # a Python error says it last.
+                why = lines[-1] if lines and "Error" in lines[-1] else (lines or [""])[0]
+                raise PromptUnavailable(
+                    "the dialog helper ended without an answer: "
+                    + (why or f"exit status {proc.returncode}")
+                )
             try:
                 data = json.loads(line)
             except ValueError:
