@@ -102,7 +102,11 @@ FORM = Prompt(
 )
 
 
-def test_a_form_answered_in_the_helper(loop: Loop, typist: Typist) -> None:
+def test_a_form_answered_in_the_helper(
+    loop: Loop, typist: Typist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inherited from a test of widgets, say: a platform that shows nothing is not used.
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     answer = loop.start(prompts.HelperPrompter().ask(FORM))
     wait_active("Helper form")
     typist.type("Grace Hopper", BRISK)

@@ -156,8 +156,8 @@ class NoDisplayPrompter:
         raise PromptUnavailable(self.why)
 
 
-#: How long the helper process may take to start and show its dialog.
-HELPER_START_S = 30.0
+#: Qt platforms that show nothing on the screen.
+_UNSEEN_PLATFORMS = frozenset({"", "offscreen", "minimal", "minimalegl"})
 
 
 class HelperPrompter:
@@ -170,6 +170,8 @@ class HelperPrompter:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             raise PromptUnavailable(_NO_DISPLAY)
         env = {**os.environ}
+        if env.get("QT_QPA_PLATFORM", "xcb").split(":")[0] in _UNSEEN_PLATFORMS:
+            del env["QT_QPA_PLATFORM"]  # a dialog there could never be answered
         env.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "wayland")
         try:
             proc = await asyncio.create_subprocess_exec(
