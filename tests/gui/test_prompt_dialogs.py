@@ -282,3 +282,50 @@ def test_pause_closes_the_app_dialog(
     qtbot.waitUntil(lambda: gone(opened[0]), timeout=10000)
     wait_until(lambda: h.summary("r")["last_run"] is not None, 10, "the run to end")
     assert h.summary("r")["last_run"]["status"] == "cancelled"
+
+
+APP_PACK = """\
+nerve: 1
+pack: {id: test.app, name: App dialogs, version: 1.0.0}
+rules:
+  - id: pick
+    name: Pick a colour
+    when: {event: x.pick}
+    do:
+      - choose: {items: [red, green, blue], name: colour}
+      - emit: {type: x.picked, data: {colour: "{form.colour}"}}
+"""
+
+
+def test_the_desktop_app_shows_the_rules_dialogs(
+    qtbot: QtBot, nerve_env: dict[str, str], tmp_path: Path
+) -> None:
+    from nerve.gui.app import DesktopApp
+    from nerve.gui.instance import GuiNerve
+    from nerve.options import Options
+    from nerve.paths import locations
+
+    pack = tmp_path / "app.yaml"
+    pack.write_text(APP_PACK)
+    nerve = GuiNerve(locations(), Options(rule_paths=[pack]))
+    nerve.start()
+    desktop = DesktopApp(nerve, show=False)
+    try:
+        qtbot.addWidget(desktop.window)
+        assert nerve.engine is not None
+        prompter = nerve.engine.prompter
+        assert isinstance(prompter, QtPrompter)
+        opened: list[Any] = []
+        prompter.opened.connect(opened.append)
+        picked: list[Any] = []
+        nerve.bus.subscribe("x.picked", picked.extend, name="test")
+        nerve.bus.publish("x.pick", {}, source="test")
+        qtbot.waitUntil(lambda: len(opened) == 1, timeout=10_000)
+        assert opened[0].windowTitle() == "Pick a colour"
+        search = opened[0].findChild(QLineEdit, "search")
+        qtbot.keyClicks(search, "blu")
+        qtbot.keyClick(search, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(picked) == 1, timeout=10_000)
+        assert picked[0].data == {"colour": "blue"}
+    finally:
+        desktop.quit()
