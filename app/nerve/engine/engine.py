@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 
 from apscheduler.triggers.base import BaseTrigger
 
-from nerve import desktop, masking, matching
+from nerve import desktop, masking, matching, prompts
 from nerve.bus import Bus, Subscription
 from nerve.engine.model import Rule
 from nerve.engine.registry import ActionError, Matcher, Trigger
 from nerve.engine.runs import RunContext, Stop, run_actions
 from nerve.engine.schedules import Schedules
 from nerve.events import Event, TypePattern
+from nerve.prompts import Prompter
 from nerve.spawn import Child
 from nerve.templates import EVENT_ATTRS
 
@@ -138,6 +139,8 @@ class Engine:
         self.notifier: Callable[[str, str, str], str] = notifier or (
             lambda title, body, urgency: desktop.notify(title, body, urgency=urgency)
         )
+        #: Shows the dialogs of ask/choose/confirm/form (the desktop app sets its own).
+        self.prompter: Prompter = prompts.default_prompter()
         self.schedules = Schedules(bus)
         self.executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="action")
         self._store_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")

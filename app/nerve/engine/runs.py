@@ -21,6 +21,7 @@ from nerve.templates import Scope
 
 if TYPE_CHECKING:
     from nerve.engine.engine import Engine
+    from nerve.prompts import Prompter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,6 +88,8 @@ class RunContext:
         self.ended: float | None = None
         # A dry run works on a scratch copy of the variables.
         self._scratch: dict[str, Any] | None = dict(engine.variables) if dry_run else None
+        #: Answers given in this run's dialogs (``{form.*}``): in memory only.
+        self.form: dict[str, Any] = {}
 
     def now(self) -> dt.datetime:
         """The local time this run's conditions are checked at."""
@@ -115,7 +118,13 @@ class RunContext:
             variables=self.variables,
             rule={"id": self.rule.id, "name": self.rule.name, "pack": self.rule.pack},
             run={"id": self.id, "started": self.started},
+            form=self.form,
         )
+
+    @property
+    def prompter(self) -> Prompter:
+        """Who shows this run's dialogs (the desktop app, or a helper process)."""
+        return self.engine.prompter
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (spawning, file copies, HTTP) off the engine loop."""
@@ -224,6 +233,8 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
 
 #: Actions that change nothing outside the run, so a dry run performs them.
 _SAFE_IN_DRY_RUN = frozenset({"if", "log", "delay", "set"})
+#: Dialogs show nothing in a dry run: their defaults stand in for the answers.
+_SAFE_IN_DRY_RUN |= {"form", "ask", "choose", "confirm"}
 
 
 async def _dry_children(action: Action, run: RunContext) -> None:

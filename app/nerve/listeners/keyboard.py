@@ -848,9 +848,9 @@ class TypedTrigger(Trigger):
 
     key = "typed"
     description = (
-        "An abbreviation typed in any application (;sig). The first type/keys action of "
-        "the run erases it first; word: only as a whole word; case: sensitive, insensitive "
-        "or follow (the replacement takes the case it was typed in)"
+        "An abbreviation typed in any application (;sig). The first type/keys action (or "
+        "dialog) of the run erases it first; word: only as a whole word; case: sensitive, "
+        "insensitive or follow (the replacement takes the case it was typed in)"
     )
     capabilities = frozenset({"reads-keyboard"})
     schema = {

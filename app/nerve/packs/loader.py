@@ -42,6 +42,7 @@ CAPABILITY_TEXT = {
     "writes-variables": "change variables (other rules may use them)",
     "emits-events": "emit events that other packs' rules may react to",
     "watches-files": "see files change in folders",
+    "asks-user": "show dialogs that ask you for text, passwords or choices",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from nerve import injection
 from nerve.engine.actions._common import text
+from nerve.engine.actions.dialogs import FORM_SCHEMA, FormAction
 from nerve.engine.registry import Action, ActionError, CompileContext, ConfigError, actions
 from nerve.engine.runs import RunContext
 from nerve.listeners import x11
@@ -45,9 +46,14 @@ class _Owed(NamedTuple):
     case: str = "as-is"
 
 
+#: What a run still owes after a dialog erased its abbreviation: the word
+#: boundary to type after its next text, and the case to follow.
+_owed_later: weakref.WeakKeyDictionary[RunContext, _Owed] = weakref.WeakKeyDictionary()
+
+
 def _take_erase(run: RunContext) -> _Owed:
     if run in _erased:
-        return _Owed()
+        return _owed_later.pop(run, _Owed())
     _erased.add(run)
     erase = run.extra.get("erase")
     suffix = run.extra.get("suffix")
@@ -73,6 +79,32 @@ def _replace(
     if back and owed.suffix:
         back += len(owed.suffix)  # the word rule's boundary is typed after it
     return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop, back=back)
+
+
+async def erase_for_dialog(run: RunContext) -> None:
+    """Before a dialog takes the focus: erase the abbreviation that started the
+    run (and what followed it, the word boundary), so that nothing is left
+    half-expanded in the user's window. The next ``type`` of the run types the
+    boundary after its text and follows the abbreviation's case."""
+    owed = _take_erase(run)
+    if not owed.erase and owed.expansion is None:
+        if owed.suffix or owed.case != "as-is":
+            _owed_later[run] = owed
+        return
+
+    def work(inj: injection.Injector, stop: threading.Event) -> str:
+        model = injection.typing_model() if owed.expansion is not None else None
+        if model is not None and owed.expansion is not None:
+            tail = model.tail(owed.expansion)
+            inj.expand(model, owed.expansion, "", erase=owed.erase, stop=stop)
+            if tail:  # typed again after the replacement
+                inj.type_text("", erase=len(tail), stop=stop)
+            return tail
+        inj.type_text("", erase=owed.erase, stop=stop)
+        return owed.suffix
+
+    suffix = await _inject(run, work)
+    _owed_later[run] = _Owed(suffix=suffix, case=owed.case)
 
 
 def _printable(text: str) -> str:
@@ -107,7 +139,8 @@ class TypeAction(Action):
     key = "type"
     description = (
         "Type text into the focused window (any Unicode, newlines and tabs); placeholders "
-        f"allowed; {CARET} in the text is where the caret is left"
+        f"allowed; {CARET} in the text is where the caret is left; with form: a dialog "
+        "asks for its {form.*} values first"
     )
     capabilities = _CAPS
     schema = {
@@ -115,29 +148,44 @@ class TypeAction(Action):
             {"type": "string"},
             {
                 "type": "object",
-                "properties": {"text": {"type": "string"}},
+                "properties": {"text": {"type": "string"}, "form": FORM_SCHEMA},
                 "required": ["text"],
                 "additionalProperties": False,
             },
         ]
     }
 
-    def __init__(self, template: Template, after: Template | None = None) -> None:
+    def __init__(
+        self, template: Template, after: Template | None = None, form: FormAction | None = None
+    ) -> None:
         self.template = template
         #: The text after the caret marker (the caret goes back over it).
         self.after = after
+        #: A dialog that asks for the text's {form.*} values first.
+        self.form = form
+
+    def action_capabilities(self) -> frozenset[str]:
+        extra = self.form.action_capabilities() if self.form is not None else frozenset()
+        return self.capabilities | self.concrete | extra
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> TypeAction:
+        form = None
+        if isinstance(options, dict) and "form" in options:
+            try:
+                form = FormAction.compile(options["form"], ctx, {})
+            except ConfigError as exc:
+                raise ConfigError(exc.message, ("form", *exc.path)) from None
         source, path = (options["text"], ("text",)) if isinstance(options, dict) else (options, ())
         # The marker is the rule's own text: a value a placeholder brings in
         # never moves the caret.
         before, marker, after = str(source).partition(CARET)
         if marker and CARET in after:
             raise ConfigError(f"one {CARET} (where the caret is left) at most", path)
-        return cls(ctx.template(before, path), ctx.template(after, path) if marker else None)
+        return cls(ctx.template(before, path), ctx.template(after, path) if marker else None, form)
 
     async def execute(self, run: RunContext) -> Any:
+        asked = await self.form.execute(run) if self.form is not None else None
         value = text(self.template, run.scope)
         back = 0
         if self.after is not None:
@@ -145,7 +193,8 @@ class TypeAction(Action):
             value += after
             back = len(_printable(after))
         owed = _take_erase(run)
-        return await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop, back))
+        done = await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop, back))
+        return done if asked is None else {"form": asked, **done}
 
 
 @actions.register
