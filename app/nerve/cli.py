@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("status", help="show the running Nerve's state")
+    why = sub.add_parser("why", help="why a rule did not run: its recent near misses")
+    why.add_argument("rule", metavar="RULE", help="pack/rule (or a rule id only one pack has)")
+    why.add_argument("--json", action="store_true", help="the answer as one JSON object")
     pause = sub.add_parser("pause", help="pause every rule (and cancel running ones)")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="resume after (10m)")
     sub.add_parser("resume", help="resume after a pause")
@@ -192,6 +195,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "schema": cmd_schema,
         "emit": cmd_emit,
         "status": cmd_status,
+        "why": cmd_why,
         "pause": cmd_pause,
         "resume": cmd_resume,
         "reload": cmd_reload,
@@ -620,6 +624,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  run {run['id']} of {run['rule']}: running for {_age(run['age'])}{note}")
     for key, reason in engine["suspended"].items():
         print(f"  suspended: {key}: {reason}")
+    for key, counts in sorted(engine.get("counts", {}).items()):
+        print(f"  rule {key}: {_counts_text(counts)}")
     held = {h["file"]: h for h in status.get("held", [])}
     for pack in status["packs"]:
         mark = (
@@ -660,6 +666,39 @@ def cmd_status(args: argparse.Namespace) -> int:
             + f"): {problem.get('error')}"
         )
     print(f"  data: {status['data']}")
+    return EXIT_OK
+
+
+def _counts_text(counts: dict[str, Any]) -> str:
+    """``ran 3, skipped 5 (condition 2, cooldown 3)``."""
+    skips = counts.get("skips") or {}
+    text = f"ran {counts.get('ran', 0)}"
+    if skips:
+        text += (
+            f", skipped {sum(skips.values())} ("
+            + ", ".join(f"{reason} {n}" for reason, n in skips.items())
+            + ")"
+        )
+    return text
+
+
+@_control
+def cmd_why(args: argparse.Namespace) -> int:
+    answer = _request("why", {"rule": args.rule})
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{answer['rule']} ({answer['name']}): {answer['state']}")
+    print(f"  when: {'; '.join(answer['triggers']) or '-'}")
+    print(f"  started {answer['fired']} time(s); {_counts_text(answer)}")
+    near = answer["near"]
+    if not near:
+        print("  No recent event came near starting it.")
+        return EXIT_OK
+    print("  Recent near misses, newest first:")
+    for miss in near:
+        when = time.strftime("%H:%M:%S", time.localtime(miss["time"]))
+        print(f"  {when} event {miss['event']} {miss['type']}: {miss['reason']}: {miss['detail']}")
     return EXIT_OK
 
 
