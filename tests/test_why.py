@@ -75,13 +75,15 @@ def test_why_names_each_way_a_rule_missed_a_run(
     near = why(env, "why/field")["near"]
     assert near[1]["reason"] == near[0]["reason"] == "trigger"
     assert "color was 'blue', wanted 'red'" in near[1]["detail"]
-    assert "size was 5" not in near[0]["detail"] and "size was 2" in near[0]["detail"]
+    assert "size was 5" not in near[0]["detail"]
+    assert "size was 2" in near[0]["detail"]
 
     # A condition that did not hold, with the values it saw.
     cli_ok(env, "emit", "w.cond")
     wait_until(lambda: reasons(env, "cond") == ["condition"], 10, "a condition miss")
     detail = why(env, "cond")["near"][0]["detail"]
-    assert detail.startswith("if[0] var:") and '"mode": null' in detail
+    assert detail.startswith("if[0] var:")
+    assert '"mode": null' in detail
 
     # Rate limits: the second event of each is refused.
     for rule in ("cool", "thr"):
@@ -125,7 +127,9 @@ def test_why_names_each_way_a_rule_missed_a_run(
     assert "rule why/pause: ran 0, skipped 1 (paused 1)" in status
     assert "suspended 1)" in status.split("rule why/loop:")[1].splitlines()[0]
     text = cli_ok(env, "why", "why/cool")
-    assert "why/cool" in text and "cooldown" in text and "ran 1, skipped 1 (cooldown 1)" in text
+    assert "why/cool" in text
+    assert "cooldown" in text
+    assert "ran 1, skipped 1 (cooldown 1)" in text
 
     # An unknown rule: a clear error, no traceback.
     proc = cli(env, "why", "nope")
