@@ -837,8 +837,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if store is None:
         return EXIT_INVALID
     try:
-        rows = store.query_events(since=since, type_pattern=args.type, limit=args.limit)
-        variables = store.load_variables()
+        # Every type: the variable changes apply whatever --type picks.
+        rows = store.query_events(since=since, limit=args.limit)
+        current = store.load_variables()
+        recorded = store.run_times(since - 60 if since is not None else None)
     finally:
         store.close()
     paths = list(args.rules) or [locations(args.data_dir).packs]
@@ -870,12 +872,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
     rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
     events = [replay.stored_event(row) for row in rows]
-    reports = replay.replay(rules, events, variables=variables)
+    variables = replay.variables_before(current, events)
+    from nerve.events import TypePattern
+    from nerve.settings import Settings
+
+    settings = Settings.load(locations(args.data_dir).config / "settings.yaml")
+    reports = replay.replay(
+        rules,
+        events,
+        variables=variables,
+        runs={run_id: rule_id for run_id, rule_id, *_ in recorded},
+        durations={
+            (rule_id, event_id): (ended - started)
+            for _, rule_id, event_id, started, ended, _ in recorded
+            if event_id is not None and ended is not None
+        },
+        private_logged=settings.store_private,
+        type_pattern=args.type,
+    )
+    count = len(events)
+    if args.type:
+        pattern = TypePattern([args.type])
+        count = sum(1 for e in events if pattern.matches(e.type))
     if args.json:
         for report in reports:
             print(json.dumps(report.as_dict(), ensure_ascii=False))
         return EXIT_OK
-    _print_replay(reports, len(events), args.since)
+    _print_replay(reports, count, args.since)
     return EXIT_OK
 
 
@@ -895,19 +918,26 @@ def _print_replay(reports: list[Any], count: int, since: str) -> None:
                 f"{r.conditions_false:>16}  {r.failed:>6}"
             )
             print(line)
+            if r.skipped:
+                refused = ", ".join(f"{reason} {n}" for reason, n in r.skipped.items())
+                print(f"{'':<{width}}  refused: {refused}")
+            if r.suspended:
+                print(f"{'':<{width}}  suspended: {r.suspended}")
             if r.first_reason:
                 print(f"{'':<{width}}  first time its conditions did not hold: {r.first_reason}")
+            if r.caveat:
+                print(f"{'':<{width}}  note: {r.caveat}")
     quiet = [r.key for r in replayed if not r.matched]
     if quiet:
         print(f"\nNo event matched: {', '.join(quiet)}")
     skipped = [r for r in reports if r.not_replayed is not None]
     if skipped:
-        print("\nNot replayed (they depend on time, not on single events):")
+        print("\nNot replayed:")
         for r in skipped:
             print(f"  {r.key}: {r.not_replayed}")
     print(
-        "\nKey presses and the clipboard are not in the event log (unless store_private"
-        " is on), and which window was active then is not known."
+        "\nVariables are the ones of each event's time; runs last as long as the"
+        " recorded ones; pauses are not in the log."
     )
 
 

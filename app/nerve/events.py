@@ -253,6 +253,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "rule.failed": "rule pack run error",
         "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",
+        "variable.changed": "name value old",
     }.items()
 }
 
@@ -282,6 +283,7 @@ RESERVED_FAMILIES = frozenset(
         "mqtt",
         "nats",
         "webhook",
+        "variable",
     }
 )
 

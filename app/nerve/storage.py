@@ -726,6 +726,20 @@ class Store:
             rows = conn.execute(sql, args).fetchall()
         return [self._run_dict(r) for r in rows]
 
+    def run_times(
+        self, since: float | None = None
+    ) -> list[tuple[str, str, int | None, float, float | None, str]]:
+        """Every run started at or after ``since``, without its trace: (id, rule id,
+        event id, started, ended, status), oldest first (what a replay needs)."""
+        sql = "SELECT id, rule_id, event_id, started, ended, status FROM runs"
+        args: tuple[Any, ...] = ()
+        if since is not None:
+            sql += " WHERE started >= ?"
+            args = (since,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY started", args).fetchall()
+        return [(str(r[0]), str(r[1]), r[2], float(r[3]), r[4], str(r[5])) for r in rows]
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """One run by id or by a prefix of its id; ``None`` if there is none.
 

@@ -105,7 +105,17 @@ class RunContext:
             else:
                 self._scratch[name] = value
         else:
+            old = self.engine.variables.get(name)
             self.engine.set_variable(name, value)
+            if old != value:
+                # In the log, so that a replay knows the variables of each moment.
+                self.engine.bus.publish(
+                    "variable.changed",
+                    {"name": name, "value": value, "old": old},
+                    source="engine",
+                    cause=self.id,
+                    depth=self.event.depth + 1,
+                )
 
     @property
     def scope(self) -> Scope:
