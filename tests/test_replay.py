@@ -6,14 +6,21 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from types import MappingProxyType
 
-from conftest import rules_from
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import rules_from, wait_until
+from nerve.bus import Bus
+from nerve.engine.engine import Engine
 from nerve.events import Event, freeze
 from nerve.paths import locations
-from nerve.replay import replay
-from nerve.storage import Store
+from nerve.replay import replay, stored_event, variables_before
+from nerve.storage import EventLogWriter, Store
 
 NERVE = [sys.executable, "-m", "nerve"]
 
@@ -134,3 +141,97 @@ def test_without_an_event_log_it_says_so(nerve_env: dict[str, str]) -> None:
     )
     assert proc.returncode == 1
     assert "no event log yet" in proc.stderr
+
+
+# ------------------------------------------- replay equals the live engine
+
+_LIVE_RULES = """
+  - id: setmode
+    when: {event: r.mode}
+    do: [{set: {mode: "{event.value}"}}]
+  - id: work
+    when: {event: r.job}
+    if: [{var: {mode: work}}]
+    do: [{log: working}]
+  - id: triple
+    when: {count: {of: {event: r.tap}, times: 3, within: 1m}}
+    do: [{log: triple}]
+  - id: pair
+    when: {sequence: {steps: [{event: r.a}, {event: r.b}], within: 1m}}
+    do: [{log: pair}]
+  - id: cool
+    when: {event: r.cool}
+    cooldown: 1h
+    do: [{log: cool}]
+  - id: thr
+    when: {event: r.thr}
+    throttle: 1h
+    do: [{log: thr}]
+  - id: busy
+    when: {event: r.busy}
+    mode: single
+    do: [{delay: 1s}]
+  - id: loop
+    when: {event: r.loop}
+    do: [{emit: r.loop}]
+"""
+
+_STEPS = ["job", "mode:work", "mode:home", "tap", "a", "b", "cool", "thr", "busy", "loop"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(_STEPS), min_size=1, max_size=25))
+def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
+    """Any burst of events through a live engine that logs to a real store; the
+    replay of that log gives each rule's runs, condition failures and skips."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "nerve.db")
+        bus = Bus()
+        writer = EventLogWriter(bus, store)
+        writer.start()
+        engine = Engine(bus, store=store)
+        engine.start()
+        try:
+            rules = rules_from(_LIVE_RULES)
+            engine.call(engine.set_rules, rules)
+            start = time.time()
+            for step in steps:
+                kind, _, value = step.partition(":")
+                bus.publish(f"r.{kind}", {"value": value} if value else {}, source="test")
+
+            def settled() -> bool:
+                status = engine.call(engine.status)
+                fired = sum(r["fired"] for r in engine.call(engine.rules))
+                return (
+                    status["running"] == 0
+                    and engine.handled == bus.stats()["published"]
+                    and len(store.run_times()) == fired
+                )
+
+            wait_until(settled, 20, "every run ended and recorded")
+            live = {r["key"]: r for r in engine.call(engine.rules)}
+        finally:
+            engine.stop()
+            writer.stop()
+        events = [stored_event(row) for row in store.query_events(since=start - 1, limit=None)]
+        recorded = store.run_times()
+        variables = variables_before(store.load_variables(), events)
+        store.close()
+    reports = replay(
+        rules,
+        events,
+        variables=variables,
+        runs={run_id: rule for run_id, rule, *_ in recorded},
+        durations={
+            (rule, event_id): ended - started
+            for _, rule, event_id, started, ended, _ in recorded
+            if event_id is not None and ended is not None
+        },
+    )
+    for report in reports:
+        state = live[report.key]
+        skips = dict(state["skips"])
+        assert report.would_run + report.failed == state["ran"], (report.key, steps)
+        assert report.conditions_false == skips.pop("condition", 0), (report.key, steps)
+        assert report.skipped == skips, (report.key, steps)
+        assert bool(report.suspended) == bool(state["suspended"]), (report.key, steps)

@@ -253,7 +253,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "rule.failed": "rule pack run error",
         "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",
-        "variable.changed": "name value old",
+        "variable.changed": "name value old after",
     }.items()
 }
 

@@ -13,9 +13,11 @@ event's time and its actions are traced, never performed (see
 :meth:`Engine.dry_run`).
 
 Variables are the ones of the event's time: every change a run made is in the
-log (``variable.changed``, with the value before), so the replay starts from
-the values before the first replayed event and applies each change where it
-happened. A dry run's own ``set`` only changes its scratch copy.
+log (``variable.changed``, with the value before and the id of the last event
+the engine had handled then), so the replay starts from the values before the
+first replayed event and applies each change where it happened (the live
+engine checks a run's conditions when it handles the event, so the order is
+exact). A dry run's own ``set`` only changes its scratch copy.
 
 Said plainly per rule instead (``not_replayed``): rules on key presses or
 clipboard text when those are not logged (``store_private`` off), file
@@ -32,6 +34,7 @@ import functools
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -169,6 +172,16 @@ def variables_before(current: Mapping[str, Any], events: Iterable[Event]) -> dic
     return before
 
 
+def _after(event: Event) -> int | None:
+    """The ``after`` of a variable change (see :meth:`ReplayEngine.expect`), or None."""
+    if event.type != VARIABLE_CHANGED:
+        return None
+    after = event.data.get("after")
+    if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < event.id:
+        return after
+    return None
+
+
 class _Timer:
     __slots__ = ("callback", "cancelled")
 
@@ -220,6 +233,7 @@ class ReplayEngine(Engine):
         #: Per rule: when its runs in progress end (replayed clock).
         self._ends: dict[str, list[int]] = {}
         self._dry = itertools.count(1)
+        self._changes: deque[tuple[int, Event]] = deque()
         self.reports: dict[str, RuleReplay] = {}
         self.set_rules(rules)
 
@@ -250,17 +264,32 @@ class ReplayEngine(Engine):
                 timer.callback()
         self._clock = max(self._clock, until_ns)
 
+    def expect(self, events: Iterable[Event]) -> None:
+        """Take the variable changes among ``events`` (oldest first) ahead: each
+        applies right after the event the live engine had handled last when the
+        run made it (its ``after``), not where its own event sits in the log."""
+        for event in events:
+            after = _after(event)
+            if after is not None:
+                self._changes.append((after, event))
+
+    def _apply(self, change: Event) -> None:
+        name = change.data.get("name")
+        if isinstance(name, str):
+            value = thaw(change.data.get("value"))
+            if value is None:
+                self.variables.pop(name, None)
+            else:
+                self.variables[name] = value
+
     def feed(self, event: Event, *, match: bool = True) -> None:
         """One recorded event, at its time (``match``: through the rules too)."""
+        changes = self._changes
+        while changes and changes[0][0] < event.id:
+            self._apply(changes.popleft()[1])
         self.advance(int(event.time * 1e9))
-        if event.type == VARIABLE_CHANGED:
-            name = event.data.get("name")
-            if isinstance(name, str):
-                value = thaw(event.data.get("value"))
-                if value is None:
-                    self.variables.pop(name, None)
-                else:
-                    self.variables[name] = value
+        if event.type == VARIABLE_CHANGED and _after(event) is None:
+            self._apply(event)  # (no 'after': where it sits)
         if match:
             self._handle(event)
 
@@ -383,6 +412,8 @@ def replay(
     engine = ReplayEngine(live, variables=variables, runs=runs, durations=durations)
     engine.reports = reports
     only = TypePattern([type_pattern]) if type_pattern else None
+    events = list(events)
+    engine.expect(events)
     try:
         for event in events:
             engine.feed(event, match=only is None or only.matches(event.type))

@@ -228,6 +228,8 @@ class Engine:
         #: Whether key presses and clipboard text may be kept (in memory, for
         #: ``why``) as they are; otherwise their private fields are masked.
         self.keep_private = bool(getattr(store, "store_private", False))
+        #: The id of the last event handled (see ``_drain``).
+        self.last_event_id = 0
 
     # ------------------------------------------------------------------ time
 
@@ -598,6 +600,10 @@ class Engine:
             except Exception:
                 log.exception("engine failed on event %s (%s)", event.id, event.type)
         self.handled += len(batch)
+        if batch:
+            # What a run changes from now on, it changes after this event
+            # (``variable.changed`` says so: a replay applies it there).
+            self.last_event_id = batch[-1].id
 
     def _handle(self, event: Event) -> None:
         # The hot path: most events match nothing and cost one dict lookup.
@@ -821,6 +827,29 @@ class Engine:
         if len(self._run_rules) > _RECENT_RUNS:
             self._run_rules.popitem(last=False)
         ctx = RunContext(self, state.rule, event, extra, run_id)
+        # The conditions are checked now, with the variables as they are when
+        # the event is handled, not a loop turn later, after other runs
+        # started by the same batch of events changed them (and a replay of
+        # the log, which checks them at this point, agrees).
+        try:
+            held = self.check_conditions(ctx)
+        except Exception:  # the run checks again, and fails with the error
+            ctx.trace.conditions.clear()
+            held = True
+        if not held:
+            ctx.ended = time.time()
+            state.last_run = {
+                "id": ctx.id,
+                "status": ctx.status,
+                "started": ctx.started,
+                "error": None,
+            }
+            try:
+                self._record(ctx)
+            except Exception:
+                log.exception("after the run of %s", ctx.rule.key)
+            self._skip(state, "condition", event, failed_condition(ctx))
+            return
         task = self.loop.create_task(self._run(state, ctx), name=f"run {state.rule.key}")
         state.active.add(task)
         self._running[task] = ctx
@@ -892,12 +921,8 @@ class Engine:
         """Check the conditions and step through the actions, filling the trace."""
         rule = ctx.rule
         try:
-            for i, cond in enumerate(rule.conditions):
-                ok, why = cond.check(ctx)
-                ctx.trace.condition(f"if[{i}]", cond.key, ok, why)
-                if not ok:
-                    ctx.status = "condition"
-                    return
+            if not ctx.checked and not self.check_conditions(ctx):
+                return
             await run_actions(rule.actions, ctx)
             ctx.status = "ok"
         except asyncio.CancelledError:
@@ -917,6 +942,19 @@ class Engine:
             ctx.ended = time.time()
             if ctx.error:  # shown by `nerve status`, the window and rule.failed
                 ctx.error = masking.mask(ctx.error)
+
+    def check_conditions(self, ctx: RunContext) -> bool:
+        """Whether the run's conditions hold (traced; ``ctx.status`` is
+        ``condition`` when one does not)."""
+        for i, cond in enumerate(ctx.rule.conditions):
+            ok, why = cond.check(ctx)
+            ctx.trace.condition(f"if[{i}]", cond.key, ok, why)
+            if not ok:
+                ctx.status = "condition"
+                ctx.checked = True
+                return False
+        ctx.checked = True
+        return True
 
     def _record(self, ctx: RunContext) -> None:
         if self.store is None:

@@ -83,6 +83,8 @@ class RunContext:
         self.started = time.time()
         self.trace = Trace()
         self.status = "running"
+        #: Whether the conditions were checked (when the run started).
+        self.checked = False
         self.error: str | None = None
         self.ended: float | None = None
         # A dry run works on a scratch copy of the variables.
@@ -111,7 +113,7 @@ class RunContext:
                 # In the log, so that a replay knows the variables of each moment.
                 self.engine.bus.publish(
                     "variable.changed",
-                    {"name": name, "value": value, "old": old},
+                    {"name": name, "value": value, "old": old, "after": self.engine.last_event_id},
                     source="engine",
                     cause=self.id,
                     depth=self.event.depth + 1,
