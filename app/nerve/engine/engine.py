@@ -159,7 +159,9 @@ class _Binding:
 #: bindings by exact text, bindings by exact number).
 _Field = tuple[str, bool, dict[str, list[_Binding]], dict[float, list[_Binding]]]
 #: Everything that may match one event type: indexed fields and the rest.
-_TypeEntry = tuple[tuple[_Field, ...], tuple[_Binding, ...]]
+#: Everything that may match one event type: indexed fields, the rest, and
+#: the recent events of the type (for ``why``) with whether to mask them.
+_TypeEntry = tuple[tuple[_Field, ...], tuple[_Binding, ...], deque[Event], bool]
 
 
 class Engine:
@@ -469,7 +471,15 @@ class Engine:
             )
             for name in dict.fromkeys([*texts, *numbers])
         )
-        entry: _TypeEntry | None = (fields, tuple(plain)) if candidates else None
+        entry: _TypeEntry | None = None
+        if candidates:
+            recent = self._recent.get(type_)
+            if recent is None:
+                if len(self._recent) >= RECENT_TYPES:
+                    del self._recent[next(iter(self._recent))]
+                recent = self._recent[type_] = deque(maxlen=RECENT_PER_TYPE)
+            private = type_ in PRIVATE_TYPES and not self.keep_private
+            entry = (fields, tuple(plain), recent, private)
         if len(self._entries) < 4096:
             self._entries[type_] = entry
         return entry
@@ -610,7 +620,9 @@ class Engine:
         entries = self._entries
         entry = entries[event.type] if event.type in entries else self._entry(event.type)
         if entry is not None:
-            fields, plain = entry
+            fields, plain, recent, private = entry
+            # Kept for ``why`` (a field that did not match); what users type masked.
+            recent.append(private_masked(event) if private else event)
             data = event.data
             for name, top, texts, numbers in fields:
                 value = data.get(name) if top else event.get(name)
@@ -630,7 +642,6 @@ class Engine:
                             self._try(b, event)
             for b in plain:
                 self._try(b, event)
-            self._remember(event)
         if self._waiters:
             self._wake_waiters(event)
 
@@ -647,15 +658,6 @@ class Engine:
             return
         assert state.host is not None
         b.trigger.on_match(event, b.matcher, state.host)
-
-    def _remember(self, event: Event) -> None:
-        """Keep ``event`` among the recent ones of its type (for ``why``)."""
-        recent = self._recent.get(event.type)
-        if recent is None:
-            if len(self._recent) >= RECENT_TYPES:
-                del self._recent[next(iter(self._recent))]
-            recent = self._recent[event.type] = deque(maxlen=RECENT_PER_TYPE)
-        recent.append(event if self.keep_private else private_masked(event))
 
     def _wake_waiters(self, event: Event) -> None:
         for accepts, pattern, future in list(self._waiters):
