@@ -132,7 +132,7 @@ def test_rules_view_counts_skips_and_answers_why_not(qtbot: QtBot, running: Runn
     assert view.select("gui.test/greet")
     assert view.why_button.isEnabled()
     qtbot.mouseClick(view.why_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: view.why_box.isVisible(), timeout=5_000)
+    qtbot.waitUntil(view.why_box.isVisible, timeout=5_000)
     text = view.why_text
     assert text.startswith("gui.test/greet (Greet on x.go): active")
     assert "Since Nerve started: ran 1, skipped 1 (condition 1)" in text
