@@ -703,6 +703,9 @@ class Engine:
             self._near(state, event, kind, detail or reason)
 
     def _near(self, state: RuleState, event: Event, kind: str, detail: str) -> None:
+        if kind == "condition" and event.type in PRIVATE_TYPES and not self.keep_private:
+            # (A condition's verdict may quote what was typed or copied.)
+            detail = detail.partition(":")[0] + ": <private>"
         state.near.append(
             {
                 "time": event.time,
