@@ -61,12 +61,15 @@ def test_key_presses_and_clipboard_text_are_masked(harness: Harness) -> None:
         "  - id: k\n    when: {event: {type: key.down, data: {key: q}}}\n    do: [{log: hi}]\n"
         "  - id: clip\n    when: {event: clipboard.changed}\n"
         "    if: [{event: {text: wanted}}]\n    do: [{log: hi}]\n"
+        "  - id: typed\n    when: {event: {type: typed, data: {text: btw}}}\n    do: []\n"
     )
     harness.publish("key.down", key="secretkey")
     harness.publish("clipboard.changed", text="secret clipboard text")
+    harness.publish("typed", text="secret typing")
     wait_until(lambda: why(harness, "clip")["skips"] == {"condition": 1}, 5, "condition")
     wait_until(lambda: why(harness, "k")["near"], 5, "a key near miss")
-    text = json.dumps([why(harness, "k"), why(harness, "clip")])
+    wait_until(lambda: why(harness, "typed")["near"], 5, "a typed near miss")
+    text = json.dumps([why(harness, "k"), why(harness, "clip"), why(harness, "typed")])
     assert "secret" not in text
     assert "<private>" in text
     assert "key was '<private>', wanted 'q'" in why(harness, "k")["near"][0]["detail"]

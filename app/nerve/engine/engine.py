@@ -70,6 +70,9 @@ NEAR_MISSES = 20
 #: types (``nerve why`` finds the ones a trigger field did not match in them).
 RECENT_PER_TYPE = 20
 RECENT_TYPES = 256
+#: Event types whose text ``why`` keeps masked (what users type or copy),
+#: unless the user keeps such events (``store_private``).
+MASKED_TYPES = PRIVATE_TYPES | {"typed"}
 #: Characters of a value shown in a near miss.
 _SHOWN = 120
 
@@ -478,7 +481,7 @@ class Engine:
                 if len(self._recent) >= RECENT_TYPES:
                     del self._recent[next(iter(self._recent))]
                 recent = self._recent[type_] = deque(maxlen=RECENT_PER_TYPE)
-            private = type_ in PRIVATE_TYPES and not self.keep_private
+            private = type_ in MASKED_TYPES and not self.keep_private
             entry = (fields, tuple(plain), recent, private)
         if len(self._entries) < 4096:
             self._entries[type_] = entry
@@ -703,7 +706,7 @@ class Engine:
             self._near(state, event, kind, detail or reason)
 
     def _near(self, state: RuleState, event: Event, kind: str, detail: str) -> None:
-        if kind == "condition" and event.type in PRIVATE_TYPES and not self.keep_private:
+        if kind == "condition" and event.type in MASKED_TYPES and not self.keep_private:
             # (A condition's verdict may quote what was typed or copied.)
             detail = detail.partition(":")[0] + ": <private>"
         state.near.append(
@@ -1145,7 +1148,7 @@ class Engine:
 
 def private_masked(event: Event) -> Event:
     """``event`` with what the user types or copies masked (``<private>``)."""
-    if event.type not in PRIVATE_TYPES:
+    if event.type not in MASKED_TYPES:
         return event
     data = {k: ("<private>" if k in ("text", "key") else v) for k, v in event.data.items()}
     return event._replace(data=freeze(data))
