@@ -174,13 +174,37 @@ _LIVE_RULES = """
   - id: loop
     when: {event: r.loop}
     do: [{emit: r.loop}]
+  - id: held
+    when: {for: {start: {event: r.s}, stop: {event: r.e}, duration: 300ms}}
+    do: [{log: held}]
+  - id: deb
+    when: {event: r.deb}
+    debounce: 300ms
+    do: [{log: deb}]
+  - id: code
+    when: {window.focused: {class: Code}}
+    do: [{log: code}]
 """
 
-_STEPS = ["job", "mode:work", "mode:home", "tap", "a", "b", "cool", "thr", "busy", "loop"]
+_STEPS = [
+    "job", "mode:work", "mode:home", "tap", "a", "b", "cool", "thr", "busy", "loop",
+    "s", "e", "deb", "win:1:Code:focus", "win:1:Code:title", "win:2:Term:focus",
+    "win:1:Term:title",
+]  # fmt: skip
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.sampled_from(_STEPS), min_size=1, max_size=25))
+def _publish(bus: Bus, step: str) -> None:
+    kind, _, value = step.partition(":")
+    if kind == "win":
+        window, class_, change = value.split(":")
+        data = {"window": int(window), "class": class_, "change": change, "title": "t"}
+        bus.publish("window.focused", data, source="test")
+    else:
+        bus.publish(f"r.{kind}", {"value": value} if value else {}, source="test")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(_STEPS), min_size=1, max_size=30))
 def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
     """Any burst of events through a live engine that logs to a real store; the
     replay of that log gives each rule's runs, condition failures and skips."""
@@ -196,8 +220,9 @@ def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
             engine.call(engine.set_rules, rules)
             start = time.time()
             for step in steps:
-                kind, _, value = step.partition(":")
-                bus.publish(f"r.{kind}", {"value": value} if value else {}, source="test")
+                _publish(bus, step)
+            states = list(engine._states.values())
+            (held,) = [s.rule.triggers[0] for s in states if s.rule.key.endswith("/held")]
 
             def settled() -> bool:
                 status = engine.call(engine.status)
@@ -205,6 +230,8 @@ def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
                 return (
                     status["running"] == 0
                     and engine.handled == bus.stats()["published"]
+                    and all(s.debounce is None for s in states)  # no timer pending
+                    and getattr(held, "_timer", None) is None
                     and len(store.run_times()) == fired
                 )
 
@@ -221,12 +248,7 @@ def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
         rules,
         events,
         variables=variables,
-        runs={run_id: rule for run_id, rule, *_ in recorded},
-        durations={
-            (rule, event_id): ended - started
-            for _, rule, event_id, started, ended, _ in recorded
-            if event_id is not None and ended is not None
-        },
+        recorded=recorded,
     )
     for report in reports:
         state = live[report.key]

@@ -881,12 +881,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rules,
         events,
         variables=variables,
-        runs={run_id: rule_id for run_id, rule_id, *_ in recorded},
-        durations={
-            (rule_id, event_id): (ended - started)
-            for _, rule_id, event_id, started, ended, _ in recorded
-            if event_id is not None and ended is not None
-        },
+        recorded=recorded,
         private_logged=settings.store_private,
         type_pattern=args.type,
     )

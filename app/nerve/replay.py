@@ -49,6 +49,8 @@ from nerve.engine.registry import Condition, Trigger
 from nerve.engine.runs import RunContext
 from nerve.events import PRIVATE_TYPES, Event, TypePattern, freeze, thaw
 
+#: A run as the log keeps it: id, rule key, event id, started, ended, status.
+RecordedRun = tuple[str, str, int | None, float, float | None, str]
 #: Runs of a rule kept as examples in the report.
 EXAMPLES = 3
 #: The event a run publishes for each variable it changes (``name value old``).
@@ -209,24 +211,45 @@ class _NoSchedules:
 class ReplayEngine(Engine):
     """The live engine, on the clock of the recorded events, running dry runs.
 
-    ``runs``: recorded run id -> rule key (so the loop guard knows a rule's own
-    events); ``durations``: (rule key, event id) -> how long that recorded run
-    took (so a run in progress refuses or queues the next as it did)."""
+    ``recorded``: the runs the log holds (``Store.run_times``): their ids tell
+    the loop guard which events a rule caused itself; how long each took makes
+    a run in progress refuse or queue the next as it did; and when one started
+    right as its event was handled, that is the moment the engine handled the
+    event (an event is published a little before it is handled: a run that
+    ended in between did not make the engine busy)."""
 
     def __init__(
         self,
         rules: Iterable[Rule],
         *,
         variables: Mapping[str, Any] | None = None,
-        runs: Mapping[str, str] | None = None,
-        durations: Mapping[tuple[str, int], float] | None = None,
+        recorded: Iterable[RecordedRun] = (),
     ) -> None:
         super().__init__(Bus(), workers=1)
         self.schedules = _NoSchedules()  # type: ignore[assignment]
         self.loop = asyncio.new_event_loop()
         self.variables.update(variables or {})
-        self._run_rules.update(runs or {})
-        self.durations = dict(durations or {})
+        rules = list(rules)
+        # Rules whose runs start when their event is handled (not a debounce
+        # or a 'for' later, not after a queue).
+        at_once = {
+            rule.key
+            for rule in rules
+            if not rule.debounce
+            and rule.mode != "queued"
+            and not any(t.key == "for" for top in rule.triggers for t in _all_triggers(top))
+        }
+        self.durations: dict[tuple[str, int], float] = {}
+        self.handled_at: dict[int, int] = {}
+        for run_id, rule_key, event_id, started, ended, _ in recorded:
+            self._run_rules[run_id] = rule_key
+            if event_id is None:
+                continue
+            if ended is not None:
+                self.durations[(rule_key, event_id)] = max(0.0, ended - started)
+            if rule_key in at_once:
+                at = int(started * 1e9)
+                self.handled_at[event_id] = min(self.handled_at.get(event_id, at), at)
         self._clock = 0
         self._timers: list[tuple[int, int, _Timer]] = []
         self._order = itertools.count()
@@ -236,6 +259,12 @@ class ReplayEngine(Engine):
         self._changes: deque[tuple[int, Event]] = deque()
         self.reports: dict[str, RuleReplay] = {}
         self.set_rules(rules)
+
+    def time_of(self, event: Event) -> int:
+        """When the engine handled ``event`` (ns), as well as the log tells."""
+        at = int(event.time * 1e9)
+        handled = self.handled_at.get(event.id)
+        return handled if handled is not None and handled > at else at
 
     def close(self) -> None:
         assert self.loop is not None
@@ -288,11 +317,12 @@ class ReplayEngine(Engine):
         """:meth:`feed` each event (``only``: only these types through the rules),
         with the common case (no timer due, no variable change) kept short."""
         changes, timers, handle = self._changes, self._timers, self._handle
-        changed = VARIABLE_CHANGED
+        changed, handled_at = VARIABLE_CHANGED, self.handled_at
         for event in events:
             if (
                 changes
                 or event.type == changed
+                or event.id in handled_at
                 or (timers and timers[0][0] <= event.time * 1e9)
                 or (only is not None and not only.matches(event.type))
             ):
@@ -307,7 +337,7 @@ class ReplayEngine(Engine):
         changes = self._changes
         while changes and changes[0][0] < event.id:
             self._apply(changes.popleft()[1])
-        self.advance(int(event.time * 1e9))
+        self.advance(self.time_of(event))
         if event.type == VARIABLE_CHANGED and _after(event) is None:
             self._apply(event)  # (no 'after': where it sits)
         if match:
@@ -407,8 +437,7 @@ def replay(
     events: Iterable[Event],
     *,
     variables: Mapping[str, Any] | None = None,
-    runs: Mapping[str, str] | None = None,
-    durations: Mapping[tuple[str, int], float] | None = None,
+    recorded: Iterable[RecordedRun] = (),
     private_logged: bool = False,
     type_pattern: str | None = None,
     until: float | None = None,
@@ -416,8 +445,8 @@ def replay(
     """Dry-run ``rules`` over ``events`` (oldest first); one report per rule.
 
     ``variables``: their values before the first event (see
-    :func:`variables_before`); ``runs`` and ``durations``: the recorded runs
-    (see :class:`ReplayEngine`); ``type_pattern``: only events of these types
+    :func:`variables_before`); ``recorded``: the runs in the log (see
+    :class:`ReplayEngine`); ``type_pattern``: only events of these types
     start rules (variable changes apply all the same); ``until``: the time the
     replay ends (timers due by then run; default: now)."""
     rules = list(rules)
@@ -429,7 +458,7 @@ def replay(
         report.caveat = caveat(rule)
         if report.not_replayed is None:
             live.append(rule)
-    engine = ReplayEngine(live, variables=variables, runs=runs, durations=durations)
+    engine = ReplayEngine(live, variables=variables, recorded=recorded)
     engine.reports = reports
     only = TypePattern([type_pattern]) if type_pattern else None
     events = list(events)

@@ -1184,10 +1184,13 @@ def field_miss(trigger: Trigger, matcher: Matcher, event: Event) -> str | None:
         if not matching.compile_spec(want)(value):
             shown = "missing" if value is matching.MISSING else f"was {_short(thaw(value))}"
             return f"{name} {shown}, wanted {_short(want)}"
+    explain = getattr(trigger, "mismatch", None)
+    if explain is not None:  # (a trigger that checks its fields itself: window.focused)
+        why: str | None = explain(event)
+        if why is not None:
+            return why
     if matcher.predicate is not None and not matcher.predicate(event):
-        explain = getattr(trigger, "mismatch", None)
-        why = explain(event) if explain is not None else None
-        return why or f"the event did not match its other fields ({trigger.describe()})"
+        return f"the event did not match its other fields ({trigger.describe()})"
     return None
 
 
