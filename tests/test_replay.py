@@ -189,13 +189,17 @@ _LIVE_RULES = """
 _STEPS = [
     "job", "mode:work", "mode:home", "tap", "a", "b", "cool", "thr", "busy", "loop",
     "s", "e", "deb", "win:1:Code:focus", "win:1:Code:title", "win:2:Term:focus",
-    "win:1:Term:title",
+    "win:1:Term:title", "pause", "resume",
 ]  # fmt: skip
 
 
-def _publish(bus: Bus, step: str) -> None:
+def _publish(bus: Bus, step: str, engine: Engine) -> None:
     kind, _, value = step.partition(":")
-    if kind == "win":
+    if kind == "pause":
+        engine.call(engine.pause, "test")
+    elif kind == "resume":
+        engine.call(engine.resume)
+    elif kind == "win":
         window, class_, change = value.split(":")
         data = {"window": int(window), "class": class_, "change": change, "title": "t"}
         bus.publish("window.focused", data, source="test")
@@ -220,20 +224,23 @@ def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
             engine.call(engine.set_rules, rules)
             start = time.time()
             for step in steps:
-                _publish(bus, step)
+                _publish(bus, step, engine)
             states = list(engine._states.values())
             (held,) = [s.rule.triggers[0] for s in states if s.rule.key.endswith("/held")]
 
-            def settled() -> bool:
-                status = engine.call(engine.status)
-                fired = sum(r["fired"] for r in engine.call(engine.rules))
-                return (
-                    status["running"] == 0
+            def snapshot() -> tuple[bool, int]:
+                """(nothing left to happen, runs started), read at one moment."""
+                quiet = (
+                    not engine._running
                     and engine.handled == bus.stats()["published"]
                     and all(s.debounce is None for s in states)  # no timer pending
                     and getattr(held, "_timer", None) is None
-                    and len(store.run_times()) == fired
                 )
+                return quiet, sum(s.fired for s in states)
+
+            def settled() -> bool:
+                quiet, fired = engine.call(snapshot)
+                return quiet and len(store.run_times()) == fired
 
             wait_until(settled, 20, "every run ended and recorded")
             live = {r["key"]: r for r in engine.call(engine.rules)}

@@ -932,7 +932,7 @@ def _print_replay(reports: list[Any], count: int, since: str) -> None:
             print(f"  {r.key}: {r.not_replayed}")
     print(
         "\nVariables are the ones of each event's time; runs last as long as the"
-        " recorded ones; pauses are not in the log."
+        " recorded ones; it pauses where Nerve was paused."
     )
 
 

@@ -250,6 +250,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "network.down": "interface",
         "app.started": "version pid",
         "app.stopping": "reason",
+        "app.paused": "reason for",
+        "app.resumed": "",
         "rule.failed": "rule pack run error",
         "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",

@@ -23,8 +23,8 @@ Said plainly per rule instead (``not_replayed``): rules on key presses or
 clipboard text when those are not logged (``store_private`` off), file
 triggers with ``settle`` (they look at the file on disk, now). Conditions on
 the desktop (``window``, ``process``) cannot know the past and say so in
-their verdicts (``caveat``). Pauses are not in the log: a replay runs as if
-Nerve was never paused.
+their verdicts (``caveat``). Pauses and resumes are in the log
+(``app.paused``, ``app.resumed``): the replay pauses where Nerve did.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ RecordedRun = tuple[str, str, int | None, float, float | None, str]
 EXAMPLES = 3
 #: The event a run publishes for each variable it changes (``name value old``).
 VARIABLE_CHANGED = "variable.changed"
+#: Events the replay acts on itself (besides matching them).
+_SPECIAL = frozenset({VARIABLE_CHANGED, "app.paused", "app.resumed"})
 #: Conditions that read only the event, the time and the variables: a replay
 #: knows them as they were. Others read the desktop now (their verdict says so).
 _KNOWN_THEN = frozenset({"time", "event", "var", "all", "any", "not"})
@@ -317,11 +319,11 @@ class ReplayEngine(Engine):
         """:meth:`feed` each event (``only``: only these types through the rules),
         with the common case (no timer due, no variable change) kept short."""
         changes, timers, handle = self._changes, self._timers, self._handle
-        changed, handled_at = VARIABLE_CHANGED, self.handled_at
+        special, handled_at = _SPECIAL, self.handled_at
         for event in events:
             if (
                 changes
-                or event.type == changed
+                or event.type in special
                 or event.id in handled_at
                 or (timers and timers[0][0] <= event.time * 1e9)
                 or (only is not None and not only.matches(event.type))
@@ -340,6 +342,10 @@ class ReplayEngine(Engine):
         self.advance(self.time_of(event))
         if event.type == VARIABLE_CHANGED and _after(event) is None:
             self._apply(event)  # (no 'after': where it sits)
+        elif event.type == "app.paused":
+            self.pause(str(event.data.get("reason") or "paused"))
+        elif event.type == "app.resumed":
+            self.resume()
         if match:
             self._handle(event)
 
@@ -424,6 +430,22 @@ class ReplayEngine(Engine):
 
     def _record(self, ctx: RunContext) -> None:
         pass
+
+    def pause(self, reason: str = "paused", seconds: float | None = None) -> int:
+        # As logged: the resume is in the log too. Runs in progress end now.
+        self.paused = True
+        self.pause_reason = f"paused by {reason}"
+        for state in self._states.values():
+            if state.debounce is not None:
+                state.debounce.cancel()
+                state.debounce = state.debounced = None
+            if any(end > self._clock for end in self._ends.pop(state.rule.key, ())):
+                state.last_end_ns = self._clock
+        return 0
+
+    def resume(self) -> None:
+        self.paused = False
+        self.pause_reason = None
 
     def _suspend(self, state: RuleState, reason: str, event: Event) -> None:
         state.suspended = reason

@@ -1027,6 +1027,8 @@ class Engine:
         if seconds and self.loop is not None:
             self._resume_handle = self.loop.call_later(seconds, self.resume)
         log.info("paused by %s (%d run(s) cancelled)", reason, cancelled)
+        # In the log: a replay pauses there too.
+        self.bus.publish("app.paused", {"reason": reason, "for": seconds}, source="engine")
         return cancelled
 
     def resume(self) -> None:
@@ -1037,6 +1039,7 @@ class Engine:
             self._resume_handle.cancel()
             self._resume_handle = None
         log.info("resumed")
+        self.bus.publish("app.resumed", {}, source="engine")
 
     # -------------------------------------------------------------- services
 
