@@ -838,7 +838,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         # Every type: the variable changes apply whatever --type picks.
-        rows = store.query_events(since=since, limit=args.limit)
+        rows = store.raw_events(since=since, limit=args.limit)
         current = store.load_variables()
         recorded = store.run_times(since - 60 if since is not None else None)
     finally:
@@ -871,7 +871,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for name in sorted(held):
         print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
     rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
-    events = [replay.stored_event(row) for row in rows]
+    events = replay.logged_events(rows)
     variables = replay.variables_before(current, events)
     from nerve.events import TypePattern
     from nerve.settings import Settings

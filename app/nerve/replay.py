@@ -33,6 +33,7 @@ import asyncio
 import functools
 import heapq
 import itertools
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -51,6 +52,7 @@ from nerve.events import PRIVATE_TYPES, Event, TypePattern, freeze, thaw
 
 #: A run as the log keeps it: id, rule key, event id, started, ended, status.
 RecordedRun = tuple[str, str, int | None, float, float | None, str]
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 #: Runs of a rule kept as examples in the report.
 EXAMPLES = 3
 #: The event a run publishes for each variable it changes (``name value old``).
@@ -154,6 +156,18 @@ def stored_event(row: Mapping[str, Any]) -> Event:
         row.get("cause"),
         int(row.get("depth") or 0),
     )
+
+
+def logged_events(rows: Iterable[tuple[int, str, float, str, str, str | None, int]]) -> list[Event]:
+    """Events from ``Store.raw_events`` rows: every row's data decoded in one go."""
+    rows = list(rows)
+    datas = json.loads("[" + ",".join(row[4] or "{}" for row in rows) + "]")
+    return [
+        Event(
+            type_, freeze(data) if data else _EMPTY, source or "", id_, time_, 0, cause, depth or 0
+        )
+        for (id_, type_, time_, source, _, cause, depth), data in zip(rows, datas, strict=True)
+    ]
 
 
 def variables_before(current: Mapping[str, Any], events: Iterable[Event]) -> dict[str, Any]:

@@ -663,6 +663,23 @@ class Store:
             for r in rows
         ]
 
+    def raw_events(
+        self, *, since: float | None = None, limit: int | None = None
+    ) -> list[tuple[int, str, float, str, str, str | None, int]]:
+        """Stored events oldest first as rows, their data as JSON text (a replay
+        decodes them all at once, far quicker than row by row)."""
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE time >= ?"
+            args.append(since)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(limit, 0))
+        with self._read() as conn:
+            return conn.execute(sql, args).fetchall()
+
     # -- runs -----------------------------------------------------------------
 
     def record_run(self, run: Mapping[str, Any]) -> None:
