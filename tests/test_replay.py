@@ -264,3 +264,72 @@ def test_replay_gives_what_the_live_engine_did(steps: list[str]) -> None:
         assert report.conditions_false == skips.pop("condition", 0), (report.key, steps)
         assert report.skipped == skips, (report.key, steps)
         assert bool(report.suspended) == bool(state["suspended"]), (report.key, steps)
+
+
+def test_rules_that_cannot_be_replayed_say_why() -> None:
+    rules = rules_from(
+        """
+  - id: keys
+    when: {event: {type: key.down, data: {key: a}}}
+    do: [{log: a}]
+  - id: clip
+    when: {count: {of: {event: clipboard.changed}, times: 2, within: 5s}}
+    do: [{log: twice}]
+  - id: settled
+    when: {file.created: {path: /tmp, settle: 1s}}
+    do: [{log: settled}]
+  - id: plain
+    when: {event: x.go}
+    if: [{process.running: {name: firefox}}]
+    do: [{log: plain}]
+"""
+    )
+    reports = {r.key.split("/")[1]: r for r in replay(rules, [event(1, "x.go", at(12))])}
+    assert reports["keys"].not_replayed == (
+        "event: key presses and clipboard text are not in the event log (store_private is off)"
+    )
+    assert reports["clip"].not_replayed is not None
+    assert "not in the event log" in reports["clip"].not_replayed
+    assert reports["settled"].not_replayed == (
+        "file.created: 'settle' looks at the file on disk, now"
+    )
+    plain = reports["plain"]
+    assert plain.not_replayed is None
+    assert plain.conditions_false == 1
+    assert plain.caveat is not None
+    assert plain.caveat.startswith("condition process.running:")
+    # With key presses in the log (store_private), they are replayed.
+    (keys,) = replay(rules[:1], [event(1, "key.down", at(12), key="a")], private_logged=True)
+    assert (keys.not_replayed, keys.would_run) == (None, 1)
+
+
+def test_variables_apply_where_they_changed_whatever_the_type_filter() -> None:
+    rules = rules_from(
+        """
+  - id: work
+    when: {event: job}
+    if: [{var: {mode: work}}]
+    do: [{log: working}]
+"""
+    )
+    changes = [
+        event(2, "variable.changed", at(12), name="mode", value="work", old="home", after=1),
+        event(4, "variable.changed", at(12, 2), name="mode", value="home", old="work", after=3),
+    ]
+    jobs = [event(1, "job", at(11)), event(3, "job", at(12, 1)), event(5, "job", at(12, 3))]
+    log = sorted([*changes, *jobs], key=lambda e: e.id)
+    variables = variables_before({"mode": "home"}, log)
+    assert variables == {"mode": "home"}
+    for pattern in (None, "job", "jo*"):
+        (report,) = replay(rules, log, variables=variables, type_pattern=pattern)
+        assert (report.would_run, report.conditions_false) == (1, 2), pattern
+    # A change applies after the event the engine had handled then, even when
+    # its own event comes later in the log (it raced with event 3).
+    late = [
+        event(1, "job", at(11)),
+        event(2, "job", at(11, 1)),
+        event(3, "job", at(11, 2)),
+        event(4, "variable.changed", at(11, 3), name="mode", value="work", old=None, after=2),
+    ]
+    (report,) = replay(rules, late, variables=variables_before({"mode": "work"}, late))
+    assert (report.would_run, report.conditions_false) == (1, 2)
