@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import heapq
 import itertools
 import json
@@ -161,13 +162,28 @@ def stored_event(row: Mapping[str, Any]) -> Event:
 def logged_events(rows: Iterable[tuple[int, str, float, str, str, str | None, int]]) -> list[Event]:
     """Events from ``Store.raw_events`` rows: every row's data decoded in one go."""
     rows = list(rows)
-    datas = json.loads("[" + ",".join(row[4] or "{}" for row in rows) + "]")
-    return [
-        Event(
-            type_, freeze(data) if data else _EMPTY, source or "", id_, time_, 0, cause, depth or 0
-        )
-        for (id_, type_, time_, source, _, cause, depth), data in zip(rows, datas, strict=True)
-    ]
+    # Hundreds of thousands of new objects, none in a cycle: the collector
+    # would walk them again and again for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        datas = json.loads("[" + ",".join(row[4] or "{}" for row in rows) + "]")
+        return [
+            Event(
+                type_,
+                freeze(data) if data else _EMPTY,
+                source or "",
+                id_,
+                time_,
+                0,
+                cause,
+                depth or 0,
+            )
+            for (id_, type_, time_, source, _, cause, depth), data in zip(rows, datas, strict=True)
+        ]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def variables_before(current: Mapping[str, Any], events: Iterable[Event]) -> dict[str, Any]:
