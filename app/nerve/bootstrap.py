@@ -163,6 +163,15 @@ class Nerve:
             for rule in pack.rules
         ]
 
+    def held_rules(self) -> list[tuple[Any, str]]:
+        """Rules of held packs (not running), with why: counted when they miss a run."""
+        return [
+            (rule, s.reason())
+            for s in self.held
+            if not s.runs_approved and s.pack.usable
+            for rule in s.pack.rules
+        ]
+
     # ------------------------------------------------------------------ life
 
     def start(self) -> None:
@@ -193,7 +202,7 @@ class Nerve:
         self.engine.start()
         self._detach_panic = keyboard.on_panic(self._panic)
         self.load_packs()
-        self.engine.call(self.engine.set_rules, self.rules())
+        self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
         self.ipc = IpcServer(socket_path(), self.handle)
@@ -227,7 +236,7 @@ class Nerve:
             self.settings = Settings.load(self.locations.config / "settings.yaml")
             self._apply_settings()
             self.load_packs()
-            self.engine.call(self.engine.set_rules, self.rules())
+            self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
             # The panic hotkey and switched-off listeners, even when no rule changed.
             self._listener_needs(self.engine.needs)
             settle_memory()
@@ -370,6 +379,14 @@ class Nerve:
             return {"id": event.id}
         if cmd == "rules":
             return engine.call(engine.rules)
+        if cmd == "why":
+            name = args.get("rule")
+            if not isinstance(name, str) or not name:
+                raise IpcError("'rule' must name a rule (PACK/RULE)")
+            answer = engine.call(engine.why, name)
+            if answer is None:
+                raise IpcError(f"no rule {name!r} is loaded (see `nerve status`)")
+            return answer
         if cmd == "reload":
             try:
                 self.reload()

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("status", help="show the running Nerve's state")
+    why = sub.add_parser("why", help="why a rule did not run: its recent near misses")
+    why.add_argument("rule", metavar="RULE", help="pack/rule (or a rule id only one pack has)")
+    why.add_argument("--json", action="store_true", help="the answer as one JSON object")
     pause = sub.add_parser("pause", help="pause every rule (and cancel running ones)")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="resume after (10m)")
     sub.add_parser("resume", help="resume after a pause")
@@ -192,6 +195,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "schema": cmd_schema,
         "emit": cmd_emit,
         "status": cmd_status,
+        "why": cmd_why,
         "pause": cmd_pause,
         "resume": cmd_resume,
         "reload": cmd_reload,
@@ -620,6 +624,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  run {run['id']} of {run['rule']}: running for {_age(run['age'])}{note}")
     for key, reason in engine["suspended"].items():
         print(f"  suspended: {key}: {reason}")
+    for key, counts in sorted(engine.get("counts", {}).items()):
+        print(f"  rule {key}: {_counts_text(counts)}")
     held = {h["file"]: h for h in status.get("held", [])}
     for pack in status["packs"]:
         mark = (
@@ -660,6 +666,39 @@ def cmd_status(args: argparse.Namespace) -> int:
             + f"): {problem.get('error')}"
         )
     print(f"  data: {status['data']}")
+    return EXIT_OK
+
+
+def _counts_text(counts: dict[str, Any]) -> str:
+    """``ran 3, skipped 5 (condition 2, cooldown 3)``."""
+    skips = counts.get("skips") or {}
+    text = f"ran {counts.get('ran', 0)}"
+    if skips:
+        text += (
+            f", skipped {sum(skips.values())} ("
+            + ", ".join(f"{reason} {n}" for reason, n in skips.items())
+            + ")"
+        )
+    return text
+
+
+@_control
+def cmd_why(args: argparse.Namespace) -> int:
+    answer = _request("why", {"rule": args.rule})
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{answer['rule']} ({answer['name']}): {answer['state']}")
+    print(f"  when: {'; '.join(answer['triggers']) or '-'}")
+    print(f"  started {answer['fired']} time(s); {_counts_text(answer)}")
+    near = answer["near"]
+    if not near:
+        print("  No recent event came near starting it.")
+        return EXIT_OK
+    print("  Recent near misses, newest first:")
+    for miss in near:
+        when = time.strftime("%H:%M:%S", time.localtime(miss["time"]))
+        print(f"  {when} event {miss['event']} {miss['type']}: {miss['reason']}: {miss['detail']}")
     return EXIT_OK
 
 
@@ -798,8 +837,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if store is None:
         return EXIT_INVALID
     try:
-        rows = store.query_events(since=since, type_pattern=args.type, limit=args.limit)
-        variables = store.load_variables()
+        # Every type: the variable changes apply whatever --type picks.
+        rows = store.raw_events(since=since, limit=args.limit)
+        current = store.load_variables()
+        recorded = store.run_times(since - 60 if since is not None else None)
     finally:
         store.close()
     paths = list(args.rules) or [locations(args.data_dir).packs]
@@ -830,13 +871,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for name in sorted(held):
         print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
     rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
-    events = [replay.stored_event(row) for row in rows]
-    reports = replay.replay(rules, events, variables=variables)
+    events = replay.logged_events(rows)
+    variables = replay.variables_before(current, events)
+    from nerve.events import TypePattern
+    from nerve.settings import Settings
+
+    settings = Settings.load(locations(args.data_dir).config / "settings.yaml")
+    reports = replay.replay(
+        rules,
+        events,
+        variables=variables,
+        recorded=recorded,
+        private_logged=settings.store_private,
+        type_pattern=args.type,
+    )
+    count = len(events)
+    if args.type:
+        pattern = TypePattern([args.type])
+        count = sum(1 for e in events if pattern.matches(e.type))
     if args.json:
         for report in reports:
             print(json.dumps(report.as_dict(), ensure_ascii=False))
         return EXIT_OK
-    _print_replay(reports, len(events), args.since)
+    _print_replay(reports, count, args.since)
     return EXIT_OK
 
 
@@ -856,19 +913,26 @@ def _print_replay(reports: list[Any], count: int, since: str) -> None:
                 f"{r.conditions_false:>16}  {r.failed:>6}"
             )
             print(line)
+            if r.skipped:
+                refused = ", ".join(f"{reason} {n}" for reason, n in r.skipped.items())
+                print(f"{'':<{width}}  refused: {refused}")
+            if r.suspended:
+                print(f"{'':<{width}}  suspended: {r.suspended}")
             if r.first_reason:
                 print(f"{'':<{width}}  first time its conditions did not hold: {r.first_reason}")
+            if r.caveat:
+                print(f"{'':<{width}}  note: {r.caveat}")
     quiet = [r.key for r in replayed if not r.matched]
     if quiet:
         print(f"\nNo event matched: {', '.join(quiet)}")
     skipped = [r for r in reports if r.not_replayed is not None]
     if skipped:
-        print("\nNot replayed (they depend on time, not on single events):")
+        print("\nNot replayed:")
         for r in skipped:
             print(f"  {r.key}: {r.not_replayed}")
     print(
-        "\nKey presses and the clipboard are not in the event log (unless store_private"
-        " is on), and which window was active then is not known."
+        "\nVariables are the ones of each event's time; runs last as long as the"
+        " recorded ones; it pauses where Nerve was paused."
     )
 
 

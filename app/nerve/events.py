@@ -250,9 +250,12 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "network.down": "interface",
         "app.started": "version pid",
         "app.stopping": "reason",
+        "app.paused": "reason for",
+        "app.resumed": "",
         "rule.failed": "rule pack run error",
         "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",
+        "variable.changed": "name value old after",
     }.items()
 }
 
@@ -282,6 +285,7 @@ RESERVED_FAMILIES = frozenset(
         "mqtt",
         "nats",
         "webhook",
+        "variable",
     }
 )
 

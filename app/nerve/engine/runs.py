@@ -84,6 +84,8 @@ class RunContext:
         self.started = time.time()
         self.trace = Trace()
         self.status = "running"
+        #: Whether the conditions were checked (when the run started).
+        self.checked = False
         self.error: str | None = None
         self.ended: float | None = None
         # A dry run works on a scratch copy of the variables.
@@ -108,7 +110,17 @@ class RunContext:
             else:
                 self._scratch[name] = value
         else:
+            old = self.engine.variables.get(name)
             self.engine.set_variable(name, value)
+            if old != value:
+                # In the log, so that a replay knows the variables of each moment.
+                self.engine.bus.publish(
+                    "variable.changed",
+                    {"name": name, "value": value, "old": old, "after": self.engine.last_event_id},
+                    source="engine",
+                    cause=self.id,
+                    depth=self.event.depth + 1,
+                )
 
     @property
     def scope(self) -> Scope:

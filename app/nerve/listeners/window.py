@@ -579,6 +579,15 @@ class WindowFocusedTrigger(Trigger):
     def stop(self) -> None:
         self._last = None
 
+    def mismatch(self, event: Event) -> str | None:
+        """Which of its matches ``event`` fails (for ``nerve why``), or None."""
+        for name, spec in self.specs.items():
+            value = event.get(name, matching.MISSING)
+            if not matching.compile_spec(spec)(value):
+                shown = "missing" if value is matching.MISSING else f"was {value!r}"
+                return f"{name} {shown}, wanted {spec!r}"
+        return None
+
     def event_fields(self) -> frozenset[str] | None:
         from nerve.events import fields_for
 
