@@ -144,3 +144,149 @@ def test_a_long_paste_arrives_exactly_and_the_users_text_comes_back(
     assert live.summary("long")["last_run"]["status"] == "ok"
     assert read_clipboard().decode() == mine
     assert read_clipboard("UTF8_STRING").decode() == mine
+
+
+def field_texts(field: QtField) -> list[str]:
+    with field._cond:
+        return [str(m["text"]) for m in field.lines if "text" in m]
+
+
+def arrived_at_once(field: QtField, before: str, replacement: str) -> bool:
+    """Whether ``replacement`` appeared after ``before`` in one change (pasted),
+    not character by character (typed)."""
+    final = before + replacement
+    partial = [
+        t
+        for t in field_texts(field)
+        if len(before) < len(t) < len(final) and final.startswith(t) and t.startswith(before)
+    ]
+    return not partial and final in field_texts(field)
+
+
+def test_an_image_on_the_clipboard_comes_back_byte_exact(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    image = png(400, 400)  # about 480 KB: both ways in chunks (INCR)
+    assert len(image) > 256 * 1024
+    xclip(image, mime="image/png")
+    live.load(rules())
+    expand(live, typist, INSTANT)
+    assert qt_field.settle() == "ok " + LONG
+    assert read_clipboard("image/png") == image
+    assert b"image/png" in read_clipboard("TARGETS")
+
+
+def test_an_empty_clipboard_is_left_empty(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    wait_until(lambda: clipboard_owner() == 0, what="nobody to own the clipboard")
+    live.load(rules(text="pasted into an empty clipboard ✓"))
+    expand(live, typist, INSTANT)
+    assert qt_field.settle() == "ok pasted into an empty clipboard ✓"
+    wait_until(lambda: clipboard_owner() == 0, what="the clipboard to be given up")
+
+
+def test_auto_pastes_long_texts_and_types_short_ones(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    xclip("mine")
+    short = long_text(40, seed=5)
+    long = long_text(41, seed=6)
+    live.load(f"""
+  - id: short
+    when: {{typed: ";s"}}
+    do: [{{type: {{text: {literal(short)}, paste_above: 40}}}}]
+  - id: long
+    when: {{typed: ";l"}}
+    do: [{{type: {{text: {literal(long)}, paste_above: 40}}}}]
+  - id: default
+    when: {{typed: ";d"}}
+    do: [{{type: {literal(LONG[:201])}}}]
+""")
+    expand(live, typist, INSTANT, "a ;s")
+    got = qt_field.settle()
+    assert got == "a " + short, (live.summary("short"), live.recorder.of("typed"))
+    assert not arrived_at_once(qt_field, "a ", short)  # typed
+    qt_field.clear()
+    typist.type("b ;l", INSTANT)
+    assert qt_field.settle() == "b " + long
+    assert arrived_at_once(qt_field, "b ", long)  # pasted
+    qt_field.clear()
+    typist.type("c ;d", INSTANT)  # by default, above 200 characters
+    assert qt_field.settle() == "c " + LONG[:201]
+    assert arrived_at_once(qt_field, "c ", LONG[:201])
+    assert read_clipboard() == b"mine"
+
+
+def test_the_clipboard_placeholder_types_the_clipboards_text(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    copied = "copied: Grüße {x} 😀\nline two"
+    xclip(copied)
+    live.load("""
+  - id: quote
+    when: {typed: ";q"}
+    do: [{type: {text: "«{clipboard}»", method: type}}]
+  - id: quote_pasted
+    when: {typed: ";p"}
+    do: [{type: {text: "«{clipboard}»", method: paste}}]
+""")
+    expand(live, typist, STEADY, "x ;q")
+    assert qt_field.settle() == f"x «{copied}»"
+    qt_field.clear()
+    typist.type("y ;p", STEADY)
+    assert qt_field.settle() == f"y «{copied}»"
+    assert read_clipboard().decode() == copied
+
+
+def test_nerves_own_paste_is_no_clipboard_change(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    xclip("before")
+    live.load(
+        rules()
+        + """
+  - id: copied
+    when: {clipboard.changed: {}}
+    do: [{emit: {type: test.copied, data: {text: "{event.text}"}}}]
+"""
+    )
+    expand(live, typist, INSTANT)
+    assert qt_field.settle() == "ok " + LONG
+    wait_until(lambda: live.summary("long")["last_run"] is not None)
+    assert read_clipboard() == b"before"
+    # Nothing of Nerve's paste or of its putting the clipboard back fired.
+    assert live.recorder.of("clipboard.changed") == []
+    assert live.recorder.of("test.copied") == []
+    xclip("after")  # another program's copy still does
+    wait_until(lambda: [e.get("text") for e in live.recorder.of("test.copied")] == ["after"])
+
+
+@pytest.mark.parametrize("profile", [INSTANT, STEADY], ids=str)
+def test_backspace_right_after_a_pasted_expansion_undoes_it(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard, profile: Profile
+) -> None:
+    xclip("mine")
+    live.load(rules())
+    expand(live, typist, profile)
+    qt_field.wait_text("ok " + LONG)
+    wait_until(lambda: live.summary("long")["last_run"] is not None)
+    typist.type("\b", profile)
+    qt_field.wait_text("ok ;long", timeout=20)
+    assert read_clipboard() == b"mine"
+
+
+def test_the_caret_marker_works_with_a_paste(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    before, after = LONG[:300], " after {x}"
+    live.load(rules(text=before + "$|$" + after))
+    expand(live, typist, INSTANT)
+    # Qt counts the caret in UTF-16 units.
+    caret = len(("ok " + before).encode("utf-16-le")) // 2
+    qt_field.wait(
+        lambda m: m.get("text") == "ok " + before + after and m.get("cursor") == caret,
+        what="the pasted text, with the caret at the marker",
+    )
+    typist.type("X", INSTANT)
+    assert qt_field.settle() == "ok " + before + "X" + after

@@ -440,9 +440,14 @@ class ClipboardListener(XListener):
                 self._atom["_NERVE_TIME"], self._atom["INTEGER"], 8, b"", X.PropModeAppend
             )
             return
+        from Xlib.protocol import request as xrequest
+
         del self._owned[atom]
         ownership.lost.set()
-        self.window.set_selection_owner(X.NONE, ownership.time)
+        # Nobody owned it before: give it up (owner None).
+        xrequest.SetSelectionOwner(
+            display=self.display.display, window=X.NONE, selection=atom, time=ownership.time
+        )
         future.set_result(None)
 
     def next_timeout(self) -> float | None:
