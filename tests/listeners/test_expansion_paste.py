@@ -6,6 +6,7 @@ is nobody's ``clipboard.changed``."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import struct
 import subprocess
@@ -290,3 +291,58 @@ def test_the_caret_marker_works_with_a_paste(
     )
     typist.type("X", INSTANT)
     assert qt_field.settle() == "ok " + before + "X" + after
+
+
+@pytest.mark.parametrize(
+    "copied",
+    ["a private copy ✓ with \"quotes\" and 'more'\nsecond line", "Grüße 😀 {x}", "Zq"],
+    ids=["text", "unicode", "short"],
+)
+def test_the_clipboards_text_is_never_recorded(
+    tmp_path: Any, xclip: SetClipboard, caplog: pytest.LogCaptureFixture, copied: str
+) -> None:
+    from nerve.storage import Store
+
+    caplog.set_level(logging.DEBUG)
+    store = Store(tmp_path / "nerve.db")
+    live = LiveHarness(store=store)
+    try:
+        xclip(copied)
+        live.load("""
+  - id: r
+    when: {event: t.go}
+    do:
+      - log: "got {clipboard}"
+      - set: {copied: "<{clipboard}>"}
+      - emit: {type: test.copied, data: {text: "{clipboard}!"}}
+      - run: {argv: ["/nonexistent/{clipboard}"]}
+        continue_on_error: true
+      - type: {text: "{clipboard}", method: type}
+""")
+        live.listener("clipboard")
+        live.publish("t.go")
+        wait_until(lambda: live.summary("r")["last_run"] is not None, what="the run")
+        (copy,) = wait_until(lambda: live.recorder.of("test.copied"))
+        wait_until(lambda: store.query_runs(rule_id="test.pack/r"), what="the run stored")
+        (run,) = store.query_runs(rule_id="test.pack/r")
+        trace = json.dumps(run, ensure_ascii=False)
+        assert copied not in trace
+        assert json.dumps(copied)[1:-1] not in trace
+        results = [a.get("result", a.get("error")) for a in run["trace"]["actions"]]
+        assert results[0] == "got ***"
+        assert results[1] == {"copied": "<***>"}
+        assert "***" in str(results[3])
+        assert store.load_variables()["copied"] == "<***>"
+        assert copy.get("text") == "***!"  # emitted events are recorded too
+        rule_lines = [r.getMessage() for r in caplog.records if r.name == "nerve.rules"]
+        assert rule_lines == ["[test.pack/r] got ***"]
+        assert not any(copied in r.getMessage() for r in caplog.records)
+    finally:
+        live.close()
+        store.close()
+    if len(copied) >= 4:  # (a short one may occur by chance in any binary file)
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert copied.encode() not in data, path
+                assert json.dumps(copied).encode()[1:-1] not in data, path
