@@ -346,3 +346,83 @@ def test_the_clipboards_text_is_never_recorded(
                 data = path.read_bytes()
                 assert copied.encode() not in data, path
                 assert json.dumps(copied).encode()[1:-1] not in data, path
+
+
+@pytest.mark.parametrize("profile", [INSTANT, STEADY], ids=str)
+def test_typing_on_while_the_paste_goes_out_lands_after_it(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard, profile: Profile
+) -> None:
+    xclip("mine")
+    live.load(rules())
+    expand(live, typist, profile, "ok ;long and more words")
+    assert qt_field.settle(quiet=0.5) == "ok " + LONG + " and more words"
+    assert read_clipboard() == b"mine"
+
+
+def test_a_clipboard_nerve_itself_set_comes_back(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    live.load(
+        rules()
+        + """
+  - id: set
+    when: {event: t.set}
+    do: [{clipboard: "set by a rule ✓"}]
+"""
+    )
+    live.listener("clipboard")
+    live.publish("t.set")
+    wait_until(lambda: read_clipboard() == "set by a rule ✓".encode(), what="the rule's copy")
+    expand(live, typist, INSTANT)
+    assert qt_field.settle() == "ok " + LONG
+    assert read_clipboard().decode() == "set by a rule ✓"
+
+
+def test_a_copy_from_the_field_itself_comes_back(
+    live: LiveHarness, typist: Typist, qt_field: QtField
+) -> None:
+    """The application pasted into owns the user's clipboard (every Qt target)."""
+    from nerve import injection
+
+    live.load(rules())
+    live.listener("keyboard")
+    live.listener("clipboard")
+    qt_field.command('set "copied in Qt ✓"', lambda m: m.get("done") == "set")
+    injection.injector().send_combos([x11_combo("ctrl+a"), x11_combo("ctrl+c")])
+    wait_until(lambda: read_clipboard() == "copied in Qt ✓".encode(), what="Qt's copy")
+    typist.type("\n;long", INSTANT)  # (the text was selected: Return replaces it)
+    assert qt_field.settle() == "\n" + LONG
+    assert read_clipboard().decode() == "copied in Qt ✓"
+    assert read_clipboard("text/plain").decode() == "copied in Qt ✓"
+
+
+def x11_combo(text: str) -> Any:
+    from nerve.listeners import x11
+
+    return x11.parse_combo(text)
+
+
+def test_the_placeholder_is_empty_when_the_clipboard_holds_no_text(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    xclip(png(8, 8), mime="image/png")
+    live.load("""
+  - id: quote
+    when: {typed: ";q"}
+    do: [{type: "[{clipboard}]"}]
+""")
+    expand(live, typist, INSTANT, ";q")
+    assert qt_field.settle() == "[]"
+
+
+def test_bad_paste_keys_are_an_error_at_their_line() -> None:
+    from nerve.packs.loader import load_pack
+
+    pack = load_pack(
+        b"nerve: 1\npack: {id: p}\nrules:\n  - id: r\n    when: {event: x}\n"
+        b"    do: [{type: {text: hi, paste_keys: ctrl+nokey}}]\n",
+        filename="p.yaml",
+    )
+    assert [str(e).split(": ", 2)[:2] for e in pack.errors] == [
+        ["p.yaml:6:28", "rules[0].do[0].type.paste_keys"]
+    ]
