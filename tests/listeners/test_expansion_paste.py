@@ -238,6 +238,10 @@ def test_the_clipboard_placeholder_types_the_clipboards_text(
     typist.type("y ;p", STEADY)
     assert qt_field.settle() == f"y «{copied}»"
     assert read_clipboard().decode() == copied
+    # Put back by Nerve, which serves it now: read again from there.
+    qt_field.clear()
+    typist.type("z ;q", STEADY)
+    assert qt_field.settle() == f"z «{copied}»"
 
 
 def test_nerves_own_paste_is_no_clipboard_change(
@@ -378,6 +382,9 @@ def test_a_clipboard_nerve_itself_set_comes_back(
     expand(live, typist, INSTANT)
     assert qt_field.settle() == "ok " + LONG
     assert read_clipboard().decode() == "set by a rule ✓"
+    for target in ("UTF8_STRING", "text/plain;charset=utf-8", "text/plain", "TEXT"):
+        assert read_clipboard(target).decode() == "set by a rule ✓", target
+    assert read_clipboard("STRING") == "set by a rule ?".encode("latin-1")
 
 
 def test_a_copy_from_the_field_itself_comes_back(

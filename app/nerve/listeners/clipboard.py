@@ -356,6 +356,7 @@ class ClipboardListener(XListener):
         request = _SetRequest(selection, text, future, 0.0, targets, handle=True)
         self._commands.append(("set", request))
         self.wake()
+        self._refuse_if_stopped(future)
         return future
 
     def restore(
@@ -368,6 +369,7 @@ class ClipboardListener(XListener):
         future: concurrent.futures.Future[Ownership | None] = concurrent.futures.Future()
         self._commands.append(("restore", (selection, ownership, saved, future)))
         self.wake()
+        self._refuse_if_stopped(future)
         return future
 
     def save(self, selection: str) -> concurrent.futures.Future[Saved]:
@@ -383,7 +385,14 @@ class ClipboardListener(XListener):
         future: concurrent.futures.Future[Saved] = concurrent.futures.Future()
         self._commands.append(("read", (selection, want, future)))
         self.wake()
+        self._refuse_if_stopped(future)
         return future
+
+    def _refuse_if_stopped(self, future: concurrent.futures.Future[Any]) -> None:
+        """A request made as the listener stops fails at once (not at a timeout)."""
+        if self._stopping.is_set() and not future.done():
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                future.set_exception(ActionError("the clipboard listener stopped"))
 
     # ------------------------------------------------------ listener thread
 
@@ -783,11 +792,7 @@ class ClipboardListener(XListener):
                 if owned.targets is not None:
                     targets = dict(owned.targets)
                 else:
-                    text = owned.text or ""
-                    targets = {
-                        self._atom[t]: (self._atom[t], 8, text.encode())
-                        for t in ("UTF8_STRING", "text/plain;charset=utf-8")
-                    }
+                    targets = self._text_targets(owned.text or "")
                 self._finish_read(Saved(_pick(targets, read.want, self._name), owned=True))
                 continue
             read.stage = "targets"
@@ -795,6 +800,21 @@ class ClipboardListener(XListener):
             read.deadline = time.monotonic() + FETCH_TIMEOUT_S
             self.window.convert_selection(read.atom, read.target, read.prop, X.CurrentTime)
             return
+
+    def _text_targets(self, text: str) -> dict[int, TargetData]:
+        """What Nerve serves for ``text`` (see :meth:`_serve`), target by target."""
+        targets: dict[int, TargetData] = {}
+        for target in _SERVED_TEXT:
+            if target == "STRING":
+                targets[self._atom[target]] = (
+                    self._atom["STRING"],
+                    8,
+                    text.encode("latin-1", "replace"),
+                )
+            else:
+                name = "UTF8_STRING" if target == "TEXT" else target
+                targets[self._atom[target]] = (self._atom[name], 8, text.encode())
+        return targets
 
     def _finish_read(self, saved: Saved) -> None:
         read = self._reads.popleft()
