@@ -462,8 +462,8 @@ class Injector:
         """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces;
         then move the caret ``back`` characters to the left. With ``paste``
         (and a text it is wanted for) the text is pasted instead of typed."""
-        text = _printable(text)
-        pasted = paste is not None and paste.wanted(text)
+        pasted = paste is not None and paste.wanted(_printable(text))
+        text = _pasteable(text) if pasted else _printable(text)
         with self.lock, self._guard():
             _, caps = self._prepare(stop)
             try:
@@ -532,7 +532,7 @@ class Injector:
 
         Falls back to ``erase`` BackSpaces and ``text`` if the expansion is
         no longer open (its rule claimed it too late)."""
-        text = _printable(text)
+        text = _pasteable(text) if paste is not None and paste.wanted(text) else _printable(text)
         if not model.claim(expansion):
             return self.type_text(text, erase=erase, stop=stop, back=back, paste=paste)
         pasted = False
@@ -704,6 +704,17 @@ class Injector:
 def _normalise(text: str) -> str:
     """Line ends as the Return key types them."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _pasteable(text: str) -> str:
+    """What of ``text`` a paste puts in: line ends as Return types them, no
+    control characters but newlines and tabs (joiners, no-break spaces and
+    other format characters stay: they are part of the text)."""
+    import unicodedata
+
+    return "".join(
+        c for c in _normalise(text) if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs")
+    )
 
 
 def _printable(text: str) -> str:

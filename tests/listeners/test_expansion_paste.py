@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import LiveHarness, wait_until
 from xclients.qt_field import QtField
@@ -435,3 +437,28 @@ def test_bad_paste_keys_are_an_error_at_their_line() -> None:
     assert [str(e).split(": ", 2)[:2] for e in pack.errors] == [
         ["p.yaml:6:28", "rules[0].do[0].type.paste_keys"]
     ]
+
+
+_PIECES = st.sampled_from(["\n", "\t", " ", "👨‍👩‍👧", "e\u0301", "ß", "😀", "{x}", "«»", "日本語"])
+_CHARS = st.characters(categories=["L", "M", "N", "P", "S"], exclude_characters="\r")
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+)
+@given(text=st.lists(_PIECES | _CHARS, min_size=1, max_size=300).map("".join))
+def test_any_text_is_pasted_exactly(live: LiveHarness, qt_field: QtField, text: str) -> None:
+    if not live.engine.call(live.engine.rules):
+        live.load("""
+  - id: say
+    when: {event: t.say}
+    do: [{type: {text: "{event.text}", method: paste}}]
+""")
+        live.listener("clipboard")
+    qt_field.clear()
+    live.publish("t.say", text=text)
+    qt_field.wait_text(text)
+    assert qt_field.settle(quiet=0.1) == text
