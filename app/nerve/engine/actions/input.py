@@ -107,7 +107,9 @@ def _paste_for(method: str, above: int, keys: x11.Combo, text: str) -> injection
     from nerve.listeners import clipboard
 
     try:
-        board = clipboard.paste_board()
+        # auto types when the clipboard cannot be had at once (a listener the
+        # user disabled): no long wait before every long text.
+        board = clipboard.paste_board() if method == "paste" else clipboard.paste_board(0.5)
     except ActionError as exc:
         if method == "paste":
             raise ActionError(f"cannot paste: {exc}") from None
