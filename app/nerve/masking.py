@@ -67,7 +67,10 @@ def register_private(value: str) -> None:
     secret; only the newest :data:`PRIVATE_LIMIT` such values are kept (they
     are masked where they enter anything recorded, which happens at once)."""
     if len(value) >= MIN_LENGTH:
-        _add(_registry.private, spellings(value), PRIVATE_LIMIT)
+        # A long text is masked as it is only (its other spellings would
+        # multiply the memory kept).
+        forms = spellings(value) if len(value) <= 64 * 1024 else [value]
+        _add(_registry.private, forms, PRIVATE_LIMIT)
 
 
 def _add(into: dict[str, None], new: list[str], limit: int) -> None:

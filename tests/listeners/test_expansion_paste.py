@@ -31,10 +31,12 @@ def long_text(size: int, seed: int = 1) -> str:
     """``size`` characters of words, non-ASCII letters, emoji, tabs and newlines."""
     rnd = random.Random(seed)
     pieces = ["word", "Grüße", "señor", "ßß", "ÉÉ", "😀", "👍", "a&&b", "{x}", "\n", "\t", " "]
-    out = ""
-    while len(out) < size:
-        out += rnd.choice(pieces)
-    return out[:size]
+    out: list[str] = []
+    length = 0
+    while length < size:
+        out.append(rnd.choice(pieces))
+        length += len(out[-1])
+    return "".join(out)[:size]
 
 
 LONG = long_text(1000)
@@ -462,3 +464,15 @@ def test_any_text_is_pasted_exactly(live: LiveHarness, qt_field: QtField, text: 
     live.publish("t.say", text=text)
     qt_field.wait_text(text)
     assert qt_field.settle(quiet=0.1) == text
+
+
+def test_a_large_text_on_the_clipboard_comes_back_exactly(
+    live: LiveHarness, typist: Typist, qt_field: QtField, xclip: SetClipboard
+) -> None:
+    big = long_text(250_000, seed=9)  # over 256 KB in UTF-8: both ways in chunks
+    assert len(big.encode()) > 256 * 1024
+    xclip(big)
+    live.load(rules())
+    expand(live, typist, INSTANT)
+    assert qt_field.settle() == "ok " + LONG
+    assert read_clipboard().decode() == big

@@ -770,8 +770,10 @@ class ClipboardListener(XListener):
         out.window.change_property(out.prop, out.type, out.format, chunk, onerror=catch)
         out.deadline = time.monotonic() + FETCH_TIMEOUT_S
         if not len(chunk):  # the empty chunk ends it
-            del self._outgoing[(_wid(event.window), event.atom)]
-            out.window.change_attributes(event_mask=0, onerror=catch)
+            window = _wid(event.window)
+            del self._outgoing[(window, event.atom)]
+            if not any(w == window for w, _ in self._outgoing):
+                out.window.change_attributes(event_mask=0, onerror=catch)
         return True
 
     # -- reading a selection's content to keep it (a paste) or to use it
@@ -1126,14 +1128,19 @@ def paste_board(timeout: float = SET_TIMEOUT_S) -> PasteBoard:
     return PasteBoard(_wait_for_listener(timeout))
 
 
+#: ``{clipboard}`` gives at most this many characters of the clipboard's text.
+MAX_PLACEHOLDER_CHARS = 1_000_000
+
+
 def read_clipboard(timeout: float = SAVE_TIMEOUT_S) -> str:
-    """The text the CLIPBOARD holds now ('' when none); blocking (a worker thread)."""
+    """The text the CLIPBOARD holds now ('' when none; at most
+    :data:`MAX_PLACEHOLDER_CHARS`); blocking (a worker thread)."""
     listener = _wait_for_listener(SET_TIMEOUT_S)
     try:
         saved = listener.read_text("clipboard").result(timeout)
     except concurrent.futures.TimeoutError:
         raise ActionError("the program that owns the clipboard did not answer in time") from None
-    return saved.text or ""
+    return (saved.text or "")[:MAX_PLACEHOLDER_CHARS]
 
 
 def _wait_for_listener(timeout: float) -> ClipboardListener:
