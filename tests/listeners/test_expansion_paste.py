@@ -476,3 +476,24 @@ def test_a_large_text_on_the_clipboard_comes_back_exactly(
     expand(live, typist, INSTANT)
     assert qt_field.settle() == "ok " + LONG
     assert read_clipboard().decode() == big
+
+
+def test_a_copy_made_while_nerve_holds_the_clipboard_is_kept(
+    live: LiveHarness, xclip: SetClipboard
+) -> None:
+    from nerve.listeners import clipboard
+
+    xclip("before")
+    live.load(rules())
+    live.listener("clipboard")
+    board = clipboard.paste_board()
+    with board.hold("the text to paste") as delivery:
+        assert read_clipboard() == b"the text to paste"
+        assert delivery.wait_served(1.0)  # xclip -o fetched it
+        xclip("copied meanwhile")  # the user copies before the clipboard is put back
+        wait_until(delivery.lost.is_set, what="Nerve to lose the clipboard")
+    assert read_clipboard() == b"copied meanwhile"
+    # Without a copy meanwhile, the user's clipboard comes back.
+    with board.hold("again"):
+        assert read_clipboard() == b"again"
+    assert read_clipboard() == b"copied meanwhile"
