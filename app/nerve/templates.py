@@ -1,6 +1,7 @@
 """Placeholders in rule text: ``{event.path}``, ``{input.target}``, ``{var.mode}``,
 ``{rule.id}``, ``{now:%Y-%m-%d}``, ``{now+1d:%Y-%m-%d}`` (moved by a duration),
-``{form.name}`` (an answer given in a dialog earlier in the run).
+``{form.name}`` (an answer given in a dialog earlier in the run),
+``{clipboard}`` (the text on the clipboard when the action runs; actions only).
 
 Substitution is text, never evaluated. Templates are parsed once when a pack is
 loaded, so an unknown placeholder is an error at load time, not at run time.
@@ -22,6 +23,8 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*", re.ASCII)
 
 ROOTS = ("event", "input", "var", "rule", "now", "run", "form")
+#: The placeholder for the clipboard's text.
+CLIPBOARD = "clipboard"
 #: ``now``, optionally moved by a duration (``now+1d``, ``now-2h30m``), then ``:FORMAT``.
 _NOW = re.compile(r"now(?:\s*([+-])\s*([0-9][0-9a-z. ]*?)\s*)?(?::(.*))?", re.DOTALL)
 
@@ -41,6 +44,8 @@ class Scope:
     run: Mapping[str, Any]
     #: Answers given in the run's dialogs so far (``{form.name}``).
     form: Mapping[str, Any] = field(default_factory=dict)
+    #: The clipboard's text, read for the action being run (see :data:`CLIPBOARD`).
+    clipboard: str | None = None
 
 
 # A compiled part: literal text, or a function of the scope.
@@ -202,12 +207,14 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
         if not offset:
             return lambda scope: time.strftime(fmt)
         return lambda scope: time.strftime(fmt, time.localtime(time.time() + offset))
+    if expr == CLIPBOARD:
+        return lambda scope: scope.clipboard or ""
     root, _, rest = expr.partition(".")
     if root not in ROOTS:
         raise TemplateError(
             f"unknown placeholder {{{expr}}}: placeholders start with "
-            "event., input., var., rule., run. or form., or are {now}, {now:FORMAT} or "
-            "{now+1d:FORMAT} / {now-2h:FORMAT}"
+            "event., input., var., rule., run. or form., or are {now}, {now:FORMAT}, "
+            "{now+1d:FORMAT} / {now-2h:FORMAT} or {clipboard}"
         )
     if not rest or not _NAME.fullmatch(rest):
         raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")

@@ -48,6 +48,16 @@ FAMILY = {
 }
 
 
+#: What a rule learns through a placeholder: a pack whose actions use
+#: ``{clipboard}`` reads the clipboard.
+PLACEHOLDER_CAPABILITIES = {"clipboard": "reads-clipboard"}
+
+
+def from_placeholders(names: Iterable[str]) -> frozenset[str]:
+    """The capabilities the placeholders ``names`` (as written) give a pack."""
+    return frozenset(PLACEHOLDER_CAPABILITIES[n] for n in names if n in PLACEHOLDER_CAPABILITIES)
+
+
 def cap(kind: str, what: str | None) -> str:
     """``kind:what``, or ``kind:*`` when ``what`` is not known before the rule runs."""
     assert kind in FAMILY

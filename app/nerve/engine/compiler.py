@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from nerve.engine import validation
+from nerve.engine import caps, validation
 from nerve.engine.registry import (
     Action,
     AlreadyReported,
@@ -25,6 +25,7 @@ from nerve.engine.registry import (
     conditions,
     triggers,
 )
+from nerve.templates import CLIPBOARD
 
 T = TypeVar("T")
 
@@ -196,10 +197,20 @@ def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action |
         siblings[k] = v
     if not ok:
         return None
-    action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+    outer, ctx.placeholders = ctx.placeholders, set()
+    try:
+        action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+        used = ctx.placeholders
+    finally:
+        ctx.placeholders = outer
+    if outer is not None:
+        outer |= used  # an ``if`` uses what its branches use
     if action is not None:
         action.path = format_path(path)
         action.continue_on_error = bool(siblings.get("continue_on_error", False))
+        if used:
+            action.concrete = action.concrete | caps.from_placeholders(used)
+            action.reads_clipboard = CLIPBOARD in used
     return action
 
 

@@ -652,6 +652,8 @@ class KeyboardListener(Listener):
     def _feed(self, keymap: x11.Keymap, keycode: int, state: int, own: bool) -> None:
         typing = self._typing
         masks = keymap.masks
+        if own and typing.pasted(keycode):
+            return  # Nerve's paste key: the model took the pasted text in
         char = typing.own_chars.get(keycode) if own else None
         if char is None:
             row = keymap.keysyms(keycode)

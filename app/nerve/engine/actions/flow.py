@@ -237,6 +237,8 @@ class LogAction(Action):
         message = self.message.render(run.scope)
         # A dry run (the editor's Test) must not pass for something that happened.
         dry = "(dry run) " if run.dry_run else ""
+        if self.reads_clipboard:
+            message = run.mask(message)  # the clipboard's text is not written to the log
         log.log(self.level, "%s[%s] %s", dry, run.rule.key, message)
         return message
 

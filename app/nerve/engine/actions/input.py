@@ -4,14 +4,23 @@ They inject through XTEST (:mod:`nerve.injection`) on a worker thread; a
 cancelled run (pause, restart) stops between bursts and never leaves a key
 pressed. In a run started by an abbreviation (``typed``), the first ``type``
 or ``keys`` action erases the abbreviation before sending its own input.
+
+``type`` has a ``method``: ``type`` (keys), ``paste`` (through the clipboard,
+the user's clipboard put back afterwards) or ``auto`` (the default: paste
+texts longer than ``paste_above`` characters, type shorter ones). The paste
+keys are ``ctrl+v`` unless ``paste_keys`` says otherwise: terminals take
+``ctrl+shift+v`` (``shift+insert`` pastes the PRIMARY selection in xterm and
+others, so it is not the default); choose per application with the rule's
+window conditions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, NamedTuple
 
 from nerve import injection
@@ -24,7 +33,14 @@ from nerve.listeners.typing import follow_case
 from nerve.ranges import BUTTON, COORDINATE, MAX_COORDINATE, MIN_COORDINATE
 from nerve.templates import Template
 
+log = logging.getLogger(__name__)
+
 _CAPS = frozenset({"injects-input"})
+#: ``method: auto`` pastes texts longer than this (characters), unless the
+#: action's ``paste_above`` says otherwise.
+PASTE_ABOVE = 200
+PASTE_KEYS = "ctrl+v"
+METHODS = ("auto", "type", "paste")
 #: Runs whose abbreviation has already been erased.
 _erased: weakref.WeakSet[RunContext] = weakref.WeakSet()
 
@@ -68,17 +84,44 @@ def _take_erase(run: RunContext) -> _Owed:
 
 
 def _replace(
-    inj: injection.Injector, owed: _Owed, text: str, stop: threading.Event, back: int = 0
+    inj: injection.Injector,
+    owed: _Owed,
+    text: str,
+    stop: threading.Event,
+    back: int = 0,
+    *,
+    paste: injection.Paste | None = None,
 ) -> dict[str, Any]:
     """Type ``text`` in place of the abbreviation owed (if any), then move the
     caret ``back`` characters (unless the user typed on meanwhile)."""
     text = follow_case(text, owed.case)
     model = injection.typing_model() if owed.expansion is not None else None
     if model is not None and owed.expansion is not None:
-        return inj.expand(model, owed.expansion, text, erase=owed.erase, stop=stop, back=back)
+        return inj.expand(
+            model, owed.expansion, text, erase=owed.erase, stop=stop, back=back, paste=paste
+        )
     if back and owed.suffix:
         back += len(owed.suffix)  # the word rule's boundary is typed after it
-    return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop, back=back)
+    return inj.type_text(text + owed.suffix, erase=owed.erase, stop=stop, back=back, paste=paste)
+
+
+def _paste_for(method: str, above: int, keys: x11.Combo, text: str) -> injection.Paste | None:
+    """How ``text`` is to be pasted (None: typed). Blocking (a worker thread):
+    waits briefly for the clipboard listener."""
+    if method == "type" or (method == "auto" and len(text) <= above):
+        return None
+    from nerve.listeners import clipboard
+
+    try:
+        # auto types when the clipboard cannot be had at once (a listener the
+        # user disabled): no long wait before every long text.
+        board = clipboard.paste_board() if method == "paste" else clipboard.paste_board(0.5)
+    except ActionError as exc:
+        if method == "paste":
+            raise ActionError(f"cannot paste: {exc}") from None
+        log.debug("typing instead of pasting: %s", exc)
+        return None
+    return injection.Paste(board, keys, above if method == "auto" else 0)
 
 
 async def erase_for_dialog(run: RunContext) -> None:
@@ -148,7 +191,28 @@ class TypeAction(Action):
             {"type": "string"},
             {
                 "type": "object",
-                "properties": {"text": {"type": "string"}, "form": FORM_SCHEMA},
+                "properties": {
+                    "text": {"type": "string"},
+                    "form": FORM_SCHEMA,
+                    "method": {
+                        "enum": list(METHODS),
+                        "description": "type (keys), paste (through the clipboard, which is "
+                        "put back afterwards) or auto (the default: paste texts longer than "
+                        f"paste_above, {PASTE_ABOVE} characters unless set)",
+                    },
+                    "paste_above": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 1_000_000,
+                        "description": "method auto pastes texts longer than this many "
+                        f"characters (default {PASTE_ABOVE})",
+                    },
+                    "paste_keys": {
+                        "type": "string",
+                        "description": f"The keys that paste (default {PASTE_KEYS}; "
+                        "ctrl+shift+v for terminals)",
+                    },
+                },
                 "required": ["text"],
                 "additionalProperties": False,
             },
@@ -156,11 +220,23 @@ class TypeAction(Action):
     }
 
     def __init__(
-        self, template: Template, after: Template | None = None, form: FormAction | None = None
+        self,
+        template: Template,
+        after: Template | None = None,
+        method: str = "auto",
+        above: int = PASTE_ABOVE,
+        keys: x11.Combo | None = None,
+        *,
+        form: FormAction | None = None,
     ) -> None:
         self.template = template
         #: The text after the caret marker (the caret goes back over it).
         self.after = after
+        self.method = method
+        self.above = above
+        self.keys = keys if keys is not None else x11.parse_combo(PASTE_KEYS)
+        #: Whether a run may paste (the clipboard listener must run).
+        self.may_paste = method != "type"
         #: A dialog that asks for the text's {form.*} values first.
         self.form = form
 
@@ -182,7 +258,32 @@ class TypeAction(Action):
         before, marker, after = str(source).partition(CARET)
         if marker and CARET in after:
             raise ConfigError(f"one {CARET} (where the caret is left) at most", path)
-        return cls(ctx.template(before, path), ctx.template(after, path) if marker else None, form)
+        settings = options if isinstance(options, dict) else {}
+        try:
+            keys = x11.parse_combo(settings.get("paste_keys", PASTE_KEYS))
+        except x11.ComboError as exc:
+            raise ConfigError(str(exc), ("paste_keys",)) from None
+        action = cls(
+            ctx.template(before, path),
+            ctx.template(after, path) if marker else None,
+            settings.get("method", "auto"),
+            int(settings.get("paste_above", PASTE_ABOVE)),
+            keys,
+            form=form,
+        )
+        # A text known now (no placeholder but the pack's inputs) that auto
+        # would type never needs the clipboard.
+        parts = [t for t in (action.template, action.after) if t is not None]
+        known = [t.static(ctx.inputs) for t in parts]
+        short = all(k is not None for k in known) and (
+            len(_printable("".join(k or "" for k in known))) <= action.above
+        )
+        action.may_paste = action.method == "paste" or (action.method == "auto" and not short)
+        return action
+
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        if self.may_paste:
+            yield "clipboard", "serve"  # pasting goes through the clipboard listener
 
     async def execute(self, run: RunContext) -> Any:
         asked = await self.form.execute(run) if self.form is not None else None
@@ -193,7 +294,12 @@ class TypeAction(Action):
             value += after
             back = len(_printable(after))
         owed = _take_erase(run)
-        done = await _inject(run, lambda inj, stop: _replace(inj, owed, value, stop, back))
+
+        def work(inj: injection.Injector, stop: threading.Event) -> Any:
+            paste = _paste_for(self.method, self.above, self.keys, _printable(value))
+            return _replace(inj, owed, value, stop, back, paste=paste)
+
+        done = await _inject(run, work)
         return done if asked is None else {"form": asked, **done}
 
 
