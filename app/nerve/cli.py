@@ -950,7 +950,7 @@ def _add_pack_parser(sub: Any) -> None:
     imp = actions.add_parser(
         "import", help="check a pack file, show what it can do and add it to your packs"
     )
-    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("file", metavar="FILE|URL", help="a pack file, or its https:// address")
     imp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a pack input (repeatable)"
     )
@@ -984,7 +984,10 @@ def _add_pack_parser(sub: Any) -> None:
         action="store_true",
         help="allow it without asking (needed when not run from a terminal)",
     )
-    actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    lst = actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    from nerve import pack_commands
+
+    pack_commands.add_parsers(actions, lst)
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
@@ -993,7 +996,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
         "export": cmd_pack_export,
         "approve": cmd_pack_approve,
         "list": cmd_pack_list,
-    }[args.pack_command]
+    }.get(args.pack_command)
+    if handler is None:
+        from nerve import pack_commands
+
+        handler = pack_commands.HANDLERS[args.pack_command]
     code: int = handler(args)
     return code
 
@@ -1062,21 +1069,25 @@ def _reload_running() -> None:
 
 
 def cmd_pack_import(args: argparse.Namespace) -> int:
+    from nerve import pack_commands
     from nerve.bootstrap import install_starter_pack
     from nerve.packs import trust
     from nerve.paths import locations
 
     where = locations()
     values = _pairs(args.set, "--set")
-    if not args.file.exists():  # (what is not a regular file is named by plan_import)
-        print(f"nerve: {args.file}: no such file", file=sys.stderr)
+    try:
+        source = pack_commands.read_for_import(args.file)
+    except pack_commands.SourceError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
     try:
-        plan = trust.plan_import(args.file, where.packs, values)
+        plan = trust.plan_data(source.name, source.data, where.packs, values)
         shown = False
         if plan.missing_inputs and interactive:
             _print_review(plan.pack)
+            print(f"Signature: {source.signature.text()}")
             shown = True
             print("Values for the pack's inputs:")
             for name in plan.missing_inputs:
@@ -1107,6 +1118,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not shown:
         _print_review(pack)
+        print(f"Signature: {source.signature.text()}")
     if plan.conflicts and not args.replace:
         names = ", ".join(p.name for p in plan.conflicts)
         print(
@@ -1218,6 +1230,10 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
     from nerve.packs import trust
     from nerve.paths import locations
 
+    if getattr(args, "available", False):
+        from nerve import pack_commands
+
+        return pack_commands.cmd_list_available(args)
     where = locations()
     store = trust.Approvals(where.config)
     packs, states = trust.load_folder(store, record=False)
