@@ -365,3 +365,32 @@ def test_key_files_are_checked(nerve_env: dict[str, str], short_tmp: Path) -> No
     proc = cli(nerve_env, "pack", "sign", "--key", junk, v1)
     assert proc.returncode == EXIT_INVALID
     assert "private key" in proc.stderr
+
+
+# ------------------------------------------------------------------ the shipped library
+
+
+def test_the_library_is_listed_and_added_with_the_usual_approval(
+    start_nerve: StartNerve,  # noqa: F811
+    nerve_env: dict[str, str],
+) -> None:
+    start_nerve()  # the README's first start: only the starter pack is installed
+    assert sorted(p.name for p in packs_dir(nerve_env).iterdir()) == ["starter.yaml"]
+    out = cli_ok(nerve_env, "pack", "list", "--available")
+    for name in ("snippets", "downloads-sorter", "clipboard-cleaner", "launcher"):
+        assert f"\n{name} " in "\n" + out
+    assert "Text snippets 1.0.0: Type ;sig" in out
+    proc = cli(nerve_env, "pack", "add", "no-such-pack")
+    assert proc.returncode == EXIT_INVALID
+    assert "available: clipboard-cleaner, downloads-sorter" in proc.stderr
+    out = cli_ok(nerve_env, "pack", "add", "snippets")
+    assert "type and press keys for you" in out
+    assert "held until you approve it" in out
+    assert list_states(nerve_env)["library.snippets"] == "held"
+    out = cli_ok(nerve_env, "pack", "add", "power-network", "--approve")
+    assert "active" in out
+    states = list_states(nerve_env)
+    assert states["library.power-network"] == "active"
+    assert "nerve.starter" in states
+    status = cli_ok(nerve_env, "status")
+    assert "held pack library.snippets" in status

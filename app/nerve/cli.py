@@ -1198,6 +1198,10 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.yes:
         _print_review(pack, state)
+        from nerve import pack_commands
+
+        for line in pack_commands.signature_lines(store, pack.id, reviewed):
+            print(line)
         if not sys.stdin.isatty():
             print(
                 f"nerve: not approved: without a terminal to ask in, add --yes "

@@ -57,6 +57,23 @@ def _trusted() -> set[str]:
     return TrustedKeys(locations().config).fingerprints()
 
 
+def signature_lines(store: Any, pack_id: str, data: bytes) -> list[str]:
+    """The signature of a pack under review, and a warning when the key is not the
+    one of the version approved before."""
+    from nerve.packs.signing import verify
+
+    sig = verify(data, trusted=_trusted())
+    lines = [f"Signature: {sig.text()}"]
+    approval = store.get(pack_id)
+    before = approval.signer if approval is not None and approval.approved else None
+    if before is not None and sig.fingerprint != before:
+        lines.append(
+            f"! It is signed by another key than the version you approved "
+            f"(that one: {before}; this one: {sig.fingerprint or 'unsigned'})."
+        )
+    return lines
+
+
 def add_parsers(actions: Any, list_parser: Any) -> None:
     list_parser.add_argument(
         "--available",

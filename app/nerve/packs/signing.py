@@ -42,9 +42,7 @@ MARK = b"nerve-signature:"
 EMBEDDED_PREFIX = b"# nerve-signature:"
 TRUSTED_FILE = "trusted-keys.yaml"
 PUBLIC_PREFIX = "nerve-ed25519"
-_LINE = re.compile(
-    rb"(?:# )?nerve-signature: ed25519 ([A-Za-z0-9+/=]+) ([A-Za-z0-9+/=]+)[ \t\r]*\n?"
-)
+_LINE = re.compile(rb"(?:# )?nerve-signature: ed25519 ([A-Za-z0-9+/=]+) ([A-Za-z0-9+/=]+)\n?")
 
 
 class SignatureError(Exception):
@@ -89,6 +87,8 @@ def _unb64(text: bytes | str, size: int, what: str) -> bytes:
         raise SignatureError(f"the {what} is not valid base64") from None
     if len(raw) != size:
         raise SignatureError(f"the {what} is {len(raw)} bytes, not {size}")
+    if base64.b64encode(raw) != (text.encode("ascii") if isinstance(text, str) else text):
+        raise SignatureError(f"the {what} is not in canonical base64")
     return raw
 
 
