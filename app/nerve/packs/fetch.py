@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -117,11 +118,11 @@ def fetch(
         except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise FetchError(f"{current}: {exc or type(exc).__name__}") from None
         with response:
-            return Fetched(url, current, _read_answer(current, response, max_bytes))
+            return Fetched(url, current, _read_answer(current, response, max_bytes, timeout))
     raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects; stopped")
 
 
-def _read_answer(url: str, response: Any, max_bytes: int) -> bytes:
+def _read_answer(url: str, response: Any, max_bytes: int, timeout: float) -> bytes:
     ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if ctype in ("text/html", "application/xhtml+xml"):
         raise FetchError(
@@ -137,11 +138,16 @@ def _read_answer(url: str, response: Any, max_bytes: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
+    deadline = time.monotonic() + 4 * timeout  # a server dripping bytes is not waited on forever
+    # read1: what has arrived (at least a byte), so the deadline is checked as it drips in.
+    read = getattr(response, "read1", response.read)
     try:
         while True:
-            chunk = response.read(_CHUNK)
+            chunk = read(_CHUNK)
             if not chunk:
                 break
+            if time.monotonic() > deadline:
+                raise FetchError(f"{url}: the answer took longer than {4 * timeout:g}s; stopped")
             size += len(chunk)
             if size > max_bytes:
                 raise FetchError(
@@ -152,8 +158,8 @@ def _read_answer(url: str, response: Any, max_bytes: int) -> bytes:
     except (TimeoutError, OSError, http.client.HTTPException) as exc:
         raise FetchError(f"{url}: reading the answer failed: {exc or type(exc).__name__}") from None
     data = b"".join(chunks)
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+    head = data[:512].removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if head.startswith(b"<"):  # no pack starts with '<': a web page, or XML
         raise FetchError(
             f"{url}: the server sent a web page (HTML), not a pack file; "
             "use the address of the raw .yaml file"
