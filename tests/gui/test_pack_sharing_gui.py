@@ -202,3 +202,28 @@ def test_the_library_dialog_lists_packs_with_descriptions_and_adds_one(
     assert core.config_dir is not None
     data = yaml.safe_load((core.config_dir / "approvals.yaml").read_text())
     assert data["packs"]["library.snippets"]["approved"] is None  # held until approved
+
+
+def test_the_import_review_shows_the_signature_and_refuses_a_bad_one(
+    qtbot: QtBot, core: Core, short_tmp: Path
+) -> None:
+    from nerve.packs import signing
+
+    assert core.config_dir is not None
+    key = short_tmp / "k"
+    _, fp = signing.keygen(key)
+    source = short_tmp / "signed.yaml"
+    source.write_bytes(signing.sign(text("1.0.0", "https://example.org/p.yaml").encode(), key))
+    dialog = ImportDialog(core, source)
+    qtbot.addWidget(dialog)
+    assert dialog.signature == f"signed by {fp} (a key you have not trusted)"
+    signing.TrustedKeys(core.config_dir).add(signing.read_public_key(Path(f"{key}.pub")), "k.pub")
+    dialog.load(source)
+    assert dialog.signature == f"signed by {fp} (a key you trust)"
+    assert f"Signature: signed by {fp}" in dialog.file_label.text()
+    source.write_text(source.read_text().replace("x.touch", "x.other"))
+    bad = ImportDialog(core, source)
+    qtbot.addWidget(bad)
+    assert "BAD SIGNATURE" in bad.errors.toPlainText()
+    assert not bad.approve_button.isEnabled()
+    assert not bad.disabled_button.isEnabled()

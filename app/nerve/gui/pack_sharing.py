@@ -40,7 +40,14 @@ from PySide6.QtWidgets import (
 
 from nerve.gui.core import Core
 from nerve.gui.icons import status_color
-from nerve.gui.packs import ImportDialog, PackReview, _error_box, _reload, user_packs_dir
+from nerve.gui.packs import (
+    ImportDialog,
+    PackReview,
+    _error_box,
+    _reload,
+    trusted_keys,
+    user_packs_dir,
+)
 from nerve.packs import trust
 
 log = logging.getLogger(__name__)
@@ -295,14 +302,9 @@ class UpdateDialog(QDialog):
             return
         store = trust.Approvals(self.core.config_dir)
         try:
-            got = pack_commands.read_for_import(source)
-            plan = update.plan_update(
-                store,
-                self.pack_id,
-                got.data,
-                got.name,
-                trusted=pack_commands._trusted(),
-            )
+            trusted = trusted_keys(self.core)
+            got = pack_commands.read_for_import(source, trusted)
+            plan = update.plan_update(store, self.pack_id, got.data, got.name, trusted=trusted)
         except (pack_commands.SourceError, trust.TrustError) as exc:
             self._fail(str(exc))
             return

@@ -81,6 +81,13 @@ def held_packs(core: Core) -> list[trust.PackState]:
     return [s for s in states if s.state == "held"]
 
 
+def trusted_keys(core: Core) -> set[str]:
+    """The fingerprints of the keys the user trusts (``nerve pack trust``)."""
+    from nerve.packs.signing import TrustedKeys
+
+    return TrustedKeys(core.config_dir).fingerprints() if core.config_dir is not None else set()
+
+
 def approve_own(
     core: Core, pack_id: str, capabilities: Iterable[str], file: str | None = None
 ) -> None:
@@ -467,7 +474,7 @@ class ImportDialog(QDialog):
             self._update_buttons()
             return
         try:
-            got = pack_commands.read_for_import(source)
+            got = pack_commands.read_for_import(source, trusted_keys(self.core))
             plan = trust.plan_data(got.name, got.data, packs_dir)
         except (pack_commands.SourceError, trust.TrustError) as exc:
             self.plan = None
