@@ -394,3 +394,25 @@ def test_the_library_is_listed_and_added_with_the_usual_approval(
     assert "nerve.starter" in states
     status = cli_ok(nerve_env, "status")
     assert "held pack library.snippets" in status
+
+
+def test_import_replace_of_an_installed_pack_keeps_inputs_and_unchanged_approval(
+    nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    """The same weakness through `import`: a new version imported over the
+    installed one keeps the input values (no terminal needed) and the approval
+    when it asks for nothing new; asking for more, it is held with only the diff."""
+    v1 = shared(short_tmp, pack_text("1.0.0"), "v1.yaml")
+    cli_ok(nerve_env, "pack", "import", v1, "--set", "who=Sam", "--approve")
+    v2 = shared(short_tmp, pack_text("1.1.0"), "v2.yaml")
+    out = cli_ok(nerve_env, "pack", "import", v2, "--replace")
+    assert "approved as before" in out
+    assert "active" in out
+    assert entry(nerve_env)["inputs"] == {"who": "Sam"}
+    v3 = shared(short_tmp, pack_text("1.2.0", program="mkdir"), "v3.yaml")
+    out = cli_ok(nerve_env, "pack", "import", v3, "--replace")
+    assert "held until you approve it" in out
+    assert entry(nerve_env)["inputs"] == {"who": "Sam"}
+    listing = cli_ok(nerve_env, "pack", "list")
+    assert "~ start the program touch -> start the program mkdir" in listing
+    assert "start the program mkdir, which you have not approved" not in listing

@@ -1082,6 +1082,11 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
         print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
+    # A new version of a pack installed in the same file: the update's rules
+    # (input values kept, approval kept when it asks for nothing new).
+    again = pack_commands.reimport(where.config, source, values)
+    if again is not None:
+        values = {**again.values, **values}
     try:
         plan = trust.plan_data(source.name, source.data, where.packs, values)
         shown = False
@@ -1130,6 +1135,9 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
     approve = False
     if pack.capabilities:
         approve = args.approve
+        if not approve and again is not None and again.keeps_approval(plan.pack):
+            print("It asks for nothing you have not allowed: approved as before.")
+            approve = True
         if not approve and interactive:
             answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
             approve = (answer or "").lower() in ("y", "yes")

@@ -50,6 +50,46 @@ def read_for_import(text: str, trusted: set[str] | None = None) -> Source:
     return Source(name, data, sig)
 
 
+@dataclass(frozen=True)
+class Reimport:
+    """What a pack installed in the import's target file had: its input values
+    and its approval (capabilities, signer)."""
+
+    values: dict[str, str]
+    approved: frozenset[str]
+    signer: str | None
+
+    def keeps_approval(self, pack: Any) -> bool:
+        """The new version can do nothing beyond the approval, and the same key signed it."""
+        return bool(self.approved) and pack.capabilities <= self.approved
+
+
+def reimport(config: Path, source: Source, given: dict[str, str]) -> Reimport | None:
+    """When ``source`` is a new version of a pack installed as ``<id>.yaml``, what it had."""
+    from nerve.packs import trust
+    from nerve.packs.loader import load_pack
+
+    probe = load_pack(source.data, filename=source.name, overrides={}, strict_overrides=False)
+    if not probe.id:
+        return None
+    store = trust.Approvals(config)
+    approval = store.get(probe.id)
+    if approval is None or approval.file != f"{probe.id}.yaml":
+        return None
+    if not (store.packs_dir / approval.file).is_file():
+        return None
+    values = {k: v for k, v in approval.values.items() if k in probe.inputs and k not in given}
+    approved = approval.capabilities if approval.approved is not None else frozenset()
+    if approval.approved and approval.signer and approval.signer != source.signature.fingerprint:
+        print(
+            f"! It is signed by another key than the version you approved "
+            f"(that one: {approval.signer}; "
+            f"this one: {source.signature.fingerprint or 'unsigned'})."
+        )
+        approved = frozenset()
+    return Reimport(values, frozenset(approved), approval.signer)
+
+
 def _trusted() -> set[str]:
     from nerve.packs.signing import TrustedKeys
     from nerve.paths import locations
