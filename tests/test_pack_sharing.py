@@ -396,19 +396,20 @@ def test_the_library_is_listed_and_added_with_the_usual_approval(
     assert "held pack library.snippets" in status
 
 
-def test_import_replace_of_an_installed_pack_keeps_inputs_and_unchanged_approval(
+def test_import_replace_of_an_installed_pack_keeps_inputs_and_shows_only_the_diff(
     nerve_env: dict[str, str], short_tmp: Path
 ) -> None:
     """The same weakness through `import`: a new version imported over the
-    installed one keeps the input values (no terminal needed) and the approval
-    when it asks for nothing new; asking for more, it is held with only the diff."""
+    installed one keeps the input values (no terminal needed); imported without
+    --approve it is held (the approved version runs), listing only what is new."""
     v1 = shared(short_tmp, pack_text("1.0.0"), "v1.yaml")
     cli_ok(nerve_env, "pack", "import", v1, "--set", "who=Sam", "--approve")
     v2 = shared(short_tmp, pack_text("1.1.0"), "v2.yaml")
     out = cli_ok(nerve_env, "pack", "import", v2, "--replace")
-    assert "approved as before" in out
-    assert "active" in out
+    assert "It asks for nothing you have not allowed" in out
+    assert "held until you approve it" in out
     assert entry(nerve_env)["inputs"] == {"who": "Sam"}
+    assert "it can do nothing more" in cli_ok(nerve_env, "pack", "list")
     v3 = shared(short_tmp, pack_text("1.2.0", program="mkdir"), "v3.yaml")
     out = cli_ok(nerve_env, "pack", "import", v3, "--replace")
     assert "held until you approve it" in out

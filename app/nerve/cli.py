@@ -1082,8 +1082,8 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
         print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
-    # A new version of a pack installed in the same file: the update's rules
-    # (input values kept, approval kept when it asks for nothing new).
+    # A new version of a pack installed in the same file keeps its input values
+    # (its approval stays with the version approved until this one is approved).
     again = pack_commands.reimport(where.config, source, values)
     if again is not None:
         values = {**again.values, **values}
@@ -1136,8 +1136,10 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
     if pack.capabilities:
         approve = args.approve
         if not approve and again is not None and again.keeps_approval(plan.pack):
-            print("It asks for nothing you have not allowed: approved as before.")
-            approve = True
+            print(
+                "It asks for nothing you have not allowed; imported versions are held until "
+                f"you approve them (`nerve pack update {plan.pack.id} FILE` keeps the approval)."
+            )
         if not approve and interactive:
             answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
             approve = (answer or "").lower() in ("y", "yes")
