@@ -1014,7 +1014,7 @@ def _add_pack_parser(sub: Any) -> None:
     imp = actions.add_parser(
         "import", help="check a pack file, show what it can do and add it to your packs"
     )
-    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("file", metavar="FILE|URL", help="a pack file, or its https:// address")
     imp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a pack input (repeatable)"
     )
@@ -1048,7 +1048,10 @@ def _add_pack_parser(sub: Any) -> None:
         action="store_true",
         help="allow it without asking (needed when not run from a terminal)",
     )
-    actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    lst = actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    from nerve import pack_commands
+
+    pack_commands.add_parsers(actions, lst)
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
@@ -1057,7 +1060,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
         "export": cmd_pack_export,
         "approve": cmd_pack_approve,
         "list": cmd_pack_list,
-    }[args.pack_command]
+    }.get(args.pack_command)
+    if handler is None:
+        from nerve import pack_commands
+
+        handler = pack_commands.HANDLERS[args.pack_command]
     code: int = handler(args)
     return code
 
@@ -1126,21 +1133,30 @@ def _reload_running() -> None:
 
 
 def cmd_pack_import(args: argparse.Namespace) -> int:
+    from nerve import pack_commands
     from nerve.bootstrap import install_starter_pack
     from nerve.packs import trust
     from nerve.paths import locations
 
     where = locations()
     values = _pairs(args.set, "--set")
-    if not args.file.exists():  # (what is not a regular file is named by plan_import)
-        print(f"nerve: {args.file}: no such file", file=sys.stderr)
+    try:
+        source = pack_commands.read_for_import(args.file)
+    except pack_commands.SourceError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
+    # A new version of a pack installed in the same file keeps its input values
+    # (its approval stays with the version approved until this one is approved).
+    again = pack_commands.reimport(where.config, source, values)
+    if again is not None:
+        values = {**again.values, **values}
     try:
-        plan = trust.plan_import(args.file, where.packs, values)
+        plan = trust.plan_data(source.name, source.data, where.packs, values)
         shown = False
         if plan.missing_inputs and interactive:
             _print_review(plan.pack)
+            print(f"Signature: {source.signature.text()}")
             shown = True
             print("Values for the pack's inputs:")
             for name in plan.missing_inputs:
@@ -1171,6 +1187,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not shown:
         _print_review(pack)
+        print(f"Signature: {source.signature.text()}")
     if plan.conflicts and not args.replace:
         names = ", ".join(p.name for p in plan.conflicts)
         print(
@@ -1182,6 +1199,11 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
     approve = False
     if pack.capabilities:
         approve = args.approve
+        if not approve and again is not None and again.keeps_approval(plan.pack):
+            print(
+                "It asks for nothing you have not allowed; imported versions are held until "
+                f"you approve them (`nerve pack update {plan.pack.id} FILE` keeps the approval)."
+            )
         if not approve and interactive:
             answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
             approve = (answer or "").lower() in ("y", "yes")
@@ -1250,6 +1272,10 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.yes:
         _print_review(pack, state)
+        from nerve import pack_commands
+
+        for line in pack_commands.signature_lines(store, pack.id, reviewed):
+            print(line)
         if not sys.stdin.isatty():
             print(
                 f"nerve: not approved: without a terminal to ask in, add --yes "
@@ -1282,6 +1308,10 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
     from nerve.packs import trust
     from nerve.paths import locations
 
+    if getattr(args, "available", False):
+        from nerve import pack_commands
+
+        return pack_commands.cmd_list_available(args)
     where = locations()
     store = trust.Approvals(where.config)
     packs, states = trust.load_folder(store, record=False)

@@ -70,6 +70,8 @@ class Pack:
     name: str = ""
     version: str = ""
     author: str = ""
+    #: Where newer versions of the pack are published (``nerve pack outdated``).
+    source_url: str = ""
     description: str = ""
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +189,7 @@ class _Loader:
         self.pack.name = str(info.get("name", self.pack.id))
         self.pack.version = str(info.get("version", ""))
         self.pack.author = str(info.get("author", ""))
+        self.pack.source_url = str(info.get("source_url", ""))
         self.pack.description = str(info.get("description", ""))
         inputs = info.get("inputs") if isinstance(info.get("inputs"), dict) else {}
         assert isinstance(inputs, dict)
