@@ -26,6 +26,7 @@ imported only when a broker is set up.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import random
@@ -370,7 +371,7 @@ class MqttBridge(Bridge):
         from paho.mqtt.enums import CallbackAPIVersion
 
         config = self.config
-        client = mqtt.Client(
+        client = _client_class()(
             CallbackAPIVersion.VERSION2,
             client_id=f"nerve-{self.host}",
             # The broker keeps this machine's subscriptions (and the QoS 1
@@ -813,6 +814,111 @@ class MqttBridge(Bridge):
             "last_error": self.last_error,
             "retry_in": retry_in,
         }
+
+
+class _BufferedSocket:
+    """The broker's TCP socket as paho sees it: read 64 KiB at a time (paho
+    reads a packet a few bytes at a time: three system calls per message), and
+    what paho sends gathered and written at once when it is done sending."""
+
+    __slots__ = ("_rbuf", "_rpos", "_sock", "_wbuf")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._rbuf = b""
+        self._rpos = 0
+        self._wbuf = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            data = self._sock.recv(max(size, 65536))  # BlockingIOError, b"" at EOF
+            if len(data) <= size:
+                return bytes(data)
+            self._rbuf, self._rpos = data, 0
+        chunk = self._rbuf[self._rpos : self._rpos + size]
+        self._rpos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        """Bytes read but not yet taken (paho then reads on without waiting)."""
+        return len(self._rbuf) - self._rpos
+
+    def send(self, data: bytes | bytearray) -> int:
+        self._wbuf += data
+        return len(data)
+
+    def waiting(self) -> bool:
+        return bool(self._wbuf)
+
+    def flush(self) -> None:
+        """Write what was gathered; raises BlockingIOError (the rest waits) or OSError."""
+        while self._wbuf:
+            sent = self._sock.send(self._wbuf)
+            del self._wbuf[:sent]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+@functools.cache
+def _client_class() -> Any:
+    """paho's Client, with writes from any thread serialised and buffered
+    socket I/O on plain TCP (TLS sockets stay as paho makes them)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import MQTTErrorCode
+
+    class Client(mqtt.Client):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # publish() on another thread writes from that thread (no loop_start):
+            # one writer at a time, or two could interleave their packets.
+            self._nerve_write = threading.RLock()
+            self._nerve_reading = False
+
+        def _create_socket(self) -> Any:
+            sock = super()._create_socket()
+            if self._ssl or self._transport != "tcp":
+                return sock
+            return _BufferedSocket(sock)
+
+        def loop_write(self) -> MQTTErrorCode:
+            with self._nerve_write:
+                rc = super().loop_write()
+                sock = self._sock
+                if rc or self._nerve_reading or not isinstance(sock, _BufferedSocket):
+                    return rc
+                try:
+                    sock.flush()
+                except BlockingIOError:
+                    pass  # want_write() says so; the loop waits until it can write
+                except OSError:
+                    return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+                return rc
+
+        def want_write(self) -> bool:
+            sock = self._sock
+            return super().want_write() or (isinstance(sock, _BufferedSocket) and sock.waiting())
+
+        def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+            # Every packet already read, not one per pass of the loop; the
+            # acknowledgements they cause leave together afterwards. (No lock
+            # held here: handling an acknowledgement takes paho's own locks,
+            # which a publishing thread holds while it writes.)
+            self._nerve_reading = True
+            try:
+                rc = super().loop_read(max_packets)
+                for _ in range(10_000):
+                    sock = self._sock
+                    if rc or not isinstance(sock, _BufferedSocket) or not sock.pending():
+                        break
+                    rc = super().loop_read(max_packets)
+            finally:
+                self._nerve_reading = False
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.want_write():
+                return self.loop_write()
+            return rc
+
+    return Client
 
 
 def _describe(exc: BaseException) -> str:
