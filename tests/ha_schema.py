@@ -239,7 +239,4 @@ def check_discovery(topic: str, config: dict[str, Any]) -> dict[str, Any]:
         _check_value(f"{topic}: {key}", fields[key], value)
     if component == "device_automation":
         assert full["automation_type"] == "trigger", "automation_type must be 'trigger'"
-    if "unique_id" in full or component == "device_automation":
-        # Device registry entries need a unique id (entities) and a device.
-        assert "device" in full, f"{topic}: no device"
     return full
