@@ -67,6 +67,12 @@ rules:
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -244,6 +250,8 @@ def throughput(args: argparse.Namespace, broker: Mosquitto, b: Node) -> dict[str
     assert sub is not None
     before = b.bridge()["received"]
     n = args.events
+    assert broker.proc is not None
+    cpu0 = (time.process_time(), cpu_seconds(b.proc.pid), cpu_seconds(broker.proc.pid))
     t0 = time.perf_counter()
     for i in range(n):
         while sub.queued > 5_000 or bridge.queued > 20_000:
@@ -259,6 +267,7 @@ def throughput(args: argparse.Namespace, broker: Mosquitto, b: Node) -> dict[str
             raise SystemExit(f"B received {got} of {n}: {b.bridge()} / sender {bridge.status()}")
         time.sleep(0.002)
     elapsed = time.perf_counter() - t0
+    cpu1 = (time.process_time(), cpu_seconds(b.proc.pid), cpu_seconds(broker.proc.pid))
     sender = bridge.status()
     bridge.stop()
     bridge.join()
@@ -284,6 +293,11 @@ def throughput(args: argparse.Namespace, broker: Mosquitto, b: Node) -> dict[str
         "bus_dropped": sum(status["bus"]["dropped"].values()),
         "stored": stored,
         "distinct": distinct,
+        # CPU time per event: what the rate would be with a core each, whatever else runs.
+        "cpu_us": {
+            name: (after - before_) / n * 1e6
+            for name, before_, after in zip(("sender", "B", "broker"), cpu0, cpu1, strict=True)
+        },
     }
 
 
@@ -345,6 +359,13 @@ def main() -> None:
                     f"(target >= {TARGET_RATE:,}); sender dropped {tp['dropped_sender']}, "
                     f"B duplicates {tp['duplicates']}, B bus drops {tp['bus_dropped']}, "
                     f"in B's log {tp['stored']} ({tp['distinct']} distinct, {lost} lost)"
+                )
+                cpu = tp["cpu_us"]
+                slowest = max(cpu["sender"], cpu["B"])
+                print(
+                    "CPU time per event: "
+                    + ", ".join(f"{k} {v:.1f} us" for k, v in cpu.items())
+                    + f" -> with a free core each, about {1e6 / slowest:,.0f} events/s"
                 )
         finally:
             for node in nodes:

@@ -5,6 +5,7 @@ the Home Assistant schema checker itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -262,6 +263,11 @@ def test_events_from_mqtt_are_never_sent_back_out() -> None:
     b, _bus, rec = bridge(publish=["*"])
     sent: list[str] = []
     b.publish = lambda topic, *a, **k: sent.append(topic) or True  # type: ignore[method-assign]
+
+    class Client:
+        batch = contextlib.nullcontext
+
+    b._client = Client()  # type: ignore[assignment]
     try:
         events = [
             Event("x.a", freeze({}), "mqtt", 1),

@@ -26,6 +26,7 @@ imported only when a broker is set up.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -35,7 +36,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -380,7 +381,6 @@ class MqttBridge(Bridge):
             protocol=mqtt.MQTTv311,
             reconnect_on_failure=False,
         )
-        client.enable_logger(logging.getLogger("nerve.bridges.mqtt.paho"))
         client.max_queued_messages_set(config.queue)
         client.max_inflight_messages_set(0)  # (bounded by the queue)
         client.connect_timeout = 10.0
@@ -658,16 +658,22 @@ class MqttBridge(Bridge):
 
     def _send_batch(self, batch: list[Event]) -> None:
         """Bus events to the broker (the subscription's delivery thread)."""
+        client = self._client
+        if client is None:
+            return
         last: Event | None = None
-        for event in batch:
-            if event.source == "mqtt" or not self.allowed(event.type):
-                continue  # what came from MQTT never goes back: no loops
-            self.publish(f"nerve/{self.host}/{event.type}", self.encode(event), qos=1)
-            last = event
-            if self.config.discovery and event.type not in self._announced:
-                self._announce_trigger(event.type)
-        if last is not None and self.config.discovery:
-            self.publish(self.last_event_topic, self.encode(last), qos=0, retain=True, count=False)
+        with client.batch():  # type: ignore[attr-defined]  # (see _client_class)
+            for event in batch:
+                if event.source == "mqtt" or not self.allowed(event.type):
+                    continue  # what came from MQTT never goes back: no loops
+                self.publish(f"nerve/{self.host}/{event.type}", self.encode(event), qos=1)
+                last = event
+                if self.config.discovery and event.type not in self._announced:
+                    self._announce_trigger(event.type)
+            if last is not None and self.config.discovery:
+                self.publish(
+                    self.last_event_topic, self.encode(last), qos=0, retain=True, count=False
+                )
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, *, count: bool = True
@@ -874,6 +880,21 @@ def _client_class() -> Any:
             # one writer at a time, or two could interleave their packets.
             self._nerve_write = threading.RLock()
             self._nerve_reading = False
+            #: Writes gathered by a batch of publish() calls (see ``batch``).
+            self._nerve_held = 0
+
+        @contextlib.contextmanager
+        def batch(self) -> Iterator[None]:
+            """publish() calls inside leave in one write when it ends."""
+            with self._nerve_write:
+                self._nerve_held += 1
+            try:
+                yield
+            finally:
+                with self._nerve_write:
+                    self._nerve_held -= 1
+                if self._sock is not None and self.want_write():
+                    self.loop_write()
 
         def _create_socket(self) -> Any:
             sock = super()._create_socket()
@@ -885,7 +906,12 @@ def _client_class() -> Any:
             with self._nerve_write:
                 rc = super().loop_write()
                 sock = self._sock
-                if rc or self._nerve_reading or not isinstance(sock, _BufferedSocket):
+                if (
+                    rc
+                    or self._nerve_reading
+                    or self._nerve_held
+                    or not isinstance(sock, _BufferedSocket)
+                ):
                     return rc
                 try:
                     sock.flush()
