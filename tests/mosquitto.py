@@ -28,10 +28,66 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_certificates(folder: Path) -> Path:
+    """A CA of its own and a server certificate for 127.0.0.1 (openssl); the CA's file."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    )
+    return folder / "ca.pem"
+
+
 class Mosquitto:
     """``start()``, ``kill()`` (SIGKILL), ``stop()`` (SIGTERM: saves its state), ``restart()``."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, users: dict[str, str] | None = None, *, tls: bool = False
+    ) -> None:
         if MOSQUITTO is None:
             raise RuntimeError("mosquitto is not installed (Debian package mosquitto)")
         self.folder = folder
@@ -51,6 +107,14 @@ class Mosquitto:
             "max_queued_messages 100000",
             "max_inflight_messages 0",
         ]
+        self.tls = tls
+        if tls:
+            self.ca = make_certificates(folder)
+            lines += [
+                f"cafile {self.ca}",
+                f"certfile {folder / 'server.pem'}",
+                f"keyfile {folder / 'server.key'}",
+            ]
         if users:
             passwords = folder / "passwords"
             passwords.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
@@ -65,7 +129,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.proc = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -397,6 +398,37 @@ def test_a_wrong_password_gives_a_clear_status_and_no_reconnect_storm(
         cli_ok(a.env, "reload")
         a.wait_connected()
         assert "right-pass" not in a.instance.output()
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificates")
+def test_tls_with_credentials(short_tmp: Path, nodes: Callable[[str], Node]) -> None:
+    """mqtts:// with the CA from ca_file connects; without it, the certificate
+    is refused and said so (no crash, no storm); the password never shows."""
+    server = Mosquitto(short_tmp / "tls", users={"nerve": "tls-pass"}, tls=True).start()
+    try:
+        a, b = nodes("a"), nodes("b")
+        secret = short_tmp / "pass"
+        secret.write_text("tls-pass")
+        secret.chmod(0o600)
+        common = {"username": "nerve", "password_file": str(secret)}
+        a.settings(settings(server, "alpha", ca_file=str(server.ca), publish=["x.*"], **common))
+        b.settings(settings(server, "beta", subscribe=["nerve/+/x.*"], **common))
+        a.start()
+        b.start()
+        a.wait_connected()
+        bridge = wait_until(
+            lambda: (s := b.bridge())["last_error"] and s, what="B's certificate error"
+        )
+        assert "certificate" in bridge["last_error"].lower(), bridge
+        assert bridge["state"] == "reconnecting"
+        a.emit("x.tls", n=1)
+        wait_until(lambda: a.bridge()["sent"] == 1, what="A sent over TLS")
+        assert a.bridge()["queued"] == 0 or wait_until(lambda: a.bridge()["queued"] == 0)
+        for node in (a, b):
+            assert node.instance is not None
+            assert "tls-pass" not in node.instance.output()
     finally:
         server.stop()
 
