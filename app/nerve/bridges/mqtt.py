@@ -72,7 +72,7 @@ STABLE_S = 5.0
 #: Largest payload of an ``mqtt.message`` event (the rest is cut, ``truncated``).
 MAX_PAYLOAD_TEXT = 65_536
 #: How many (host, session, id) keys are remembered to drop redelivered events.
-DEDUPE_WINDOW = 100_000
+DEDUPE_WINDOW = 20_000
 #: How many event types get a Home Assistant device trigger.
 MAX_TRIGGERS = 500
 #: Refused connections whose reason means the credentials (MQTT 3.1.1 and 5 codes).
@@ -308,6 +308,9 @@ class _Subscription:
         return len(levels) == len(self.levels)
 
 
+_IGNORE = ("", "ignore")
+_FOREIGN = ("", "foreign")
+
 #: The running bridge of each engine (the ``mqtt.publish`` action finds it here).
 _ACTIVE: weakref.WeakKeyDictionary[Engine, MqttBridge] = weakref.WeakKeyDictionary()
 
@@ -360,6 +363,7 @@ class MqttBridge(Bridge):
         self._seen: set[tuple[str, str, int]] = set()
         self._seen_order: collections.deque[tuple[str, str, int]] = collections.deque()
         self._announced: set[str] = set()
+        self._topics: dict[str, tuple[str, str]] = {}
         self._pause_shown: bool | None = None
         self._pause_timer: asyncio.TimerHandle | None = None
         self._warned_status_type = False
@@ -411,6 +415,8 @@ class MqttBridge(Bridge):
             return None
         path = Path(self.config.password_file).expanduser()
         try:
+            if path.stat().st_mode & 0o077:
+                log.warning("mqtt: the password file %s can be read by others; chmod 600 it", path)
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
@@ -546,14 +552,15 @@ class MqttBridge(Bridge):
                 if payload == b"online":  # Home Assistant restarted: say it all again
                     self._announce_all()
                 return
-        if not any(s.matches(topic) for s in self._subs):
-            self.ignored += 1  # (a subscription of an earlier session)
+        kind = self._topics.get(topic)
+        if kind is None:
+            kind = self._topic_kind(topic)
+            if len(self._topics) < 4096:
+                self._topics[topic] = kind
+        if kind is _IGNORE:
+            self.ignored += 1
             return
-        levels = topic.split("/")
-        if levels[0] == "nerve" and len(levels) >= 2 and levels[1] == self.host:
-            self.ignored += 1  # this machine's own topics: never back in
-            return
-        if len(levels) == 3 and levels[0] == "nerve" and self._from_nerve(levels, payload):
+        if kind is not _FOREIGN and self._from_nerve(kind[0], kind[1], payload):
             return
         text = payload[:MAX_PAYLOAD_TEXT].decode("utf-8", "replace")
         data: dict[str, Any] = {
@@ -568,16 +575,28 @@ class MqttBridge(Bridge):
         self.received += 1
         self.bus.publish("mqtt.message", data, source="mqtt")
 
-    def _from_nerve(self, levels: list[str], payload: bytes) -> bool:
-        """An event another Nerve published: onto the bus with its type. False:
-        not one (a status, one of Nerve's own types, not an event's JSON)."""
+    def _topic_kind(self, topic: str) -> tuple[str, str]:
+        """What messages on ``topic`` are: ``_IGNORE``, ``_FOREIGN`` (an
+        mqtt.message), or (host, type) of another Nerve's events."""
+        if not any(s.matches(topic) for s in self._subs):
+            return _IGNORE  # (a subscription of an earlier session)
+        levels = topic.split("/")
+        if levels[0] == "nerve" and len(levels) >= 2 and levels[1] == self.host:
+            return _IGNORE  # this machine's own topics: never back in
+        if len(levels) != 3 or levels[0] != "nerve":
+            return _FOREIGN
         host, type_ = levels[1], levels[2]
         if not valid_type(type_) or type_ == "status" or host_problem(host):
-            return False
+            return _FOREIGN
         if reserved_type(type_):
             # Another machine's file.created or hotkey must not fire the rules
             # meant for this one's: it arrives as an mqtt.message.
-            return False
+            return _FOREIGN
+        return (host, type_)
+
+    def _from_nerve(self, host: str, type_: str, payload: bytes) -> bool:
+        """An event another Nerve published: onto the bus with its type. False:
+        not one (its payload is not an event's JSON)."""
         try:
             body = json.loads(payload)
         except (ValueError, RecursionError):
