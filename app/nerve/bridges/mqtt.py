@@ -349,7 +349,7 @@ class MqttBridge(Bridge):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self.state = "stopped"
+        self._state = "stopped"
         self.last_error: str | None = None
         self.attempts = 0
         self.connected_since: float | None = None
@@ -367,6 +367,21 @@ class MqttBridge(Bridge):
         self._pause_shown: bool | None = None
         self._pause_timer: asyncio.TimerHandle | None = None
         self._warned_status_type = False
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        """A new state (any thread): the window's status bar hears of it."""
+        if value == self._state:
+            return
+        self._state = value
+        loop = self.engine.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile)
+                loop.call_soon_threadsafe(self.engine.changed)
 
     # ------------------------------------------------------------- life
 
