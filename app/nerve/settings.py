@@ -157,8 +157,16 @@ class Settings:
         defaults = Settings().values()
         for key, chosen in self.values().items():
             value = _plain(chosen)
-            if key in _BLOCKS and (key in doc or value is None):
-                continue  # not edited here: the file keeps what it has, comments too
+            if key in _BLOCKS:
+                # None: not read (absent or not valid): the file keeps what it has.
+                # Empty: switched off. The same as the file's: kept as written.
+                if value is None:
+                    continue
+                if not value:
+                    doc.pop(key, None)
+                elif key not in doc or doc[key] != value:
+                    doc[key] = value
+                continue
             if key in doc or value != defaults[key]:
                 doc[key] = value
         out = io.StringIO()
