@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nerve import __version__, injection, ipc
+from nerve.bridges.base import Bridge
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
@@ -98,6 +99,7 @@ class Nerve:
         self.watcher: PacksWatcher | None = None
         self.stopped = threading.Event()
         self._prune_timer: threading.Timer | None = None
+        self.bridges: list[Bridge] = []
 
     # ----------------------------------------------------------------- packs
 
@@ -204,6 +206,7 @@ class Nerve:
         self.load_packs()
         self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
+        self._start_bridges()
         settle_memory()
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
@@ -233,8 +236,10 @@ class Nerve:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
         assert self.engine is not None
         with self._reload_lock:
+            old = self.settings
             self.settings = Settings.load(self.locations.config / "settings.yaml")
             self._apply_settings()
+            self._reload_bridges(old)
             self.load_packs()
             self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
             # The panic hotkey and switched-off listeners, even when no rule changed.
@@ -251,6 +256,46 @@ class Nerve:
             self.store.store_private = settings.store_private
         if self.engine is not None:
             self.engine.max_depth = settings.max_depth
+
+    # --------------------------------------------------------------- bridges
+
+    def _start_bridges(self) -> None:
+        """The MQTT bridge, when settings.yaml sets one up (it connects in the background)."""
+        assert self.engine is not None
+        assert self.bus is not None
+        block = self.settings.mqtt
+        if not block or any(b.name == "mqtt" for b in self.bridges):
+            return
+        from nerve.bridges import mqtt
+
+        host = self.settings.host or mqtt.default_host()
+        bridge = mqtt.MqttBridge(mqtt.MqttConfig.from_settings(block), host, self.bus, self.engine)
+        self.engine.call(bridge.start)
+        self.bridges.append(bridge)
+
+    def _stop_bridges(self, only: str | None = None) -> None:
+        engine = self.engine
+        for bridge in [b for b in self.bridges if only is None or b.name == only]:
+            try:
+                if engine is not None and engine.loop is not None and engine.loop.is_running():
+                    engine.call(bridge.stop)
+                else:
+                    bridge.stop()
+                join = getattr(bridge, "join", None)
+                if join is not None:
+                    join()
+            except Exception:
+                log.exception("the %s bridge did not stop cleanly", bridge.name)
+            self.bridges.remove(bridge)
+
+    def _reload_bridges(self, old: Settings) -> None:
+        """A changed mqtt block (or host) restarts the bridge; so does a reload
+        after the broker refused the credentials (the password file may be new)."""
+        current = next((b for b in self.bridges if b.name == "mqtt"), None)
+        refused = current is not None and current.status().get("state") == "auth failed"
+        if old.mqtt != self.settings.mqtt or old.host != self.settings.host or refused:
+            self._stop_bridges("mqtt")
+            self._start_bridges()
 
     def _packs_changed(self, names: set[str]) -> None:
         """Pack files changed on disk (the watcher's thread)."""
@@ -311,6 +356,7 @@ class Nerve:
             self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
         if self.ipc is not None:
             self.ipc.stop()
+        self._stop_bridges()
         if self._detach_panic is not None:
             self._detach_panic()
         if self.listeners is not None:
@@ -435,4 +481,5 @@ class Nerve:
             ],
             "data": str(self.locations.data),
             "store": self.store.stats(),
+            "bridges": [b.status() for b in self.bridges],
         }

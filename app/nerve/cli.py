@@ -665,6 +665,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f"; waiting to be written: {waiting}" if waiting else "")
             + f"): {problem.get('error')}"
         )
+    for bridge in status.get("bridges", []):
+        print("  " + _bridge_line(bridge))
     print(f"  data: {status['data']}")
     return EXIT_OK
 
@@ -700,6 +702,25 @@ def cmd_why(args: argparse.Namespace) -> int:
         when = time.strftime("%H:%M:%S", time.localtime(miss["time"]))
         print(f"  {when} event {miss['event']} {miss['type']}: {miss['reason']}: {miss['detail']}")
     return EXIT_OK
+
+
+def _bridge_line(bridge: dict[str, Any]) -> str:
+    """``bridge mqtt: connected to mqtt://…, 0 queued, 0 dropped, …; last error: …``."""
+    line = f"bridge {bridge.get('name')}: {bridge.get('state')}"
+    if bridge.get("broker"):
+        line += f" ({bridge['broker']} as {bridge.get('host')})"
+    counts = [
+        f"{bridge[k]} {k}"
+        for k in ("queued", "dropped", "sent", "received", "duplicates")
+        if isinstance(bridge.get(k), int)
+    ]
+    if counts:
+        line += ", " + ", ".join(counts)
+    if bridge.get("retry_in") is not None:
+        line += f", retrying in {bridge['retry_in']:g}s"
+    if bridge.get("last_error"):
+        line += f"; last error: {bridge['last_error']}"
+    return line
 
 
 def _age(seconds: float) -> str:

@@ -324,3 +324,35 @@ def test_a_failed_start_is_said_once_and_shown_in_a_dialog(
     )
     assert quiet.count("could not start") == 1
     assert "Traceback" in log_file.read_text()  # the details are in the log file
+
+
+def test_status_bar_shows_the_mqtt_bridge(
+    window: MainWindow, running: Running, qtbot: QtBot, tmp_path: Path
+) -> None:
+    """A real broker: connected, then (broker killed) reconnecting, then
+    connected again; told by the bridge, no polling."""
+    import shutil
+
+    from mosquitto import MOSQUITTO, Mosquitto
+    from nerve.bridges.mqtt import MqttBridge, MqttConfig
+
+    if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    assert window.bridges_label.isHidden()
+    broker = Mosquitto(tmp_path / "broker").start()
+    config = MqttConfig.from_settings({"broker": broker.url, "publish": ["x.*"]})
+    bridge = MqttBridge(config, "guihost", running.bus, running.engine)
+    try:
+        running.engine.call(bridge.start)
+        running.core.bridges = lambda: [bridge]
+        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: connected", timeout=10_000)
+        assert window.bridges_label.isVisible()
+        assert "mqtt://127.0.0.1:" in window.bridges_label.toolTip()
+        broker.kill()
+        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: reconnecting", timeout=10_000)
+        broker.start()
+        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: connected", timeout=20_000)
+    finally:
+        running.engine.call(bridge.stop)
+        bridge.join()
+        broker.stop()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nerve.bootstrap import Nerve
+    from nerve.bridges.base import Bridge
     from nerve.bus import Bus
     from nerve.engine.engine import Engine
     from nerve.listeners.manager import ListenerManager
@@ -49,6 +50,8 @@ class Core:
     _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: Read every pack again and swap the rules in (blocking; a few ms).
     reload: Callable[[], None] = field(default=lambda: None)
+    #: The running bridges (MQTT...); each tells the engine when its state changes.
+    bridges: Callable[[], list[Bridge]] = field(default=list)
 
     @classmethod
     def of(cls, nerve: Nerve) -> Core:
@@ -68,6 +71,7 @@ class Core:
             logs_dir=nerve.locations.logs,
             reload=nerve.reload,
             held=lambda: [state.pack.id for state in nerve.held],
+            bridges=lambda: list(nerve.bridges),
         )
 
     def rules(self) -> list[dict[str, Any]]:
@@ -130,6 +134,9 @@ class Core:
         stats = self.bus.stats()
         dropped = stats.get("dropped")
         return sum(int(v) for v in dropped.values()) if isinstance(dropped, dict) else 0
+
+    def bridge_status(self) -> list[dict[str, Any]]:
+        return [b.status() for b in self.bridges()]
 
     def storage_problem(self) -> str | None:
         """One line about what the database cannot write now (a full disk), or None."""

@@ -58,12 +58,15 @@ class MainWindow(QMainWindow):
         self.paused_label = QLabel("Starting…")
         self.listeners_label = QLabel()
         self.drops_label = QLabel()
+        self.bridges_label = QLabel()
+        self.bridges_label.hide()
         self.storage_label = QLabel()
         self.storage_label.hide()
         for label in (
             self.paused_label,
             self.listeners_label,
             self.drops_label,
+            self.bridges_label,
             self.storage_label,
         ):
             label.setContentsMargins(6, 0, 6, 0)
@@ -77,6 +80,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.held_button)
         bar.addPermanentWidget(self.listeners_label)
         bar.addPermanentWidget(self.drops_label)
+        bar.addPermanentWidget(self.bridges_label)
         bar.addPermanentWidget(self.storage_label)
         starting = QLabel("Starting Nerve…")
         # (Not Qt.AlignmentFlag: building Qt's enums costs ~15 ms before the window shows.)
@@ -328,6 +332,10 @@ class MainWindow(QMainWindow):
             )
         drops = self.core.drops()
         self.drops_label.setText(f"Dropped events: {drops:,}" if drops else "No events dropped")
+        bridges = self.core.bridge_status()
+        self.bridges_label.setVisible(bool(bridges))
+        self.bridges_label.setText(", ".join(_bridge_text(b) for b in bridges))
+        self.bridges_label.setToolTip("\n".join(_bridge_tip(b) for b in bridges))
         storage = self.core.storage_problem()
         self.storage_label.setVisible(bool(storage))
         self.storage_label.setText(f"⚠ {storage}" if storage else "")
@@ -381,3 +389,19 @@ class MainWindow(QMainWindow):
 def _listener_line(status: dict[str, Any]) -> str:
     more = status.get("error") or status.get("detail")
     return f"{status['id']}: {status.get('state')}" + (f" ({more})" if more else "")
+
+
+def _bridge_text(bridge: dict[str, Any]) -> str:
+    """``MQTT: connected``, ``MQTT: auth failed``, with drops when there are some."""
+    text = f"{str(bridge.get('name', '?')).upper()}: {bridge.get('state')}"
+    if bridge.get("dropped"):
+        text += f", {bridge['dropped']:,} dropped"
+    return text
+
+
+def _bridge_tip(bridge: dict[str, Any]) -> str:
+    parts = [f"{bridge.get('name')}: {bridge.get('state')} ({bridge.get('broker', '')})"]
+    parts.append(f"{bridge.get('queued', 0)} queued, {bridge.get('dropped', 0)} dropped")
+    if bridge.get("last_error"):
+        parts.append(f"last error: {bridge['last_error']}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Bridges: Nerve's bus reaching past one machine (MQTT, NATS, webhooks)."""
