@@ -262,7 +262,8 @@ def test_pause_closes_an_open_dialog(harness: Harness) -> None:
     wait_until(lambda: fake.prompts, 10, "the dialog to open")
     harness.engine.call(harness.engine.pause, "test")
     wait_until(lambda: fake.cancelled == 1, 10, "the dialog to close")
-    assert harness.summary("r")["last_run"]["status"] == "cancelled"
+    last = wait_until(lambda: harness.summary("r")["last_run"], 10, "the run to end")
+    assert last["status"] == "cancelled"
 
 
 def test_no_display_fails_with_a_clear_message(
