@@ -6,8 +6,8 @@ not a rule that silently never fires."""
 from __future__ import annotations
 
 import pytest
-from conftest import Harness, rules_from, wait_until
 
+from conftest import Harness, rules_from, wait_until
 from nerve.packs.loader import load_pack
 
 HEAD = """\
