@@ -42,6 +42,7 @@ CAPABILITY_TEXT = {
     "writes-variables": "change variables (other rules may use them)",
     "emits-events": "emit events that other packs' rules may react to",
     "watches-files": "see files change in folders",
+    "controls-windows": "focus, move, resize, minimise and close windows",
 }
 
 
