@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,6 +103,9 @@ class WindowControl(Protocol):
 
     def shutdown(self) -> None:
         """Close the connection."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Several calls as one (the connection held, state read once)."""
 
 
 # ---------------------------------------------------------------------------

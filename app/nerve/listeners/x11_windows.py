@@ -12,6 +12,14 @@ was put. Geometry is the frame: the client window's position and size plus
 ``_NET_FRAME_EXTENTS``; the work area is ``_NET_WORKAREA`` of the current
 desktop cut to the window's monitor (RandR 1.5 monitors, else Xinerama).
 
+What the connection has read stays cached (root properties, the properties
+and frame of the windows it acted on, the monitors) and is dropped by the
+event that says it changed: PropertyNotify, ConfigureNotify, ReparentNotify,
+DestroyNotify and RandR's notifications. Each call starts with one round trip
+(a sync), after which every event the server sent before it is in the queue,
+so a cached value is never older than the call: tiling the active window
+costs a sync, the request and reading back the frame.
+
 python-xlib is imported inside functions: importing this module works on any OS.
 """
 
@@ -78,7 +86,8 @@ class X11WindowControl:
     def __init__(self, name: str) -> None:
         self.name = name
         self.broken = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0  # sessions open on the thread holding the lock
         try:
             self.display = x11.connect(name)
         except (ConnectionError, ListenerUnavailable) as exc:
@@ -86,7 +95,21 @@ class X11WindowControl:
         d = self.display
         self.root = d.screen().root
         self.atom = {n: d.intern_atom(n) for n in _ATOMS}
-        self.supported = set(self._cardinals(self.root, "_NET_SUPPORTED"))
+        #: Windows whose events this connection selected, and their frame windows.
+        self._selected: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._owner: dict[int, int] = {}  # frame window -> client window
+        #: Properties of the root and of selected windows, as last read.
+        self._props: dict[tuple[int, int], list[int]] = {}
+        self._infos: dict[int, ActiveWindow] = {}
+        self._frames: dict[int, Rect] = {}
+        self._monitor_cache: list[Rect] | None = None
+        self._info_atoms = {
+            d.intern_atom(n) for n in ("_NET_WM_NAME", "WM_NAME", "WM_CLASS", "_NET_WM_PID")
+        }
+        from Xlib import X
+
+        # Follow the root's properties before reading any (they stay cached).
+        self.root.change_attributes(event_mask=X.PropertyChangeMask)
         if self.atom["_NET_ACTIVE_WINDOW"] not in self.supported:
             d.close()
             raise WindowError(
@@ -94,23 +117,47 @@ class X11WindowControl:
                 "_NET_ACTIVE_WINDOW, so windows cannot be moved or focused; run a "
                 "window manager that supports EWMH (openbox, xfwm4, kwin, mutter, i3...)"
             )
-        from Xlib import X
+        self._randr_events = False
+        if d.has_extension("RANDR"):
+            try:
+                from Xlib.ext import randr
 
-        self.root.change_attributes(event_mask=X.PropertyChangeMask)
+                self.root.xrandr_select_input(
+                    randr.RRScreenChangeNotifyMask
+                    | randr.RRCrtcChangeNotifyMask
+                    | randr.RROutputChangeNotifyMask
+                )
+                self._randr_events = True
+            except Exception:  # an X server whose RandR is too old for these
+                log.debug("cannot follow RandR changes", exc_info=True)
         d.sync()
-        #: Windows whose events this connection selected (mask set per window).
-        self._selected: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    @property
+    def supported(self) -> set[int]:
+        """What the window manager announces in _NET_SUPPORTED (cached till it changes)."""
+        return set(self._cardinals(self.root, "_NET_SUPPORTED"))
 
     # -- plumbing
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several calls as one: one sync at the start, the connection held throughout."""
+        with self._session("acting on a window"):
+            yield
 
     @contextmanager
     def _session(self, what: str) -> Iterator[None]:
         from Xlib import error as xerror
 
         with self._lock:
+            outermost = self._depth == 0
             if self.broken:
                 raise WindowError("the X connection for window actions dropped")
+            self._depth += 1
             try:
+                if outermost:
+                    self.display.sync()  # every event sent before now is in the queue
+                    self._drain()
                 yield
             except xerror.BadWindow:
                 raise WindowError(f"{what}: the window is gone") from None
@@ -119,15 +166,34 @@ class X11WindowControl:
             except (xerror.ConnectionClosedError, OSError) as exc:
                 self.broken = True
                 raise WindowError(f"the X connection for window actions dropped: {exc}") from None
+            finally:
+                self._depth -= 1
 
     def _win(self, wid: int) -> Any:
         return self.display.create_resource_object("window", wid)
 
     def _cardinals(self, window: Any, name: str) -> list[int]:
+        """A property as numbers, cached for the root and the windows we follow."""
         from Xlib import X
 
-        prop = window.get_full_property(self.atom[name], X.AnyPropertyType)
-        return [] if prop is None or prop.value is None else [int(v) for v in prop.value]
+        atom = self.atom[name]
+        wid = window.id
+        key = (wid, atom)
+        cached = self._props.get(key)
+        if cached is not None:
+            return cached
+        prop = window.get_full_property(atom, X.AnyPropertyType)
+        value = [] if prop is None or prop.value is None else [int(v) for v in prop.value]
+        if wid == self.root.id or wid in self._selected:
+            self._props[key] = value
+        return value
+
+    def _forget(self, wid: int) -> None:
+        """Drop what is cached about ``wid``."""
+        self._infos.pop(wid, None)
+        self._frames.pop(wid, None)
+        for key in [k for k in self._props if k[0] == wid]:
+            del self._props[key]
 
     def _message(self, wid: int, type_: str, data: list[int]) -> None:
         from Xlib import X
@@ -163,18 +229,58 @@ class X11WindowControl:
         frame = self._frame_window(wid)
         if frame.id != wid:
             frame.change_attributes(event_mask=X.StructureNotifyMask, onerror=xerror.CatchError())
-        self._selected[wid] = None
+            self._owner[frame.id] = wid
+        self._forget(wid)  # read before its events were selected
+        self._selected[wid] = frame.id
         while len(self._selected) > 64:
-            self._selected.popitem(last=False)
+            self._unwatch(next(iter(self._selected)))
+
+    def _unwatch(self, wid: int) -> None:
+        frame = self._selected.pop(wid, None)
+        if frame is not None:
+            self._owner.pop(frame, None)
+        self._forget(wid)
 
     def _drain(self) -> bool:
-        """Read what the server sent; whether any event came."""
+        """Read what the server sent, dropping what it makes stale; whether a
+        window we follow was configured (moved, resized, restacked)."""
         d = self.display
-        got = False
+        configured = False
         while d.pending_events():
-            d.next_event()
-            got = True
-        return got
+            if self._handle(d.next_event()):
+                configured = True
+        return configured
+
+    def _handle(self, event: Any) -> bool:
+        from Xlib import X
+
+        kind = event.type & 0x7F
+        if kind == X.PropertyNotify:
+            wid = event.window.id
+            self._props.pop((wid, event.atom), None)
+            if event.atom in self._info_atoms:
+                self._infos.pop(wid, None)
+            if event.atom == self.atom["_NET_FRAME_EXTENTS"]:
+                self._frames.pop(wid, None)
+            return False
+        if kind == X.ConfigureNotify:
+            wid = self._owner.get(event.window.id, event.window.id)
+            self._frames.pop(wid, None)
+            return True
+        if kind == X.ReparentNotify:
+            wid = self._owner.get(event.window.id, event.window.id)
+            if wid in self._selected:
+                self._unwatch(wid)  # a new frame: follow that one next time
+            return True
+        if kind == X.DestroyNotify:
+            wid = self._owner.get(event.window.id, event.window.id)
+            self._unwatch(wid)
+            return False
+        if kind in (X.MapNotify, X.UnmapNotify, X.GravityNotify, X.CirculateNotify):
+            return False
+        # RandR (screen, CRTC and output changes): the monitors may differ.
+        self._monitor_cache = None
+        return False
 
     def _await(self, done: Callable[[], bool], what: str, *, timeout: float = WM_TIMEOUT_S) -> None:
         """Wait until ``done()`` holds, checking after each event; WindowError on timeout."""
@@ -195,7 +301,13 @@ class X11WindowControl:
     # -- reading
 
     def _info(self, wid: int) -> ActiveWindow:
-        return read_window(self.display, self._win(wid))
+        cached = self._infos.get(wid)
+        if cached is not None:
+            return cached
+        info = read_window(self.display, self._win(wid))
+        if wid in self._selected:
+            self._infos[wid] = info
+        return info
 
     def active(self) -> ActiveWindow | None:
         with self._session("reading the active window"):
@@ -205,8 +317,10 @@ class X11WindowControl:
             from Xlib import error as xerror
 
             try:
+                self._watch(wids[0])
                 return self._info(wids[0])
             except xerror.BadWindow:
+                self._unwatch(wids[0])
                 return None  # it closed while we looked
 
     def windows(self) -> list[ActiveWindow]:
@@ -228,6 +342,15 @@ class X11WindowControl:
             return found
 
     def _frame(self, wid: int) -> Rect:
+        cached = self._frames.get(wid)
+        if cached is not None:
+            return cached
+        frame = self._read_frame(wid)
+        if wid in self._selected:
+            self._frames[wid] = frame
+        return frame
+
+    def _read_frame(self, wid: int) -> Rect:
         window = self._win(wid)
         geometry = window.get_geometry()
         origin = window.translate_coords(self.root, 0, 0)
@@ -245,6 +368,14 @@ class X11WindowControl:
             return self._frame(window)
 
     def _monitors(self) -> list[Rect]:
+        if self._monitor_cache is None:
+            monitors = self._read_monitors()
+            if not self._randr_events:
+                return monitors
+            self._monitor_cache = monitors
+        return self._monitor_cache
+
+    def _read_monitors(self) -> list[Rect]:
         d = self.display
         found: list[Rect] = []
         if d.has_extension("RANDR"):
@@ -393,10 +524,15 @@ class X11WindowControl:
         with self._session("focusing the window"):
             self._watch(window)
             self._message(window, "_NET_ACTIVE_WINDOW", [_SOURCE_PAGER, 0, 0])
-            self._await(
-                lambda: self._cardinals(self.root, "_NET_ACTIVE_WINDOW")[:1] == [window],
-                "activate the window",
-            )
+
+            def active() -> bool:
+                # (Active but still minimised: the window manager is not done.)
+                state = self._cardinals(self._win(window), "WM_STATE")[:1]
+                return self._cardinals(self.root, "_NET_ACTIVE_WINDOW")[:1] == [
+                    window
+                ] and state != [_ICONIC]
+
+            self._await(active, "activate the window")
 
     def raise_(self, window: int) -> None:
         from Xlib import X

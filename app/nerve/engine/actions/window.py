@@ -77,14 +77,15 @@ async def _on_window(
     def call() -> dict[str, Any]:
         try:
             ctl = windowctl.control()
-            window = windowctl.pick(ctl, target, described)
-            result: dict[str, Any] = {
-                "window": window.window,
-                "title": window.title,
-                "class": window.klass,
-            }
-            result.update(work(ctl, window.window) or {})
-            return result
+            with ctl.batch():
+                window = windowctl.pick(ctl, target, described)
+                result: dict[str, Any] = {
+                    "window": window.window,
+                    "title": window.title,
+                    "class": window.klass,
+                }
+                result.update(work(ctl, window.window) or {})
+                return result
         except WindowError as exc:
             raise ActionError(str(exc)) from None
 
