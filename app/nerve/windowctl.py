@@ -218,14 +218,15 @@ def parse_length(value: Any) -> Length:
         return _fraction(value, repr(value))
     if isinstance(value, str):
         text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return Length(int(text), False)
+        percent = text.endswith("%")
         try:
-            if text.endswith("%"):
-                return _fraction(float(text[:-1]) / 100, value)
-            if text.lstrip("+-").isdigit():
-                return Length(int(text), False)
-            return _fraction(float(text), value)
+            number = float(text[:-1] if percent else text)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return _fraction(number / 100 if percent else number, value)
     raise ValueError(
         f"{value!r} is neither pixels (120) nor a fraction of the work area (0.5, 50%)"
     )

@@ -490,3 +490,64 @@ def test_one_connection_serves_every_action(
     for tile in ("right", "top", "bottom"):
         ok(run(stored, store, f"{{window.tile: {tile}}}"))
     assert windowctl.control() is first
+
+
+def test_what_others_change_between_actions_is_seen(
+    stored: Harness, store: Store, wm: WM, two: tuple[Win, Win]
+) -> None:
+    """The control caches what it read; changes made by other programs reach it."""
+    alpha, beta = two
+    ok(run(stored, store, "{window.move: {x: 100, y: 100, width: 400, height: 300}}"))
+    # Another program moves it: resize keeps the corner where it is now.
+    subprocess.run(["xdotool", "windowmove", "--sync", str(beta.id), "300", "200"], check=True)
+    corner = wm.outer(beta.id)
+    ok(run(stored, store, "{window.resize: {width: 500}}"))
+    assert wm.outer(beta.id) == Rect(corner.x, corner.y, 500, 300)
+    # Another program maximises it: a move still unmaximises it first.
+    subprocess.run(
+        ["wmctrl", "-i", "-r", str(beta.id), "-b", "add,maximized_vert,maximized_horz"],
+        check=True,
+    )
+    wait_until(lambda: "_NET_WM_STATE_MAXIMIZED_HORZ" in wm.states(beta.id), what="maximised")
+    ok(run(stored, store, "{window.move: {x: 10, y: 10, width: 300, height: 200}}"))
+    assert not {"_NET_WM_STATE_MAXIMIZED_HORZ"} & wm.states(beta.id)
+    assert wm.outer(beta.id) == Rect(10, 10, 300, 200)
+    # Another program renames it: the new title matches, the old one does not.
+    subprocess.run(["xdotool", "set_window", "--name", "Renamed beta", str(beta.id)], check=True)
+    wait_until(lambda: "Renamed" in _title(wm, beta.id), what="the new title")
+    result = ok(run(stored, store, "{window.tile: {to: right, window: {title: 'Renamed*'}}}"))
+    assert result["window"] == beta.id
+    assert result["title"] == "Renamed beta"
+    # The user activates another window: the next action follows.
+    alpha.activate()
+    assert ok(run(stored, store, "{window.tile: left}"))["window"] == alpha.id
+
+
+def _title(wm: WM, wid: int) -> str:
+    window = wm.d.create_resource_object("window", wid)
+    prop = window.get_full_property(wm.d.intern_atom("_NET_WM_NAME"), X.AnyPropertyType)
+    if prop is None:
+        prop = window.get_full_property(Xatom.WM_NAME, X.AnyPropertyType)
+    value = prop.value if prop is not None else b""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"x": "wide"}, "neither pixels"),
+        ({"x": "1.5"}, "not a fraction"),
+        ({"x": "99999"}, "out of range"),
+        ({"x": "-1%"}, "not a fraction"),
+    ],
+)
+def test_a_bad_placeholder_value_fails_the_run_clearly(  # noqa: PLR0917
+    stored: Harness, store: Store, wm: WM, two: tuple[Win, Win], data: dict[str, str], says: str
+) -> None:
+    _, beta = two
+    before = wm.outer(beta.id)
+    record = run(stored, store, '{window.move: {x: "{event.x}"}}', **data)
+    assert record["status"] == "failed"
+    assert record["error"].startswith("x: ")
+    assert says in record["error"], record["error"]
+    assert wm.outer(beta.id) == before
