@@ -205,7 +205,10 @@ def test_the_listener_runs_only_while_a_rule_needs_it(live: LiveHarness) -> None
         lambda: not any(s["id"] == "display" for s in live.listeners.status()),
         what="the display listener stopped",
     )
-    assert not any(t.name == "display" for t in threading.enumerate())
+    wait_until(
+        lambda: not any(t.name == "display" for t in threading.enumerate()),
+        what="its thread ended",
+    )
 
 
 def test_bad_trigger_options_are_load_errors() -> None:
