@@ -376,26 +376,10 @@ class X11WindowControl:
         return self._monitor_cache
 
     def _read_monitors(self) -> list[Rect]:
-        d = self.display
-        found: list[Rect] = []
-        if d.has_extension("RANDR"):
-            try:
-                reply = self.root.xrandr_get_monitors(is_active=True)
-                found = [
-                    Rect(m.x, m.y, m.width_in_pixels, m.height_in_pixels) for m in reply.monitors
-                ]
-            except Exception:  # RandR older than 1.5
-                log.debug("RandR monitors unavailable", exc_info=True)
-        if not found and d.has_extension("XINERAMA"):
-            try:
-                screens = d.xinerama_query_screens().screens
-                found = [Rect(s.x, s.y, s.width, s.height) for s in screens]
-            except Exception:
-                log.debug("Xinerama screens unavailable", exc_info=True)
-        if not found:
-            geometry = self.root.get_geometry()
-            found = [Rect(0, 0, geometry.width, geometry.height)]
-        return sorted(set(found), key=lambda r: (r.x, r.y, r.width, r.height))
+        from nerve.listeners.display import read_layout
+
+        found = {Rect(m.x, m.y, m.width, m.height) for m in read_layout(self.display)}
+        return sorted(found, key=lambda r: (r.x, r.y, r.width, r.height))
 
     def monitors(self) -> list[Rect]:
         with self._session("listing monitors"):

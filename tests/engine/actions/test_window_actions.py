@@ -551,3 +551,48 @@ def test_a_bad_placeholder_value_fails_the_run_clearly(  # noqa: PLR0917
     assert record["error"].startswith("x: ")
     assert says in record["error"], record["error"]
     assert wm.outer(beta.id) == before
+
+
+def test_next_monitor_on_two_randr_monitors(
+    stored: Harness, store: Store, wm: WM, two: tuple[Win, Win], xserver_wm: Any
+) -> None:
+    """Two RandR monitors side by side (xrandr --setmonitor); openbox and the
+    control both learn of them from RandR's notification (Xvfb sends it at
+    its next RandR change, made here by setting the primary output again)."""
+    env = xserver_wm.env()
+    root = wm.root
+    output = root.xrandr_get_screen_resources().outputs[0]
+
+    def xrandr(*args: str) -> None:
+        subprocess.run(["xrandr", *args], env=env, check=True, timeout=10)
+
+    def tell() -> None:
+        root.xrandr_set_output_primary(0)
+        root.xrandr_set_output_primary(output)
+        wm.d.sync()
+
+    _, beta = two
+    ok(run(stored, store, "{window.move: {x: 64, y: 80, width: 320, height: 400}}"))
+    xrandr("--setmonitor", "LEFT", "640/170x800/212+0+0", "screen")
+    xrandr("--setmonitor", "RIGHT", "640/170x800/212+640+0", "none")
+    tell()
+    try:
+        wait_until(lambda: len(wm.d.xinerama_query_screens().screens) == 2, what="two heads")
+        result = ok(run(stored, store, "{window.tile: next-monitor}"))
+        assert result["monitor"] == 1
+        assert wm.outer(beta.id) == Rect(704, 80, 320, 400)
+        ok(run(stored, store, "{window.tile: left}"))  # the left half of the right monitor
+        assert wm.outer(beta.id) == Rect(640, 0, 320, 800)
+        ok(run(stored, store, "{window.tile: maximize}"))  # openbox: within its monitor
+        assert wm.outer(beta.id) == Rect(640, 0, 640, 800)
+        ok(run(stored, store, "{window.tile: previous-monitor}"))
+        assert "_NET_WM_STATE_MAXIMIZED_VERT" in wm.states(beta.id)
+        assert wm.outer(beta.id) == Rect(0, 0, 640, 800)
+    finally:
+        xrandr("--delmonitor", "RIGHT")
+        xrandr("--delmonitor", "LEFT")
+        tell()
+    wait_until(lambda: len(wm.d.xinerama_query_screens().screens) == 1, what="one head again")
+    ok(run(stored, store, "{window.tile: restore}"))
+    record = run(stored, store, "{window.tile: next-monitor}")
+    assert "only one monitor" in record["error"]
