@@ -92,6 +92,15 @@ class X11WindowControl:
             self.display = x11.connect(name)
         except (ConnectionError, ListenerUnavailable) as exc:
             raise WindowError(str(exc)) from None
+        from Xlib import error as xerror
+
+        try:
+            self._setup()
+        except (xerror.XError, xerror.ConnectionClosedError, OSError) as exc:
+            self.display.close()
+            raise WindowError(f"cannot set up window control on {name}: {exc}") from None
+
+    def _setup(self) -> None:
         d = self.display
         self.root = d.screen().root
         self.atom = {n: d.intern_atom(n) for n in _ATOMS}

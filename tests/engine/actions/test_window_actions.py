@@ -596,3 +596,40 @@ def test_next_monitor_on_two_randr_monitors(
     ok(run(stored, store, "{window.tile: restore}"))
     record = run(stored, store, "{window.tile: next-monitor}")
     assert "only one monitor" in record["error"]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0"}, "Wayland session"),
+        ({"DISPLAY": ""}, "DISPLAY is not set"),
+        ({"DISPLAY": ":4242"}, "cannot connect to X display :4242"),
+    ],
+)
+def test_where_windows_cannot_be_controlled_the_run_says_why(
+    stored: Harness, store: Store, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    windowctl.reset()
+    record = run(stored, store, "{window.tile: left}")
+    assert record["status"] == "failed"
+    assert says in record["error"], record["error"]
+    assert "internal" not in record["error"]
+
+
+def test_without_an_ewmh_window_manager_the_run_says_so(
+    stored: Harness, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xserver import XServer
+
+    bare = XServer()  # no window manager
+    try:
+        monkeypatch.setenv("DISPLAY", bare.display)
+        windowctl.reset()
+        record = run(stored, store, "{window.focus: {class: X}}")
+        assert record["status"] == "failed"
+        assert "no EWMH window manager" in record["error"], record["error"]
+    finally:
+        windowctl.reset()
+        bare.stop()
