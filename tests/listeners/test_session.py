@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from jeepney import DBusAddress, MessageType, new_method_call
 from jeepney.io.blocking import open_dbus_connection
 
 from conftest import LiveHarness, rules_from, wait_until
+from nerve.listeners import session as session_module
 
 MOCK_PYTHON = "/usr/bin/python3"  # python3-dbusmock (Debian) needs dbus-python and GLib
 LOGIN1 = "org.freedesktop.login1"
@@ -85,6 +87,10 @@ class Logind:
             MANAGER_PATH, MOCK, "AddSession", "ssusb", sid, "seat0", uid, user, True
         )
         return str(path)
+
+    def inhibitors(self) -> list[Any]:
+        (found,) = self.call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListInhibitors")
+        return list(found)
 
     def emit(self, name: str, signature: str, *args: tuple[str, Any]) -> None:
         interface = "org.freedesktop.login1.Manager"
@@ -166,12 +172,20 @@ def test_lock_and_unlock_of_this_session(live: LiveHarness, logind: Logind) -> N
 
 def test_suspend_and_resume(live: LiveHarness, logind: Logind) -> None:
     live.load(RULES)
-    live.listener("session")
+    status = live.listener("session")
+    assert "delaying sleep for rules" in status["detail"]
+    ours = ("sleep", "Nerve", "Rules run before the machine sleeps", "delay")
+    assert [tuple(i[:4]) for i in logind.inhibitors()] == [ours]
     logind.emit("PrepareForSleep", "b", ("b", True))
     (event,) = live.recorder.wait("system.suspending", 1)
     assert dict(event.data) == {}
+    # The rules get their time, then the machine may sleep.
+    wait_until(lambda: logind.inhibitors() == [], what="the inhibitor released")
+    held = (time.monotonic_ns() - event.mono_ns) / 1e9
+    assert held >= session_module.SLEEP_GRACE_S
     logind.emit("PrepareForSleep", "b", ("b", False))
     live.recorder.wait("system.resumed", 1)
+    wait_until(lambda: [tuple(i[:4]) for i in logind.inhibitors()] == [ours], what="held again")
     wait_until(lambda: fired(live, "sleep", "wake") == {"sleep": 1, "wake": 1})
 
 

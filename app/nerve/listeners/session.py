@@ -9,7 +9,11 @@ read by the listener's thread in ``select()`` beside a wake-up pipe and
 and compiled parts for six signals). It subscribes to logind's signals:
 
 - ``PrepareForSleep(true/false)`` on the manager: ``system.suspending`` /
-  ``system.resumed``;
+  ``system.resumed``. While it runs, the listener holds a *delay* inhibitor
+  on sleep (as desktops do), so logind waits for it before suspending: it
+  lets go :data:`SLEEP_GRACE_S` after publishing ``system.suspending``, time
+  for rules to run (lock the screen, pause music, save state), and takes a
+  new one on resume;
 - ``SessionNew`` / ``SessionRemoved``: ``session.login`` / ``session.logout``
   with the session id and, where logind tells, the user's name and uid;
 - ``Lock`` / ``Unlock`` on a session, and its ``LockedHint`` property (what
@@ -26,6 +30,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -43,6 +48,9 @@ SESSION = "org.freedesktop.login1.Session"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 JOIN_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 2.0
+#: How long the machine waits for rules after ``system.suspending`` (logind
+#: caps it with InhibitDelayMaxSec, 5 s by default).
+SLEEP_GRACE_S = 1.0
 
 SESSION_FIELDS = ("session", "user", "uid", "path")
 
@@ -65,6 +73,9 @@ class SessionListener(Listener):
         self.session_path = ""
         self.locked: bool | None = None
         self._sessions: dict[str, dict[str, object]] = {}
+        #: The delay inhibitor on sleep (a file descriptor logind gave), if held.
+        self.inhibitor: Any = None
+        self._release_at: float | None = None
 
     # -- contract
 
@@ -77,7 +88,7 @@ class SessionListener(Listener):
                 "following logind needs jeepney: pip install jeepney"
             ) from None
         try:
-            self._conn = open_dbus_connection(bus="SYSTEM")
+            self._conn = open_dbus_connection(bus="SYSTEM", enable_fds=True)
         except (OSError, KeyError, ValueError, TimeoutError) as exc:
             raise ListenerUnavailable(f"cannot reach the D-Bus system bus: {exc}") from None
         try:
@@ -98,6 +109,7 @@ class SessionListener(Listener):
             self._find_session()
             for sid, _uid, user, _seat, path in self._manager("ListSessions", "", ()):
                 self._sessions[sid] = _session_data(sid, path, user=user, uid=_uid)
+            self._inhibit()
         except ListenerUnavailable:
             self._close()
             raise
@@ -128,9 +140,32 @@ class SessionListener(Listener):
     def detail(self) -> str:
         state = {None: "lock state not known", True: "locked", False: "unlocked"}[self.locked]
         session = f"session {self.session_id}" if self.session_id else "no session of ours"
-        return f"logind on the system bus; {session}, {state}"
+        sleep = "delaying sleep for rules" if self.inhibitor is not None else "not delaying sleep"
+        return f"logind on the system bus; {session}, {state}; {sleep}"
+
+    def _inhibit(self) -> None:
+        """Hold a delay inhibitor on sleep (without one, sleep is not delayed)."""
+        if self.inhibitor is not None:
+            return
+        try:
+            self.inhibitor = self._manager(
+                "Inhibit",
+                "ssss",
+                ("sleep", "Nerve", "Rules run before the machine sleeps", "delay"),
+            )
+        except Exception as exc:  # not allowed by polkit, or no logind
+            log.info("session: cannot delay sleep for rules (%s)", exc)
+        self._release_at = None
+
+    def _release(self) -> None:
+        inhibitor, self.inhibitor = self.inhibitor, None
+        self._release_at = None
+        if inhibitor is not None:
+            with contextlib.suppress(OSError):
+                inhibitor.close()
 
     def _close(self) -> None:
+        self._release()
         if self._filter is not None:
             with contextlib.suppress(Exception):
                 self._filter.__exit__(None, None, None)
@@ -186,9 +221,15 @@ class SessionListener(Listener):
         conn = self._conn
         try:
             while not self._stopping.is_set():
-                readable, _, _ = select.select([conn.sock.fileno(), self._wake_r], [], [])
+                timeout = None
+                if self._release_at is not None:
+                    timeout = max(0.0, self._release_at - time.monotonic())
+                fds = [conn.sock.fileno(), self._wake_r]
+                readable, _, _ = select.select(fds, [], [], timeout)
                 if self._wake_r in readable:
                     return
+                if self._release_at is not None and time.monotonic() >= self._release_at:
+                    self._release()  # the rules had their time: let the machine sleep
                 while True:
                     try:
                         conn.recv_messages(timeout=0)
@@ -217,7 +258,13 @@ class SessionListener(Listener):
         path = fields.get(HeaderFields.path, "")
         body = tuple(message.body)
         if interface == MANAGER and member == "PrepareForSleep" and body:
-            self.publish("system.resumed" if not body[0] else "system.suspending", {})
+            if body[0]:
+                self.publish("system.suspending", {})
+                if self.inhibitor is not None:
+                    self._release_at = time.monotonic() + SLEEP_GRACE_S
+            else:
+                self.publish("system.resumed", {})
+                self._inhibit()
         elif interface == MANAGER and member in ("SessionNew", "SessionRemoved") and len(body) >= 2:
             self._login_logout(member, str(body[0]), str(body[1]))
         elif interface == SESSION and member in ("Lock", "Unlock") and self._ours(path):
