@@ -433,7 +433,10 @@ class SessionLogoutTrigger(_SessionTrigger):
 class SystemSuspendingTrigger(_SessionTrigger):
     key = "system.suspending"
     event_type = "system.suspending"
-    description = "The machine is about to suspend or hibernate (logind PrepareForSleep)"
+    description = (
+        "The machine is about to suspend or hibernate (logind PrepareForSleep); it waits "
+        f"{SLEEP_GRACE_S:g} s for rules (a logind delay inhibitor)"
+    )
     schema = _NULL
 
 
