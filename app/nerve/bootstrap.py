@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from nerve import __version__, injection, ipc
+from nerve import __version__, injection, ipc, windowctl
 from nerve.bridges.base import Bridge
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
@@ -362,6 +362,7 @@ class Nerve:
         if self.listeners is not None:
             self.listeners.stop()
         injection.reset()
+        windowctl.reset()
         if self.engine is not None:
             self.engine.stop()
         if self.writer is not None:

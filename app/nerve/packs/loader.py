@@ -43,6 +43,7 @@ CAPABILITY_TEXT = {
     "emits-events": "emit events that other packs' rules may react to",
     "watches-files": "see files change in folders",
     "asks-user": "show dialogs that ask you for text, passwords or choices",
+    "controls-windows": "focus, move, resize, minimise and close windows",
 }
 
 
