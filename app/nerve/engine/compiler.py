@@ -146,6 +146,10 @@ def _fill(text: str, ctx: CompileContext, path: ConfigPath) -> Any:
 
     def value(match: re.Match[str]) -> Any:
         root, rest = match.group(1), match.group(2)
+        if root == "clipboard":
+            raise _NotFillable(
+                path, "{clipboard} is read when an action runs: use it in actions only"
+            )
         if root != "input":
             raise _NotFillable(
                 path,
