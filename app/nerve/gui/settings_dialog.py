@@ -52,6 +52,9 @@ LISTENERS: dict[str, tuple[str, str]] = {
     "idle": ("Idle", "no keyboard or mouse input for a while"),
     "power": ("Power", "charger plugged in or out, battery low"),
     "network": ("Network", "network interfaces going up or down"),
+    "devices": ("Devices", "USB and other devices plugged in or removed"),
+    "display": ("Displays", "monitors added, removed or rearranged"),
+    "session": ("Session", "screen locked or unlocked, suspend and resume, logins"),
 }
 
 MAX_EVENTS_LIMIT = 2_000_000_000
