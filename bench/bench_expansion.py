@@ -74,8 +74,8 @@ def write_autokey_config(config_home: Path) -> None:
     root = config_home / "autokey"
     folder = root / "data" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
-    no_hotkey = {"modifiers": [], "hotKey": None}
-    no_filter = {"regex": None, "isRecursive": False}
+    no_hotkey: dict[str, object] = {"modifiers": [], "hotKey": None}
+    no_filter: dict[str, object] = {"regex": None, "isRecursive": False}
     (folder / ".folder.json").write_text(
         json.dumps(
             {
