@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from nerve.listeners import x11
@@ -59,9 +59,6 @@ SPARE_REUSE_S = 0.2
 #: besides one per key the user typed after the abbreviation and the rounds
 #: that only type on.
 EXPAND_STEPS = 12
-#: Characters an expansion types before it checks the text again: a key of
-#: the user's that lands inside them costs at most this many to type again.
-EXPAND_BURST = 64
 #: How long to wait for a mark to come back through the key stream.
 MARK_TIMEOUT_S = 1.0
 
@@ -521,9 +518,12 @@ class Injector:
                             # they type: let it go by, never release it (the
                             # server would end their hold, on any keyboard).
                             self._held_modifiers(stop)
-                        # A burst at a time, checked after each: a key of the
-                        # user's landing inside one costs only that much again.
-                        self._type(rest[:EXPAND_BURST], erase, stop, self._held_keys())
+                        # A key of the user's that lands inside ends the round
+                        # after the burst it came in: only that much is typed
+                        # again, however long the replacement.
+                        self._type(
+                            rest, erase, stop, self._held_keys(), _tail_grew(model, expansion)
+                        )
                 finally:
                     self._finish(caps)
         finally:
@@ -539,13 +539,21 @@ class Injector:
         return frozenset(x11.keys_down(self.conn))
 
     def _type(
-        self, text: str, erase: int, stop: threading.Event | None, avoid: frozenset[int]
+        self,
+        text: str,
+        erase: int,
+        stop: threading.Event | None,
+        avoid: frozenset[int],
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         """BackSpaces, then ``text``, in bursts of CHUNK keys. Keys the user
-        presses meanwhile are read again before each burst and left alone."""
+        presses meanwhile are read again before each burst and left alone.
+        Stops between bursts once ``interrupted()`` says so."""
         units = ["\b"] * erase + [c for c in _normalise(text) if c in "\n\t" or c.isprintable()]
         for start in range(0, len(units), CHUNK):
             if stop is not None and stop.is_set():
+                return
+            if start and interrupted is not None and interrupted():
                 return
             if start:
                 avoid = frozenset(x11.keys_down(self.conn))
@@ -644,6 +652,12 @@ class Injector:
             self.broken = True
             with _own_lock:
                 _own_clients.discard(self.client)
+
+
+def _tail_grew(model: TypingModel, expansion: int) -> Callable[[], bool]:
+    """Whether the user typed (or the expansion closed) since this was made."""
+    size = len(model.tail(expansion))
+    return lambda: len(model.tail(expansion)) != size
 
 
 def _normalise(text: str) -> str:

@@ -2,9 +2,9 @@
 
 What is guaranteed: the replacement arrives whole and exact where the
 abbreviation was, and every character the user typed after the abbreviation
-follows it, in order, once. Nerve types a burst at a time and checks the
-text after each, so a key of the user's that lands inside its typing costs
-one burst typed again, however long the replacement.
+follows it, in order, once. A key of the user's that lands inside Nerve's
+typing ends the round after the burst (32 keys) it came in, so it costs
+about that much typed again, however long the replacement.
 
 The simulated user types on a keyboard of its own (:class:`Typist` devices):
 on one device, a key has one state, so a press of a key the other party
