@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,7 +64,9 @@ CHUNK = 32
 #: this: applications look the key up after the mapping change arrives.
 SPARE_REUSE_S = 0.2
 #: Rounds of erase-and-type an expansion may take before it gives up (each
-#: further one follows a key of the user's that landed inside Nerve's burst).
+#: further one follows a key of the user's that landed inside Nerve's burst),
+#: besides one per key the user typed after the abbreviation and the rounds
+#: that only type on.
 EXPAND_STEPS = 12
 #: How long to wait for a mark to come back through the key stream.
 MARK_TIMEOUT_S = 1.0
@@ -335,6 +337,25 @@ class Injector:
                     return keycode, bit
         raise InjectionError(f"the keyboard layout has no {name} key")
 
+    def _modifier_free(self, name: str, avoid: frozenset[int]) -> list[tuple[int, int]]:
+        """The (keycode, bit) to press for modifier ``name``, on a key the user
+        does not hold: releasing a key the user holds would end their hold of
+        it (the server keeps one state per key for all keyboards), and their
+        next letter would lose its Shift. Nothing if they hold every such key
+        (the modifier is on anyway)."""
+        first = self.modifier_keycode(name)
+        if first[0] not in avoid:
+            return [first]
+        other = "shift_r" if name == "shift" else None
+        if other is not None:
+            try:
+                second = self.modifier_keycode(other)
+            except InjectionError:
+                return []
+            if second[0] not in avoid:
+                return [second]
+        return []
+
     def _held_modifiers(self, stop: threading.Event | None) -> list[int]:
         """Modifier keys still down; waits up to MODIFIER_SETTLE_S for the user to let go."""
         modifier_keys = set(self.keymap.modifier_keycodes())
@@ -397,10 +418,10 @@ class Injector:
                 if not self.keymap.masks.altgr:
                     best = None
                 else:
-                    mods.append(self.modifier_keycode("altgr"))
+                    mods += self._modifier_free("altgr", avoid)
             if best is not None:
                 if index in (1, 5):
-                    mods.append(self.modifier_keycode("shift"))
+                    mods += self._modifier_free("shift", avoid)
                 if keycode in self._assigned:
                     self._assigned.move_to_end(keycode)
                 return keycode, mods
@@ -537,13 +558,16 @@ class Injector:
             return self.type_text(text, erase=erase, stop=stop, back=back, paste=paste)
         pasted = False
         steps = 0
+        #: Rounds that had to erase something (a key of the user's came between).
+        redone = 0
+        last: tuple[int, str] | None = None
         typed: str | None = None
         lost = ""
         try:
             with self.lock, self._guard():
                 _, caps = self._prepare(stop)
                 try:
-                    while steps < EXPAND_STEPS and not (stop is not None and stop.is_set()):
+                    while not (stop is not None and stop.is_set()):
                         token = model.next_mark()
                         x11.send_mark(self.conn, token)
                         # A round trip: the server flushes what RECORD holds
@@ -561,18 +585,31 @@ class Injector:
                             if back and not model.tail(expansion):
                                 self._caret_back(back, stop)
                             break
+                        erase, rest = step
+                        if steps and (erase or step == last):
+                            # Erasing what was typed, or nothing came of the last burst.
+                            redone += 1
+                            if redone > EXPAND_STEPS + len(model.tail(expansion)):
+                                log.warning("an expansion did not settle in %d steps", steps)
+                                break
+                        last = step
                         steps += 1
                         if steps > 1:
-                            self._release_modifiers(stop)
-                        if paste is not None and paste.wanted(step[1]):
-                            self._type("", step[0], stop, self._held_keys())
-                            self._paste(step[1], paste, stop, model)
+                            # A Shift the user holds now is theirs, for a key
+                            # they type: let it go by, never release it (the
+                            # server would end their hold, on any keyboard).
+                            self._held_modifiers(stop)
+                        if paste is not None and paste.wanted(rest):
+                            self._type("", erase, stop, self._held_keys())
+                            self._paste(rest, paste, stop, model)
                             pasted = True
                         else:
-                            self._type(step[1], step[0], stop, self._held_keys())
-                    else:
-                        if steps >= EXPAND_STEPS:
-                            log.warning("an expansion did not settle in %d steps", steps)
+                            # A key of the user's that lands inside ends the round
+                            # after the burst it came in: only that much is typed
+                            # again, however long the replacement.
+                            self._type(
+                                rest, erase, stop, self._held_keys(), _tail_grew(model, expansion)
+                            )
                 finally:
                     self._finish(caps)
         finally:
@@ -591,13 +628,21 @@ class Injector:
         return frozenset(x11.keys_down(self.conn))
 
     def _type(
-        self, text: str, erase: int, stop: threading.Event | None, avoid: frozenset[int]
+        self,
+        text: str,
+        erase: int,
+        stop: threading.Event | None,
+        avoid: frozenset[int],
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         """BackSpaces, then ``text``, in bursts of CHUNK keys. Keys the user
-        presses meanwhile are read again before each burst and left alone."""
+        presses meanwhile are read again before each burst and left alone.
+        Stops between bursts once ``interrupted()`` says so."""
         units = ["\b"] * erase + [c for c in _normalise(text) if c in "\n\t" or c.isprintable()]
         for start in range(0, len(units), CHUNK):
             if stop is not None and stop.is_set():
+                return
+            if start and interrupted is not None and interrupted():
                 return
             if start:
                 avoid = frozenset(x11.keys_down(self.conn))
@@ -699,6 +744,12 @@ class Injector:
             self.broken = True
             with _own_lock:
                 _own_clients.discard(self.client)
+
+
+def _tail_grew(model: TypingModel, expansion: int) -> Callable[[], bool]:
+    """Whether the user typed (or the expansion closed) since this was made."""
+    size = len(model.tail(expansion))
+    return lambda: len(model.tail(expansion)) != size
 
 
 def _normalise(text: str) -> str:

@@ -8,17 +8,30 @@ broke at ordinary typing speed, so every expansion test types through a
 
 Timing is generated from a seeded random number generator, so a failure can
 be replayed with the same seed.
+
+Which device the keys come from (``device``):
+
+- ``"xtest"``: the server's XTEST keyboard, the one Nerve injects on too.
+  One device has one state per key: a press of a key the other holds is
+  dropped, its release ends the other's hold.
+- ``"keyboard"``: Xvfb's own keyboard, another slave of the same master
+  keyboard, as a person's keyboard is beside XTEST on a desktop (XTEST can
+  send events for any device, through the XInput extension).
+- ``"master"``: a master keyboard of its own (XInput 2), focused on the
+  same window: its keys share no state with Nerve's at all.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from Xlib import XK, X, display
-from Xlib.ext import xtest
+from Xlib.ext import xinput, xtest
+from Xlib.protocol import rq
 
 _NAMED = {"\n": "Return", "\t": "Tab", " ": "space", "\b": "BackSpace"}
 
@@ -61,13 +74,125 @@ PROFILES = (INSTANT, SLOW, STEADY, BRISK, ROLLOVER, BURSTS)
 HUMAN = PROFILES[1:]
 
 
+class _FakeDeviceInput(rq.Request):  # type: ignore[misc]
+    """XTEST FakeInput with its last byte, the device id (XInput events)."""
+
+    _request = rq.Struct(
+        rq.Card8("opcode"),
+        rq.Opcode(2),
+        rq.RequestLength(),
+        rq.Card8("event_type"),
+        rq.Card8("detail"),
+        rq.Pad(2),
+        rq.Card32("time"),
+        rq.Window("root", (X.NONE,)),
+        rq.Pad(8),
+        rq.Int16("x"),
+        rq.Int16("y"),
+        rq.Pad(7),
+        rq.Card8("deviceid"),
+    )
+
+
+class _ChangeHierarchy(rq.Request):  # type: ignore[misc]
+    _request = rq.Struct(
+        rq.Card8("opcode"),
+        rq.Opcode(43),
+        rq.RequestLength(),
+        rq.Card8("num_changes"),
+        rq.Pad(3),
+        rq.String8("changes"),
+    )
+
+
+class _SetFocus(rq.Request):  # type: ignore[misc]
+    _request = rq.Struct(
+        rq.Card8("opcode"),
+        rq.Opcode(49),
+        rq.RequestLength(),
+        rq.Window("window"),
+        rq.Card32("time"),
+        rq.Card16("deviceid"),
+        rq.Pad(2),
+    )
+
+
+DEVICES = ("xtest", "keyboard", "master")
+
+
 class Typist:
     """Types on the X server at ``name`` through XTEST, on a connection of its own."""
 
-    def __init__(self, name: str | None = None, seed: int = 0) -> None:
+    def __init__(self, name: str | None = None, seed: int = 0, device: str = "xtest") -> None:
+        assert device in DEVICES, device
         self.conn = display.Display(name)
         self.random = random.Random(seed)
         self.shift = self._keycode_of(XK.string_to_keysym("Shift_L"))[0]
+        self.device = device
+        self._master = 0
+        self._deviceid = 0
+        self._xi = self.conn.query_extension("XInputExtension")
+        self._xtest = self.conn.query_extension("XTEST").major_opcode
+        if device == "keyboard":
+            self._deviceid = self._find(
+                lambda d: d.use == xinput.SlaveKeyboard and "XTEST" not in d.name
+            )
+        elif device == "master":
+            self._add_master()
+
+    def _devices(self) -> list:  # type: ignore[type-arg]
+        return list(self.conn.xinput_query_device(xinput.AllDevices).devices)
+
+    def _find(self, accept) -> int:  # type: ignore[no-untyped-def]
+        for info in self._devices():
+            if accept(info):
+                return int(info.deviceid)
+        raise AssertionError("no such input device on this server")
+
+    def _add_master(self) -> None:
+        name = f"typist{id(self) & 0xFFFF}".encode()
+        padded = name + b"\0" * (-len(name) % 4)
+        # XIAddMaster: type, length (4-byte units), name length, send_core, enable.
+        change = struct.pack("=HHHBB", 1, 2 + len(padded) // 4, len(name), 1, 1) + padded
+        _ChangeHierarchy(
+            display=self.conn.display, opcode=self._xi.major_opcode, num_changes=1, changes=change
+        )
+        self.conn.sync()
+        label = name.decode()
+        self._master = self._find(lambda d: d.name == f"{label} keyboard")
+        self._deviceid = self._find(lambda d: d.name == f"{label} XTEST keyboard")
+        self.focus()
+
+    def focus(self) -> None:
+        """With a master of its own: focus it where the core keyboard's focus is."""
+        if self._master:
+            window = self.conn.get_input_focus().focus
+            _SetFocus(
+                display=self.conn.display,
+                opcode=self._xi.major_opcode,
+                window=window,
+                time=X.CurrentTime,
+                deviceid=self._master,
+            )
+            self.conn.sync()
+
+    def _fake(self, kind: int, keycode: int) -> None:
+        if not self._deviceid:
+            xtest.fake_input(self.conn, kind, keycode)
+            return
+        # DeviceKeyPress and DeviceKeyRelease are XInput's events 1 and 2.
+        offset = 1 if kind == X.KeyPress else 2
+        _FakeDeviceInput(
+            display=self.conn.display,
+            opcode=self._xtest,
+            event_type=self._xi.first_event + offset,
+            detail=keycode,
+            time=X.CurrentTime,
+            root=X.NONE,
+            x=0,
+            y=0,
+            deviceid=self._deviceid,
+        )
 
     def _keycode_of(self, keysym: int) -> tuple[int, bool]:
         for keycode, index in self.conn.keysym_to_keycodes(keysym):
@@ -142,7 +267,7 @@ class Typist:
             delay = start + at - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)  # the person's timing itself: nothing to wait on
-            xtest.fake_input(self.conn, kind, keycode)
+            self._fake(kind, keycode)
             self.conn.flush()
             sent.append(time.monotonic())
         self.conn.sync()
@@ -152,6 +277,16 @@ class Typist:
         self.play(self.timeline(text, profile))
 
     def close(self) -> None:
+        if self._master:
+            # XIRemoveMaster, its slaves left floating.
+            change = struct.pack("=HHHBBHH", 2, 3, self._master, 2, 0, 0, 0)
+            _ChangeHierarchy(
+                display=self.conn.display,
+                opcode=self._xi.major_opcode,
+                num_changes=1,
+                changes=change,
+            )
+            self.conn.sync()
         self.conn.close()
 
 

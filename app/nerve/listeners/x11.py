@@ -607,8 +607,10 @@ class RecordSession:
     records XTEST's FakeInput requests, with the client that sent each one,
     and the server processes the event a FakeInput request makes before it
     reads the next request, so the event follows its request in the stream.
-    An event that follows a FakeInput request of the same kind and detail
-    from a client ``own(id_base)`` accepts is ``injected``. ``on_mark(token)``
+    The event right after a FakeInput request of the same kind and detail
+    from a client ``own(id_base)`` accepts is ``injected``; a request with no
+    event (the server drops a press of a key already down, from any keyboard)
+    claims nothing that comes later. ``on_mark(token)``
     gets each :func:`send_mark` of such a client, in stream order too: what
     was recorded before it was processed before it. ``on_focus()`` is called
     when the keyboard focus moves (FocusIn/FocusOut delivered to any client),
@@ -717,7 +719,7 @@ class RecordSession:
         own = self.own
         on_mark = self.on_mark
         on_focus = self.on_focus
-        #: (kind, detail) of own FakeInput requests whose event has not come yet.
+        #: (kind, detail) of the own FakeInput request whose event has not come yet.
         pending: list[tuple[int, int]] = []
 
         def on_reply(reply: Any) -> None:
@@ -729,6 +731,8 @@ class RecordSession:
             data = reply.data
             if reply.category == record.FromClient:
                 if own is None or not own(reply.id_base):
+                    # Another client's request: any event of ours has come.
+                    pending.clear()
                     return
                 while len(data) >= 4:
                     size = _U16.unpack_from(data, 2)[0] * 4
@@ -741,7 +745,10 @@ class RecordSession:
                             if on_mark is not None:
                                 on_mark(_U32.unpack_from(request, 8)[0])
                     elif size >= 8:
-                        pending.append((request[4], request[5]))
+                        # The server makes a FakeInput's event before it reads
+                        # the next request: one with no event yet was dropped
+                        # (its key was down already) and is no longer waited for.
+                        pending[:] = [(request[4], request[5])]
                 return
             if reply.category != record.FromServer:
                 return
@@ -757,13 +764,10 @@ class RecordSession:
                 if kind < KEY_PRESS or kind > MOTION_NOTIFY:
                     continue
                 detail = raw[1]
-                injected = False
-                if pending:
-                    try:
-                        pending.remove((kind, detail))
-                        injected = True
-                    except ValueError:
-                        pass
+                # Only the event right after our request is ours: a key of the
+                # user's the server processes later is not, whatever its key.
+                injected = bool(pending) and pending[0] == (kind, detail)
+                pending.clear()
                 root_x, root_y = _EVENT_XY.unpack_from(raw, 20)
                 state = _U16.unpack_from(raw, 28)[0]
                 try:
