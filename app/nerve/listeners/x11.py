@@ -722,15 +722,14 @@ class RecordSession:
         #: (kind, detail) of the own FakeInput request whose event has not come yet.
         pending: list[tuple[int, int]] = []
 
-        def on_reply(reply: Any) -> None:
-            if reply.category == record.StartOfData:
+        def on_reply(category: int, swapped: bool, id_base: int, data: bytes) -> None:
+            if category == record.StartOfData:
                 self._ready.set()
                 return
-            if reply.client_swapped:
+            if swapped:
                 return
-            data = reply.data
-            if reply.category == record.FromClient:
-                if own is None or not own(reply.id_base):
+            if category == record.FromClient:
+                if own is None or not own(id_base):
                     # Another client's request: any event of ours has come.
                     pending.clear()
                     return
@@ -750,7 +749,7 @@ class RecordSession:
                         # (its key was down already) and is no longer waited for.
                         pending[:] = [(request[4], request[5])]
                 return
-            if reply.category != record.FromServer:
+            if category != record.FromServer:
                 return
             while len(data) >= 32:
                 raw, data = data[:32], data[32:]
@@ -776,7 +775,7 @@ class RecordSession:
                     log.exception("%s: handling a recorded event failed", self.label)
 
         try:
-            self.data.record_enable_context(self.context, on_reply)
+            _record_replies(self.data, self.context, on_reply)
         except Exception as exc:
             if not self._ready.is_set():
                 self._error = exc  # start() raises it
@@ -841,6 +840,53 @@ class RecordSession:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+
+
+#: A RECORD EnableContext reply's header: type, category, sequence, length,
+#: element header, client swapped, pad, id base (then times and padding).
+_RECORD_REPLY = struct.Struct("=BBHIBBxxI")
+_RECORD_ENABLE_CONTEXT = 5
+_RECORD_END_OF_DATA = 5
+
+
+def _record_replies(
+    conn: Any, context: int, on_reply: Callable[[int, bool, int, bytes], None]
+) -> None:
+    """Enable ``context`` on ``conn`` (a connection used for nothing else) and
+    hand each reply to ``on_reply(category, client_swapped, id_base, data)``
+    until the context is disabled.
+
+    The replies are read from the socket and framed here: python-xlib's
+    generic reply parser costs about as much as everything else a recorded
+    key press needs, and every key Nerve types comes back through here twice
+    (its request and its event)."""
+    major = conn.display.get_extension_major("RECORD")
+    conn.flush()
+    sock = conn.display.socket
+    sock.sendall(struct.pack("=BBHI", major, _RECORD_ENABLE_CONTEXT, 2, context))
+    buffer = bytearray()
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the X server closed the recording connection")
+        buffer += chunk
+        pos, size = 0, len(buffer)
+        while size - pos >= 32:
+            kind = buffer[pos]
+            if kind == 0:
+                raise ConnectionError(f"the X server refused to record (error {buffer[pos + 1]})")
+            if kind != 1:
+                pos += 32  # an event: none is selected on this connection
+                continue
+            _, category, _, length, _, swapped, id_base = _RECORD_REPLY.unpack_from(buffer, pos)
+            end = pos + 32 + 4 * length
+            if end > size:
+                break
+            on_reply(category, bool(swapped), id_base, bytes(buffer[pos + 32 : end]))
+            pos = end
+            if category == _RECORD_END_OF_DATA:
+                return
+        del buffer[:pos]
 
 
 def iter_lock_variants(base: int, masks: ModMasks) -> Iterator[int]:
