@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nerve import __version__, injection, ipc
+from nerve.bridges import Bridge, start_all, stop_all
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
@@ -90,6 +91,8 @@ class Nerve:
         self.engine: Engine | None = None
         self.writer: EventLogWriter | None = None
         self.ipc: IpcServer | None = None
+        #: Bridges to the outside (the webhook, ...), started on the engine loop.
+        self.bridges: list[Bridge] = []
         self.packs: list[Pack] = []
         #: User packs whose capabilities are not all approved: not loaded.
         self.held: list[trust.PackState] = []
@@ -196,6 +199,7 @@ class Nerve:
         self.engine.call(self.engine.set_rules, self.rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
+        self._start_bridges()
         self.ipc = IpcServer(socket_path(), self.handle)
         self.ipc.start()
         if not self.options.rule_paths:
@@ -220,12 +224,41 @@ class Nerve:
             self.locations.data,
         )
 
+    def _make_bridges(self) -> list[Bridge]:
+        """The bridges the settings turn on; a block that cannot be used is reported."""
+        from nerve.bridges.webhook import ConfigError, WebhookBridge, WebhookConfig
+
+        assert self.bus is not None
+        bridges: list[Bridge] = []
+        if self.settings.webhook is not None:
+            try:
+                config = WebhookConfig.from_settings(self.settings.webhook)
+            except ConfigError as exc:
+                log.error("settings: %s (the webhook is off)", exc)
+            else:
+                bridges.append(WebhookBridge(self.bus, config))
+        return bridges
+
+    def _start_bridges(self) -> None:
+        assert self.engine is not None
+        assert self.engine.loop is not None
+        self.bridges = self._make_bridges()
+        start_all(self.engine.loop, self.bridges)
+
+    def _stop_bridges(self) -> None:
+        bridges, self.bridges = self.bridges, []
+        if bridges and self.engine is not None and self.engine.loop is not None:
+            stop_all(self.engine.loop, bridges)
+
     def reload(self) -> None:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
         assert self.engine is not None
         with self._reload_lock:
-            self.settings = Settings.load(self.locations.config / "settings.yaml")
-            self._apply_settings()
+            old, self.settings = (
+                self.settings,
+                Settings.load(self.locations.config / "settings.yaml"),
+            )
+            self._apply_settings(old)
             self.load_packs()
             self.engine.call(self.engine.set_rules, self.rules())
             # The panic hotkey and switched-off listeners, even when no rule changed.
@@ -233,9 +266,12 @@ class Nerve:
             settle_memory()
         log.info("reloaded: %d rule(s) from %d pack(s)", len(self.rules()), len(self.packs))
 
-    def _apply_settings(self) -> None:
+    def _apply_settings(self, old: Settings | None = None) -> None:
         """What a running Nerve can change without a restart (the bus size cannot)."""
         settings = self.settings
+        if old is not None and old.webhook != settings.webhook and self.engine is not None:
+            self._stop_bridges()
+            self._start_bridges()
         if self.store is not None:
             self.store.retention_days = settings.retention_days
             self.store.max_events = settings.max_events
@@ -302,6 +338,7 @@ class Nerve:
             self.bus.publish("app.stopping", {"reason": "stop"}, source="app")
         if self.ipc is not None:
             self.ipc.stop()
+        self._stop_bridges()
         if self._detach_panic is not None:
             self._detach_panic()
         if self.listeners is not None:
@@ -391,6 +428,7 @@ class Nerve:
             "engine": self.engine.call(self.engine.status),
             "listeners": self.listeners.status() if self.listeners else [],
             "bus": self.bus.stats(),
+            "bridges": [b.status() for b in self.bridges],
             "packs": [
                 {
                     "id": p.id,

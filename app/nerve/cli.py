@@ -647,6 +647,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if listener.get("retry_in") is not None:
             line += f", retrying in {listener['retry_in']:g}s"
         print(line)
+    for bridge in status.get("bridges", []):
+        print("  " + _bridge_line(bridge))
     bus = status["bus"]
     dropped = sum(bus["dropped"].values())
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
@@ -661,6 +663,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     print(f"  data: {status['data']}")
     return EXIT_OK
+
+
+def _bridge_line(bridge: dict[str, Any]) -> str:
+    """``bridge webhook: listening on 127.0.0.1:8765, 3 accepted, 1 refused; last error: ...``"""
+    line = f"bridge {bridge.get('name')}: {bridge.get('state')}"
+    if bridge.get("address"):
+        line += f" on {bridge['address']}"
+    counts = bridge.get("counts") or {}
+    shown = [f"{n} {k}" for k, n in counts.items() if not k.isdigit()]
+    codes = [f"{k}: {n}" for k, n in sorted(counts.items()) if k.isdigit()]
+    if shown:
+        line += ", " + ", ".join(shown)
+    if codes:
+        line += f" (HTTP {', '.join(codes)})"
+    if bridge.get("queue") is not None:
+        line += f", queue {bridge['queue']}"
+    for warning in bridge.get("warnings") or []:
+        line += f"; warning: {warning}"
+    if bridge.get("last_error"):
+        line += f"; last error: {bridge['last_error']}"
+    return line
 
 
 def _age(seconds: float) -> str:

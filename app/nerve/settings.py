@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nerve.bridges.webhook import SCHEMA as WEBHOOK_SCHEMA
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
 from nerve.paths import atomic_write, read_user_file
@@ -38,6 +39,7 @@ SCHEMA: dict[str, Any] = {
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
         "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
+        "webhook": WEBHOOK_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -54,6 +56,8 @@ class Settings:
     disabled_listeners: list[str] = field(default_factory=list)
     max_depth: int = 8
     bus_capacity: int = 10_000
+    #: The inbound webhook block (None: off); see nerve.bridges.webhook.
+    webhook: dict[str, Any] | None = None
     errors: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
