@@ -80,9 +80,15 @@ def post(  # noqa: PLR0917 (the table below lists requests positionally)
 
 
 @pytest.fixture
-def hooked(start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path) -> Instance:
+def daemon(_start_nerve_fixture: StartNerve) -> StartNerve:  # noqa: F811
+    """test_cli's ``start_nerve``: each daemon is stopped at teardown, none may show a traceback."""
+    return _start_nerve_fixture
+
+
+@pytest.fixture
+def hooked(daemon: StartNerve, nerve_env: dict[str, str], short_tmp: Path) -> Instance:
     configure(nerve_env, short_tmp)
-    instance = start_nerve("--rules", PACK)
+    instance = daemon("--rules", PACK)
     wait_until(lambda: bridge(nerve_env)["state"] == "listening", what="the webhook listening")
     return instance
 
@@ -264,10 +270,12 @@ def test_slow_clients_are_cut_off_and_do_not_hold_up_others(
 
 
 def test_a_token_file_others_can_read_is_warned_about(
-    start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+    daemon: StartNerve,
+    nerve_env: dict[str, str],
+    short_tmp: Path,
 ) -> None:
     configure(nerve_env, short_tmp, mode=0o644)
-    instance = start_nerve("--rules", PACK)
+    instance = daemon("--rules", PACK)
     status = bridge(nerve_env)
     assert any("readable by every user" in w for w in status["warnings"])
     assert "readable by every user" in instance.output()
@@ -276,14 +284,16 @@ def test_a_token_file_others_can_read_is_warned_about(
     assert post(address(nerve_env))[0] == 202  # it still works
 
 
-def test_no_webhook_block_no_endpoint(start_nerve: StartNerve, nerve_env: dict[str, str]) -> None:
-    start_nerve("--rules", PACK)
+def test_no_webhook_block_no_endpoint(daemon: StartNerve, nerve_env: dict[str, str]) -> None:
+    daemon("--rules", PACK)
     status = ipc.request("status", path=socket_file(nerve_env))
     assert status["bridges"] == []
 
 
 def test_a_bad_webhook_block_is_reported_and_nerve_runs(
-    start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+    daemon: StartNerve,
+    nerve_env: dict[str, str],
+    short_tmp: Path,
 ) -> None:
     config = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve"
     config.mkdir(parents=True, exist_ok=True)
@@ -294,14 +304,16 @@ def test_a_bad_webhook_block_is_reported_and_nerve_runs(
         ("webhook:\n  max_body: -1\n", "max_body"),
     ]:
         (config / "settings.yaml").write_text(block)
-        instance = start_nerve("--rules", PACK)
+        instance = daemon("--rules", PACK)
         assert message in instance.output()
         instance.stop()
         assert "Traceback" not in instance.output()
 
 
 def test_the_port_in_use_is_a_clear_status(
-    start_nerve: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+    daemon: StartNerve,
+    nerve_env: dict[str, str],
+    short_tmp: Path,
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -310,7 +322,7 @@ def test_the_port_in_use_is_a_clear_status(
         configure(nerve_env, short_tmp)
         settings_file = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve" / "settings.yaml"
         settings_file.write_text(settings_file.read_text().replace(":0\n", f":{port}\n"))
-        start_nerve("--rules", PACK)
+        daemon("--rules", PACK)
         status = bridge(nerve_env)
         assert status["state"] == "failed"
         assert "could not start" in status["last_error"]
