@@ -200,7 +200,7 @@ class Nerve:
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
         self._start_bridges()
-        self.ipc = IpcServer(socket_path(), self.handle)
+        self.ipc = IpcServer(socket_path(), self.handle, streams={"follow": self._open_follow})
         self.ipc.start()
         if not self.options.rule_paths:
             watcher = PacksWatcher(self.locations.packs, self._packs_changed)
@@ -418,6 +418,14 @@ class Nerve:
             }
         raise IpcError(f"unknown command {cmd!r}")
 
+    def _open_follow(self, args: dict[str, Any]) -> ipc.Stream:
+        """``nerve events --follow`` (an IPC worker thread): a stream of the log, then live."""
+        from nerve.follow import FollowStream
+
+        if self.bus is None or self.store is None:
+            raise IpcError("Nerve is starting up; try again")
+        return FollowStream(self.bus, self.store, self.writer, args)
+
     def status(self) -> dict[str, Any]:
         assert self.engine is not None
         assert self.bus is not None
@@ -429,6 +437,7 @@ class Nerve:
             "listeners": self.listeners.status() if self.listeners else [],
             "bus": self.bus.stats(),
             "bridges": [b.status() for b in self.bridges],
+            "followers": self.ipc.streams if self.ipc is not None else 0,
             "packs": [
                 {
                     "id": p.id,

@@ -98,7 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="read the packs again (also: SIGHUP)")
 
     events = sub.add_parser("events", help="read the event log")
-    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events as the running instance publishes them "
+        "(waits for it, and resumes after a restart)",
+    )
+    events.add_argument(
+        "--after",
+        metavar="ID",
+        type=_event_id,
+        help="only events after this id (with --follow: resume exactly there)",
+    )
     events.add_argument("--type", metavar="PATTERN", help="only these types (file.*)")
     events.add_argument("--since", metavar="DURATION", help="only the last DURATION (1h)")
     events.add_argument("--limit", type=_limit, default=100, help=_LIMIT_HELP)
@@ -145,6 +157,14 @@ def _limit(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_LIMIT:,}")
     if int(value) > MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT:,}, got {value}")
+    return int(value)
+
+
+def _event_id(text: str) -> int:
+    """``--after``: an event id, 0 or more."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise argparse.ArgumentTypeError(f"expected an event id (a whole number), got {text!r}")
     return int(value)
 
 
@@ -776,29 +796,88 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 def cmd_events(args: argparse.Namespace) -> int:
     since = _since(args.since)
+    if args.follow:
+        if args.after is not None and since is not None:
+            raise UsageError("--follow --after ID resumes after ID; leave --since out")
+        return _follow_events(args, since)
     store = _open_store(args.data_dir)
     if store is None:
         return EXIT_INVALID
     try:
-        events = store.query_events(
-            since=since, type_pattern=args.type, limit=args.limit, newest_first=True
-        )
-        events.reverse()
+        if args.after is not None:  # the oldest LIMIT after ID: page through with --after
+            events = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, after_id=args.after
+            )
+        else:
+            events = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, newest_first=True
+            )
+            events.reverse()
         for event in events:
             _print_event(event, args.json)
-        if not args.follow:
-            return EXIT_OK
-        last = events[-1]["id"] if events else store.next_event_id() - 1
-        while True:
-            time.sleep(0.5)  # another process writes the log; SQLite has no change feed
-            new = store.query_events(after_id=last, type_pattern=args.type, limit=1000)
-            for event in new:
-                _print_event(event, args.json)
-                last = event["id"]
+        return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         store.close()
+
+
+def _follow_events(args: argparse.Namespace, since: float | None) -> int:
+    """``events --follow``: the recent log (or everything after --after), then live,
+    pushed by the running instance; across its restarts, without a hole or a repeat."""
+    from nerve import client
+    from nerve.ipc import IpcError
+    from nerve.paths import locations
+
+    after = args.after
+    if after is None and locations(args.data_dir).database.exists():
+        store = _open_store(args.data_dir)
+        if store is None:
+            return EXIT_INVALID
+        try:
+            recent = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, newest_first=True
+            )
+            recent.reverse()
+            for event in recent:
+                _print_event(event, args.json)
+            after = recent[-1]["id"] if recent else store.next_event_id() - 1
+        finally:
+            store.close()
+    said = [""]
+
+    def state(text: str) -> None:
+        if text != said[0]:
+            said[0] = text
+            print(f"nerve: {text}", file=sys.stderr, flush=True)
+
+    follower = client.follow(args.type or "*", after, on_state=state)
+    try:
+        for item in follower:
+            if isinstance(item, client.Gap):
+                _print_gap(item, args.json)
+            else:
+                _print_event(item, args.json)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except IpcError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        follower.close()
+    return EXIT_OK
+
+
+def _print_gap(gap: Any, as_json: bool) -> None:
+    fields = {"first": gap.first, "last": gap.last, "count": gap.count, "reason": gap.reason}
+    if as_json:
+        print(json.dumps({"gap": fields}), flush=True)
+        return
+    print(
+        f"-- gap: {gap.count} event(s) missed, ids {gap.first}..{gap.last} ({gap.reason}); "
+        f"the stored ones: nerve events --after {gap.first - 1}",
+        flush=True,
+    )
 
 
 def trust_secrets(packs: Any) -> None:
