@@ -799,7 +799,10 @@ def cmd_events(args: argparse.Namespace) -> int:
     if args.follow:
         if args.after is not None and since is not None:
             raise UsageError("--follow --after ID resumes after ID; leave --since out")
-        return _follow_events(args, since)
+        try:
+            return _follow_events(args, since)
+        except KeyboardInterrupt:  # Ctrl-C ends a follow: that is how it ends
+            return EXIT_OK
     store = _open_store(args.data_dir)
     if store is None:
         return EXIT_INVALID
@@ -851,20 +854,20 @@ def _follow_events(args: argparse.Namespace, since: float | None) -> int:
             said[0] = text
             print(f"nerve: {text}", file=sys.stderr, flush=True)
 
-    follower = client.follow(args.type or "*", after, on_state=state)
+    follower: client.Follower | None = None
     try:
+        follower = client.follow(args.type or "*", after, on_state=state)
         for item in follower:
             if isinstance(item, client.Gap):
                 _print_gap(item, args.json)
             else:
                 _print_event(item, args.json)
-    except KeyboardInterrupt:
-        return EXIT_OK
     except IpcError as exc:
         print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     finally:
-        follower.close()
+        if follower is not None:
+            follower.close()
     return EXIT_OK
 
 

@@ -91,13 +91,26 @@ class Follower:
         self.on_state = on_state
         self._closed = threading.Event()
         self._messages: ipc.StreamMessages | None = None
+        self._first: ipc.StreamMessages | None = None
+
+    def start(self) -> Follower:
+        """Connect now (not at the first ``next()``), so that "from now on"
+        means from this call; with ``reconnect``, a Nerve that is not running
+        yet is waited for when iterating. Returns the follower."""
+        if self._first is None:
+            try:
+                self._first = self._open()
+            except NoInstance:
+                if not self.reconnect:
+                    raise
+        return self
 
     def close(self) -> None:
         """Stop following (from any thread; a blocked iteration ends)."""
         self._closed.set()
-        messages = self._messages
-        if messages is not None:
-            messages.close()
+        for messages in (self._messages, self._first):
+            if messages is not None:
+                messages.close()
 
     def _state(self, text: str) -> None:
         if self.on_state is not None:
@@ -117,7 +130,7 @@ class Follower:
         connected_once = False
         while not self._closed.is_set():
             try:
-                messages = self._open()
+                messages, self._first = self._first or self._open(), None
             except NoInstance:
                 if not self.reconnect:
                     raise
@@ -188,7 +201,8 @@ def follow(
     and resume after the last id given out (False: raise / end instead).
     ``queue``: how many live events may wait for this follower before it gets
     a gap (default 10,000). ``on_state`` is told, in words, when the follower
-    waits or reconnects. Call :meth:`Follower.close` to stop from elsewhere.
+    waits or reconnects. It connects at once (so "from now on" is from this
+    call); call :meth:`Follower.close` to stop, from any thread.
     """
     return Follower(
         [types] if isinstance(types, str) else types,
@@ -197,7 +211,7 @@ def follow(
         queue=queue,
         path=path,
         on_state=on_state,
-    )
+    ).start()
 
 
 def emit(
