@@ -351,3 +351,23 @@ def test_follow_waits_for_an_instance_to_start(
     finally:
         err = reader.stop()
     assert "waiting for Nerve to start" in err
+
+
+def test_joining_while_the_log_writer_is_behind_loses_nothing(inproc: Nerve) -> None:
+    """Events published just before a follower joins are not in the log yet
+    (it writes in batches): they must come from it all the same, once each."""
+    bus = inproc.bus
+    assert bus is not None
+    path = ipc.socket_path()
+    for round_, count in enumerate((1, 2, 7, 50, 300, 1000, 3, 120)):
+        published = [bus.publish(f"t.r{round_}", {"i": i}, source="t").id for i in range(count)]
+        _, stream = ipc.open_stream(
+            "follow", {"types": [f"t.r{round_}"], "after": published[0] - 1}, path=path
+        )
+        live = [bus.publish(f"t.r{round_}", {"i": -1}, source="t").id for _ in range(3)]
+        try:
+            it = iter(stream)
+            got = [next(it)["event"]["id"] for _ in published + live]
+        finally:
+            stream.close()
+        assert got == published + live, count
