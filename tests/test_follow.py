@@ -371,3 +371,102 @@ def test_joining_while_the_log_writer_is_behind_loses_nothing(inproc: Nerve) -> 
         finally:
             stream.close()
         assert got == published + live, count
+
+
+def test_a_full_queue_becomes_one_gap_after_what_was_queued() -> None:
+    """GapSubscription on its own: the order a follower sees is queued events,
+    then the gap of what did not fit, then what came after."""
+    from nerve.bus import Bus
+    from nerve.follow import Filter, GapSubscription
+
+    bus = Bus(100)
+    sub = bus.subscribe("t.*", wake=lambda: None, capacity=3, kind=GapSubscription)
+    assert isinstance(sub, GapSubscription)
+    sub.accept = Filter(["t.*"], store_private=False)
+    ids = [bus.publish("t.a", {"i": i}).id for i in range(10)]
+    bus.publish("u.other")  # not followed: in no gap
+    assert [e.id for e in sub.drain()] == ids[:3]
+    stored, live = sub.take_gaps()
+    assert live is None
+    assert stored is not None
+    assert (stored.first, stored.last, stored.count) == (ids[3], ids[9], 7)
+    assert sub.take_gaps() == (None, None)  # taken once
+    after = bus.publish("t.a").id
+    assert [e.id for e in sub.drain()] == [after]
+    assert sub.stats()["gaps"] == 7
+    sub.close()
+
+
+def test_a_follower_that_stops_reading_is_dropped_and_one_that_talks_ends(
+    short_tmp: Path,
+) -> None:
+    """The stream's lifetime rules, with the real server and a stream that floods."""
+    import asyncio
+
+    class Flood:
+        closed = threading.Event()
+
+        async def open(self) -> dict[str, Any]:
+            return {"flood": True}
+
+        async def messages(self) -> Any:
+            while True:
+                yield [{"event": {"id": 0, "pad": "x" * 60_000}}]
+                await asyncio.sleep(0)
+
+        def too_large(self, message: dict[str, Any]) -> dict[str, Any]:
+            return {"gap": {}}
+
+        def close(self) -> None:
+            self.closed.set()
+
+    def handler(cmd: str, args: dict[str, Any]) -> Any:
+        return {"cmd": cmd}
+
+    class Broken(Flood):
+        async def messages(self) -> Any:
+            yield [{"event": {"id": 1}}]
+            raise OSError("disk on fire")
+
+    path = short_tmp / "s.sock"
+    server = ipc.IpcServer(
+        path,
+        handler,
+        streams={"flood": lambda args: Flood(), "broken": lambda args: Broken()},
+        stall_timeout=0.5,
+    )
+    server.start()
+    try:
+        result, stream = ipc.open_stream("flood", path=path)
+        assert result == {"flood": True}
+        # It reads nothing: dropped after the stall timeout, the stream closed.
+        assert Flood.closed.wait(10)
+        wait_until(lambda: server.streams == 0, what="the stalled follower dropped")
+        stream.close()
+        assert ipc.request("ping", path=path) == {"cmd": "ping"}
+        # One that sends anything after its request ends its stream.
+        Flood.closed = threading.Event()
+        raw = socket_connect(path)
+        raw.sendall(b'{"v": 1, "id": 1, "cmd": "flood"}\n')
+        raw.recv(100)
+        wait_until(lambda: server.streams == 1, what="the stream running")
+        raw.sendall(b"more\n")
+        assert Flood.closed.wait(10)
+        raw.close()
+        # A stream that fails says so (one error line) and ends; the server goes on.
+        _, broken = ipc.open_stream("broken", path=path)
+        it = iter(broken)
+        assert next(it)["event"] == {"id": 1}
+        with pytest.raises(ipc.IpcError, match="the stream failed: disk on fire"):
+            next(it)
+        assert ipc.request("ping", path=path) == {"cmd": "ping"}
+    finally:
+        server.stop()
+
+
+def socket_connect(path: Path) -> Any:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    return sock

@@ -328,3 +328,46 @@ def test_the_port_in_use_is_a_clear_status(
         assert "could not start" in status["last_error"]
         assert "bridge webhook: failed" in cli_ok(nerve_env, "status")
     assert os.environ  # (the instance keeps running; the fixture stops it)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def test_any_json_object_arrives_as_the_event_data(
+    hooked: Instance, nerve_env: dict[str, str]
+) -> None:
+    from nerve import client
+
+    where = address(nerve_env)
+    follower = client.follow("webhook.*", path=socket_file(nerve_env), reconnect=False)
+    items = iter(follower)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=st.dictionaries(st.text(max_size=10), json_values, max_size=5))
+    def roundtrip(body: dict[str, Any]) -> None:
+        text = json.dumps(body)
+        if len(text.encode()) > 1000:  # (max_body in these settings)
+            assert post(where, body=text)[0] == 413
+            return
+        code, answer, _ = post(where, body=text)
+        assert code == 202
+        event = next(items)
+        assert isinstance(event, dict)
+        assert event["id"] == answer["id"]
+        assert event["data"] == body
+        assert event["source"] == "webhook"
+
+    try:
+        roundtrip()
+    finally:
+        follower.close()

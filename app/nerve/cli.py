@@ -833,7 +833,9 @@ def _follow_events(args: argparse.Namespace, since: float | None) -> int:
     from nerve.paths import locations
 
     after = args.after
-    if after is None and locations(args.data_dir).database.exists():
+    if after is None and not locations(args.data_dir).database.exists():
+        after = 0  # no log yet: everything the instance will have, once it runs
+    if after is None:
         store = _open_store(args.data_dir)
         if store is None:
             return EXIT_INVALID

@@ -103,6 +103,9 @@ class Follower:
             except NoInstance:
                 if not self.reconnect:
                     raise
+            except IpcError as exc:
+                if not self.reconnect or not str(exc).startswith(_TRANSIENT):
+                    raise
         return self
 
     def close(self) -> None:

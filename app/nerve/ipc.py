@@ -816,22 +816,39 @@ class IpcServer:
         """Push the stream's batches; end when the client stops reading for too long."""
         import asyncio
 
-        async for batch in stream.messages():
-            for message in batch:
-                line = _encode({"v": PROTOCOL_VERSION, "id": rid, **message})
-                if len(line) - 1 > MAX_LINE_BYTES:
-                    line = _encode({"v": PROTOCOL_VERSION, "id": rid, **stream.too_large(message)})
-                writer.write(line)
-            if writer.is_closing():
-                return
-            try:
-                async with asyncio.timeout(self._stall_timeout):
+        try:
+            async for batch in stream.messages():
+                if not await self._push(writer, rid, stream, batch):
+                    return
+        except Exception as exc:  # (the stream failed: say so, then close)
+            log.exception("IPC stream failed")
+            writer.write(_error(rid, f"the stream failed: {exc or type(exc).__name__}"))
+            with suppress(OSError, TimeoutError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await writer.drain()
-            except TimeoutError:
-                log.info("dropping a follower that read nothing for %gs", self._stall_timeout)
-                return
-            except OSError:
-                return
+
+    async def _push(
+        self, writer: asyncio.StreamWriter, rid: Any, stream: Stream, batch: list[dict[str, Any]]
+    ) -> bool:
+        """Write one batch; False when the connection is done for."""
+        import asyncio
+
+        for message in batch:
+            line = _encode({"v": PROTOCOL_VERSION, "id": rid, **message})
+            if len(line) - 1 > MAX_LINE_BYTES:
+                line = _encode({"v": PROTOCOL_VERSION, "id": rid, **stream.too_large(message)})
+            writer.write(line)
+        if writer.is_closing():
+            return False
+        try:
+            async with asyncio.timeout(self._stall_timeout):
+                await writer.drain()
+        except TimeoutError:
+            log.info("dropping a follower that read nothing for %gs", self._stall_timeout)
+            return False
+        except OSError:
+            return False
+        return True
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> bool:
         """Write one reply; False if the client is gone or does not read."""
