@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nerve import __version__, injection, ipc
-from nerve.bridges import Bridge, start_all, stop_all
+from nerve.bridges.base import Bridge, start_all, stop_all
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine

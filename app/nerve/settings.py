@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nerve.bridges.webhook import SCHEMA as WEBHOOK_SCHEMA
+from nerve.bridges.schema import WEBHOOK as WEBHOOK_SCHEMA
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
 from nerve.paths import atomic_write, read_user_file

@@ -5,10 +5,7 @@ Each bridge (the webhook endpoint, the MQTT bridge, ...) implements
 run on the engine's loop, and a ``status()`` dictionary that ``nerve status``
 shows. :func:`start_all` and :func:`stop_all` drive a list of them from any
 thread.
+
+(Nothing is imported here: the settings read :mod:`nerve.bridges.schema`
+without loading asyncio.)
 """
-
-from __future__ import annotations
-
-from nerve.bridges.base import Bridge, BridgeState, start_all, stop_all
-
-__all__ = ["Bridge", "BridgeState", "start_all", "stop_all"]

@@ -43,14 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from nerve.bridges.base import Bridge, BridgeState
+from nerve.bridges.schema import DEFAULT_MAX_BODY
 from nerve.bus import Bus
 from nerve.events import valid_type
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
-DEFAULT_MAX_BODY = 64 * 1024
-MAX_BODY_LIMIT = 16 * 1024 * 1024
 MAX_HEAD_BYTES = 8 * 1024
 HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 10.0
@@ -79,25 +78,6 @@ _REASONS = {
     415: "Unsupported Media Type",
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
-}
-
-SCHEMA: dict[str, Any] = {
-    "type": ["object", "null"],
-    "description": "The inbound webhook (off unless set): POST /hook/<name> becomes webhook.<name>",
-    "properties": {
-        "listen": {"type": "string", "description": "host:port (default 127.0.0.1:8765)"},
-        "max_body": {"type": "integer", "minimum": 1, "maximum": MAX_BODY_LIMIT},
-        "hooks": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {"token_file": {"type": "string"}},
-                "required": ["token_file"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "additionalProperties": False,
 }
 
 
