@@ -93,6 +93,8 @@ class Nerve:
         self.ipc: IpcServer | None = None
         #: Bridges to the outside (the webhook, ...), started on the engine loop.
         self.bridges: list[Bridge] = []
+        #: Called (any thread) when a bridge's state changes (the window listens).
+        self.on_bridges_change: Callable[[], None] | None = None
         self.packs: list[Pack] = []
         #: User packs whose capabilities are not all approved: not loaded.
         self.held: list[trust.PackState] = []
@@ -242,13 +244,23 @@ class Nerve:
     def _start_bridges(self) -> None:
         assert self.engine is not None
         assert self.engine.loop is not None
-        self.bridges = self._make_bridges()
-        start_all(self.engine.loop, self.bridges)
+        bridges = self._make_bridges()
+        for bridge in bridges:
+            bridge.on_change = self._bridges_changed
+        self.bridges = bridges
+        start_all(self.engine.loop, bridges)
+        self._bridges_changed()
+
+    def _bridges_changed(self) -> None:
+        notify = self.on_bridges_change
+        if notify is not None:
+            notify()
 
     def _stop_bridges(self) -> None:
         bridges, self.bridges = self.bridges, []
         if bridges and self.engine is not None and self.engine.loop is not None:
             stop_all(self.engine.loop, bridges)
+            self._bridges_changed()
 
     def reload(self) -> None:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""

@@ -668,7 +668,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             line += f", retrying in {listener['retry_in']:g}s"
         print(line)
     for bridge in status.get("bridges", []):
-        print("  " + _bridge_line(bridge))
+        print("  " + bridge_line(bridge))
     bus = status["bus"]
     dropped = sum(bus["dropped"].values())
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
@@ -685,7 +685,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _bridge_line(bridge: dict[str, Any]) -> str:
+def bridge_line(bridge: dict[str, Any]) -> str:
     """``bridge webhook: listening on 127.0.0.1:8765, 3 accepted, 1 refused; last error: ...``"""
     line = f"bridge {bridge.get('name')}: {bridge.get('state')}"
     if bridge.get("address"):

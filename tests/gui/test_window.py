@@ -324,3 +324,36 @@ def test_a_failed_start_is_said_once_and_shown_in_a_dialog(
     )
     assert quiet.count("could not start") == 1
     assert "Traceback" in log_file.read_text()  # the details are in the log file
+
+
+def test_status_bar_shows_the_bridges(qtbot: QtBot, running: Running) -> None:
+    """The bridges' states (the webhook, MQTT...): told by the bridges, no polling."""
+    states = [
+        {
+            "name": "webhook",
+            "state": "listening",
+            "address": "127.0.0.1:8765",
+            "counts": {"accepted": 2},
+            "last_error": None,
+        }
+    ]
+    told: list[Callable[[], None]] = []
+    running.core.bridges = lambda: [dict(s) for s in states]
+    running.core.watch_bridges = told.append
+    win = MainWindow(running.core)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.bridges_label.isVisible()
+        assert win.bridges_label.text() == "webhook listening"
+        assert "127.0.0.1:8765, 2 accepted" in win.bridges_label.toolTip()
+        states[0].update(state="failed", last_error="could not start: address in use")
+        assert told
+        told[-1]()  # (a bridge's thread) its state changed
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "⚠ webhook failed", timeout=5000)
+        assert "address in use" in win.bridges_label.toolTip()
+        states.clear()
+        told[-1]()
+        qtbot.waitUntil(win.bridges_label.isHidden, timeout=5000)
+    finally:
+        win.shutdown()

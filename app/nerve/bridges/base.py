@@ -23,7 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,35 @@ class Bridge(ABC):
     name: str = "bridge"
 
     def __init__(self) -> None:
-        self.state = BridgeState.STOPPED
+        #: Called (on the bridge's thread; it must only hand over) when the
+        #: state or the last error changes: the window's status bar listens.
+        self.on_change: Callable[[], None] | None = None
+        self._state = BridgeState.STOPPED
         self.address: str | None = None
         self.counts: Counter[str] = Counter()
         self.last_error: str | None = None
         self.last_error_time: float | None = None
         self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        """One of :class:`BridgeState`'s values."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        changed = value != self._state
+        self._state = value
+        if changed:
+            self._changed()
+
+    def _changed(self) -> None:
+        notify = self.on_change
+        if notify is not None:
+            try:
+                notify()
+            except Exception:
+                log.exception("%s: a status watcher failed", self.name)
 
     @abstractmethod
     async def start(self) -> None:
@@ -78,6 +101,7 @@ class Bridge(ABC):
         with self._lock:
             self.last_error = message
             self.last_error_time = time.time()
+        self._changed()
 
     def status(self) -> dict[str, Any]:
         """State, address, counters and the last error (JSON-ready; any thread)."""

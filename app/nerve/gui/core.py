@@ -49,6 +49,10 @@ class Core:
     _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: Read every pack again and swap the rules in (blocking; a few ms).
     reload: Callable[[], None] = field(default=lambda: None)
+    #: Each bridge's status (the webhook, MQTT...), as ``nerve status`` has it.
+    bridges: Callable[[], list[dict[str, Any]]] = field(default=list)
+    #: Have the given callback called when a bridge's state changes.
+    watch_bridges: Callable[[Callable[[], None]], None] = field(default=lambda callback: None)
 
     @classmethod
     def of(cls, nerve: Nerve) -> Core:
@@ -68,6 +72,8 @@ class Core:
             logs_dir=nerve.locations.logs,
             reload=nerve.reload,
             held=lambda: [state.pack.id for state in nerve.held],
+            bridges=lambda: [bridge.status() for bridge in nerve.bridges],
+            watch_bridges=lambda callback: setattr(nerve, "on_bridges_change", callback),
         )
 
     def rules(self) -> list[dict[str, Any]]:
@@ -98,6 +104,7 @@ class Core:
         flood of runs costs a window one refresh at a time."""
         self._watchers.append(callback)
         self.engine.on_change = self._notify
+        self.watch_bridges(self._notify)
         self.bus.on_drop = self._notify
         if self.store is not None:
             self.store.health.on_change = self._notify

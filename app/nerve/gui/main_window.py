@@ -60,11 +60,14 @@ class MainWindow(QMainWindow):
         self.drops_label = QLabel()
         self.storage_label = QLabel()
         self.storage_label.hide()
+        self.bridges_label = QLabel()  # the webhook, MQTT...: shown when there are some
+        self.bridges_label.hide()
         for label in (
             self.paused_label,
             self.listeners_label,
             self.drops_label,
             self.storage_label,
+            self.bridges_label,
         ):
             label.setContentsMargins(6, 0, 6, 0)
         # Packs waiting for approval: a button that opens their review.
@@ -77,6 +80,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.held_button)
         bar.addPermanentWidget(self.listeners_label)
         bar.addPermanentWidget(self.drops_label)
+        bar.addPermanentWidget(self.bridges_label)
         bar.addPermanentWidget(self.storage_label)
         starting = QLabel("Starting Nerve…")
         # (Not Qt.AlignmentFlag: building Qt's enums costs ~15 ms before the window shows.)
@@ -328,6 +332,7 @@ class MainWindow(QMainWindow):
             )
         drops = self.core.drops()
         self.drops_label.setText(f"Dropped events: {drops:,}" if drops else "No events dropped")
+        self._show_bridges()
         storage = self.core.storage_problem()
         self.storage_label.setVisible(bool(storage))
         self.storage_label.setText(f"⚠ {storage}" if storage else "")
@@ -340,6 +345,21 @@ class MainWindow(QMainWindow):
             error = self.last_failure
         if self.tray is not None:
             self.tray.set_state(paused=paused, error=error)
+
+    def _show_bridges(self) -> None:
+        from nerve.cli import bridge_line
+
+        try:
+            bridges = self.core.bridges()
+        except Exception:
+            bridges = []
+        self.bridges_label.setVisible(bool(bridges))
+        if not bridges:
+            return
+        bad = [b for b in bridges if b.get("state") in ("failed", "reconnecting", "stopped")]
+        shown = ", ".join(f"{b.get('name')} {b.get('state')}" for b in (bad or bridges))
+        self.bridges_label.setText(("⚠ " if bad else "") + shown)
+        self.bridges_label.setToolTip("\n".join(bridge_line(b) for b in bridges))
 
     def _watch_failures(self, batch: list[Event]) -> None:
         failures = [e for e in batch if e.type == "rule.failed"]
