@@ -371,3 +371,26 @@ def test_any_json_object_arrives_as_the_event_data(
         roundtrip()
     finally:
         follower.close()
+
+
+def test_expect_100_continue_is_answered(hooked: Instance, nerve_env: dict[str, str]) -> None:
+    """curl sends ``Expect: 100-continue`` before a body over 1 KiB and waits for it."""
+    where = address(nerve_env)
+    body = json.dumps({"pad": "x" * 900}).encode()
+    head = (
+        "POST /hook/deploy HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(where, timeout=10) as sock:
+        sock.sendall(head)
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.split(b"\r\n")[0] == b"HTTP/1.1 202 Accepted", answer
+    # A refused one gets its final answer instead, and sends no body.
+    with socket.create_connection(where, timeout=10) as sock:
+        sock.sendall(head.replace(TOKEN.encode(), b"wrong"))
+        assert sock.recv(100).startswith(b"HTTP/1.1 403 ")
