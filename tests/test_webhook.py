@@ -394,3 +394,22 @@ def test_expect_100_continue_is_answered(hooked: Instance, nerve_env: dict[str, 
     with socket.create_connection(where, timeout=10) as sock:
         sock.sendall(head.replace(TOKEN.encode(), b"wrong"))
         assert sock.recv(100).startswith(b"HTTP/1.1 403 ")
+
+
+def test_reload_applies_a_changed_webhook_block(
+    daemon: StartNerve, nerve_env: dict[str, str], short_tmp: Path
+) -> None:
+    settings_file = Path(nerve_env["XDG_CONFIG_HOME"]) / "nerve" / "settings.yaml"
+    daemon("--rules", PACK)  # no webhook yet
+    assert ipc.request("status", path=socket_file(nerve_env))["bridges"] == []
+    configure(nerve_env, short_tmp)
+    cli_ok(nerve_env, "reload")
+    assert bridge(nerve_env)["state"] == "listening"
+    assert post(address(nerve_env))[0] == 202
+    settings_file.write_text(settings_file.read_text().replace("    broken:", "    other:"))
+    cli_ok(nerve_env, "reload")
+    assert bridge(nerve_env)["hooks"] == ["deploy", "other"]
+    assert post(address(nerve_env))[0] == 202
+    settings_file.write_text("")
+    cli_ok(nerve_env, "reload")
+    assert ipc.request("status", path=socket_file(nerve_env))["bridges"] == []
