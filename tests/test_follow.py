@@ -220,6 +220,7 @@ def test_followers_have_places_of_their_own(daemon: StartNerve, nerve_env: dict[
         # Requests still have all their places, past the idle timeout too.
         time.sleep(ipc.DEFAULT_IDLE_TIMEOUT + 0.5)
         assert client.status(path=path)["followers"] == ipc.DEFAULT_MAX_STREAMS
+        assert f"followers: {ipc.DEFAULT_MAX_STREAMS}" in cli_ok(nerve_env, "status")
         (event_id,) = emit(nerve_env, "t.one", 1)
         for stream in streams:  # every follower got it, after the idle timeout
             assert next(iter(stream))["event"]["id"] == event_id
@@ -470,3 +471,19 @@ def socket_connect(path: Path) -> Any:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(path))
     return sock
+
+
+def test_a_gap_prints_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from nerve.cli import _print_gap
+
+    gap = client.Gap(1001, 1090, 40, "the follower fell behind")
+    _print_gap(gap, as_json=False)
+    _print_gap(gap, as_json=True)
+    text, as_json = capsys.readouterr().out.splitlines()
+    assert text == (
+        "-- gap: 40 event(s) missed, ids 1001..1090 (the follower fell behind); "
+        "the stored ones: nerve events --after 1000"
+    )
+    assert json.loads(as_json) == {
+        "gap": {"first": 1001, "last": 1090, "count": 40, "reason": "the follower fell behind"}
+    }

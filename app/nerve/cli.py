@@ -669,6 +669,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(line)
     for bridge in status.get("bridges", []):
         print("  " + bridge_line(bridge))
+    if status.get("followers"):
+        print(f"  followers: {status['followers']} (nerve events --follow and clients)")
     bus = status["bus"]
     dropped = sum(bus["dropped"].values())
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
