@@ -413,3 +413,26 @@ def test_reload_applies_a_changed_webhook_block(
     settings_file.write_text("")
     cli_ok(nerve_env, "reload")
     assert ipc.request("status", path=socket_file(nerve_env))["bridges"] == []
+
+
+def test_listen_addresses_parse_or_say_why() -> None:
+    from nerve.bridges.webhook import ConfigError, parse_listen
+
+    assert parse_listen("127.0.0.1:8765") == ("127.0.0.1", 8765)
+    assert parse_listen(" localhost:0 ") == ("localhost", 0)
+    assert parse_listen("[::1]:9000") == ("::1", 9000)
+    for bad in ("8765", "127.0.0.1", ":80", "host:70000", "::1:80", "[::1]", "a b:1", "h:-1"):
+        with pytest.raises(ConfigError, match=r"webhook\.listen"):
+            parse_listen(bad)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=30))
+    def anything(text: str) -> None:
+        try:
+            host, port = parse_listen(text)
+        except ConfigError:
+            return
+        assert host
+        assert 0 <= port <= 65535
+
+    anything()
