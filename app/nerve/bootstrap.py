@@ -232,9 +232,10 @@ class Nerve:
 
         assert self.bus is not None
         bridges: list[Bridge] = []
-        if self.settings.webhook is not None:
+        webhook = self.settings.webhook
+        if webhook is not None and webhook.get("enabled", True):
             try:
-                config = WebhookConfig.from_settings(self.settings.webhook)
+                config = WebhookConfig.from_settings(webhook)
             except ConfigError as exc:
                 log.error("settings: %s (the webhook is off)", exc)
             else:

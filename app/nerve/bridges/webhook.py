@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from nerve.bridges.base import Bridge, BridgeState
-from nerve.bridges.schema import DEFAULT_MAX_BODY
+from nerve.bridges.schema import DEFAULT_LISTEN, DEFAULT_MAX_BODY
 from nerve.bus import Bus
 from nerve.events import valid_type
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LISTEN = "127.0.0.1:8765"
 MAX_HEAD_BYTES = 8 * 1024
 HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 10.0
