@@ -436,3 +436,27 @@ def test_listen_addresses_parse_or_say_why() -> None:
         assert 0 <= port <= 65535
 
     anything()
+
+
+def test_connections_beyond_the_limit_are_told_busy_and_idle_ones_expire(
+    hooked: Instance, nerve_env: dict[str, str]
+) -> None:
+    from nerve.bridges.webhook import HEAD_TIMEOUT_S, MAX_CONNECTIONS
+
+    where = address(nerve_env)
+    idle = [socket.create_connection(where, timeout=30) for _ in range(MAX_CONNECTIONS)]
+    try:
+        wait_until(lambda: bridge(nerve_env)["connections"] == MAX_CONNECTIONS, timeout=20)
+        with socket.create_connection(where, timeout=10) as extra:
+            assert b" 503 " in extra.recv(4096).split(b"\r\n")[0]
+        # The idle ones are cut off after the head timeout; then calls go through again.
+        for sock in idle:
+            sock.settimeout(HEAD_TIMEOUT_S + 20)
+            assert b" 408 " in sock.recv(4096).split(b"\r\n")[0]
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: bridge(nerve_env)["connections"] == 0, timeout=20)
+    code, _, _ = post(where, body=("\ufeff" + json.dumps({"bom": True})).encode())
+    assert code == 202  # (and a byte order mark is no error)
+    assert hook_events(nerve_env)[-1]["data"] == {"bom": True}

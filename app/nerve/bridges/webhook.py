@@ -418,7 +418,7 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_body(body: bytes) -> dict[str, Any]:
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # (a byte order mark some tools add is no error)
     except UnicodeDecodeError:
         raise _Refusal(400, "the body is not UTF-8") from None
     try:
