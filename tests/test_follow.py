@@ -487,3 +487,26 @@ def test_a_gap_prints_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(as_json) == {
         "gap": {"first": 1001, "last": 1090, "count": 40, "reason": "the follower fell behind"}
     }
+
+
+def test_an_event_too_large_for_a_line_is_a_gap_and_the_stream_goes_on(
+    daemon: StartNerve, nerve_env: dict[str, str]
+) -> None:
+    daemon("--rules", PACK)
+    path = socket_file(nerve_env)
+    _, stream = ipc.open_stream("follow", {"types": ["t.*"]}, path=path)
+    try:
+        # The request fits in a line; the event, with its id, time and source, does not.
+        big = client.emit("t.big", {"p": "x" * (ipc.MAX_LINE_BYTES - 80)}, path=path)
+        (small,) = emit(nerve_env, "t.small", 1)
+        it = iter(stream)
+        first = next(it)
+        assert first["gap"] == {
+            "first": big,
+            "last": big,
+            "count": 1,
+            "reason": "the event is too large to send (limit 1 MiB)",
+        }
+        assert next(it)["event"]["id"] == small
+    finally:
+        stream.close()
