@@ -510,3 +510,44 @@ def test_an_event_too_large_for_a_line_is_a_gap_and_the_stream_goes_on(
         assert next(it)["event"]["id"] == small
     finally:
         stream.close()
+
+
+def test_resume_after_any_id_with_any_pattern_matches_the_log(inproc: Nerve) -> None:
+    """For random ids and patterns: what a follower gets after ID is exactly what
+    the log holds after ID for that pattern, then the live events, once each."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bus, store, writer = inproc.bus, inproc.store, inproc.writer
+    assert bus is not None
+    assert store is not None
+    assert writer is not None
+    types = ["a.one", "a.two", "b.one", "b.two.deep"]
+    published = [bus.publish(types[i % 4], {"i": i}, source="t").id for i in range(80)]
+    assert writer.wait_through(published[-1], 10)
+    path = ipc.socket_path()
+    patterns = st.sampled_from(["*", "a.*", "b.*", "*.one", "a.one", "b.two.*", "c.*"])
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(after=st.integers(0, published[-1] + 3), pattern=patterns)
+    def check(after: int, pattern: str) -> None:
+        assert writer.wait_through(bus.next_id - 1, 10)  # (the last example's live ones too)
+        stored = [
+            e["id"] for e in store.query_events(after_id=after, type_pattern=pattern, limit=None)
+        ]
+        _, stream = ipc.open_stream("follow", {"types": [pattern], "after": after}, path=path)
+        try:
+            live = bus.publish("a.one", {"live": True}, source="t").id
+            expected = stored + ([live] if pattern in ("*", "a.*", "*.one", "a.one") else [])
+            marker = bus.publish("c.end", {}, source="t").id  # ends what this pattern reads
+            it = iter(stream)
+            got: list[int] = []
+            if pattern in ("*", "c.*"):
+                expected.append(marker)
+            for _ in expected:
+                got.append(next(it)["event"]["id"])
+            assert got == expected, (after, pattern)
+        finally:
+            stream.close()
+
+    check()
