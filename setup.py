@@ -12,7 +12,11 @@ class BuildWithPacks(build_py):
     def run(self) -> None:
         super().run()
         here = Path(__file__).parent
-        for folder, pattern in (("rules", "*.yaml"), ("resources", "*")):
+        for folder, pattern in (
+            ("rules", "*.yaml"),
+            ("rules/library", "*.yaml"),
+            ("resources", "*"),
+        ):
             target = Path(self.build_lib) / "nerve" / "data" / folder
             target.mkdir(parents=True, exist_ok=True)
             for item in sorted(here.joinpath(folder).glob(pattern)):

@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +43,9 @@ from xserver import XServer  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog; 42 crates, 7 keys! "
 ABBREVIATIONS = {10: ";xa", 100: ";xb", 1000: ";xc"}
+#: The same replacements pasted through the clipboard (``method: paste``).
+PASTE_ABBREVIATIONS = {10: ";pa", 100: ";pb", 1000: ";pc"}
+METHODS = {"type": ABBREVIATIONS, "paste": PASTE_ABBREVIATIONS}
 
 
 def replacement(size: int) -> str:
@@ -49,8 +54,13 @@ def replacement(size: int) -> str:
 
 def write_pack(path: Path) -> None:
     rules = [
-        {"id": f"x{size}", "when": {"typed": abbr}, "do": [{"type": replacement(size)}]}
-        for size, abbr in ABBREVIATIONS.items()
+        {
+            "id": f"{method}{size}",
+            "when": {"typed": abbr},
+            "do": [{"type": {"text": replacement(size), "method": method}}],
+        }
+        for method, abbreviations in METHODS.items()
+        for size, abbr in abbreviations.items()
     ]
     pack = {"nerve": 1, "pack": {"id": "bench.expansion", "name": "bench"}, "rules": rules}
     path.write_text(json.dumps(pack))  # JSON is YAML
@@ -85,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", type=int, nargs="*", default=list(ABBREVIATIONS))
     parser.add_argument("--profiles", nargs="*", default=[p.name for p in PROFILES])
+    parser.add_argument(
+        "--methods", nargs="*", default=list(METHODS), choices=list(METHODS),
+        help="type (keys) and/or paste (through the clipboard, which holds text meanwhile)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     default_counts = {10: 200, 100: 50, 1000: 20}
     profiles = [p for p in PROFILES if p.name in args.profiles]
@@ -102,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
             with running(cmd, env, tmp / "nerve.log"):
                 field = QtField(xs.display)
                 typist = Typist(xs.display, seed=11)
+                # The user's clipboard holds text: each paste keeps and restores it.
+                clip = subprocess.Popen(
+                    ["xclip", "-quiet", "-selection", "clipboard", "-i"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, "DISPLAY": xs.display},
+                )
+                assert clip.stdin is not None
+                clip.stdin.write("the user's clipboard ✓".encode())
+                clip.stdin.close()
                 try:
                     # Ready once an expansion has gone through.
                     deadline = time.monotonic() + 30
@@ -109,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                         exact, _, _ = trial(field, typist, ";xa", replacement(10), PROFILES[0])
                         if exact or time.monotonic() > deadline:
                             break
-                    for size in args.sizes:
-                        abbr, text = ABBREVIATIONS[size], replacement(size)
+                    for method, size in [(m, s) for m in args.methods for s in args.sizes]:
+                        abbr, text = METHODS[method][size], replacement(size)
                         for profile in profiles:
                             count = args.count or default_counts[size]
                             results = [
@@ -119,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                             exact = sum(1 for ok, _, _ in results if ok)
                             pressed = [p for _, p, _ in results if not math.isnan(p)]
                             released = [r for _, _, r in results if not math.isnan(r)]
-                            row = f"{profile.name:9} {size:5} chars  exact {exact}/{count}  "
+                            row = f"{profile.name:9} {method:5} {size:5} chars  "
+                            row += f"exact {exact}/{count}  "
                             if released:
                                 row += (
                                     f"from release p50 {percentile(released, 50):7.1f} "
@@ -132,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                             print(row, flush=True)
                             rows.append(row)
                 finally:
+                    clip.kill()
+                    clip.wait()
                     typist.close()
                     field.close()
     finally:

@@ -269,7 +269,8 @@ def test_pause_for_a_while_resumes_by_itself(nerve: Instance, nerve_env: dict[st
         assert "--for:" in proc.stderr
     assert f"(pid {nerve.pid}): running" in cli_ok(nerve_env, "status")
 
-    cli_ok(nerve_env, "pause", "--for", "1s")
+    # Long enough that a loaded machine starting `nerve status` still sees it.
+    cli_ok(nerve_env, "pause", "--for", "4s")
     assert f"(pid {nerve.pid}): paused" in cli_ok(nerve_env, "status")
     wait_for(
         lambda: f"(pid {nerve.pid}): running" in cli_ok(nerve_env, "status"),

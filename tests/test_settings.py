@@ -47,20 +47,20 @@ def test_broken_yaml_keeps_defaults_and_says_so(
 
 def test_save_round_trips_and_keeps_unknown_keys_and_comments(tmp_path: Path) -> None:
     path = tmp_path / "settings.yaml"
-    path.write_text("# mine\nmqtt: {host: broker.lan}  # later\nretention_days: 7\n")
+    path.write_text("# mine\nlater: {host: broker.lan}  # later\nretention_days: 7\n")
     s = Settings.load(path)
     s.retention_days = 14.0
     s.panic_hotkey = None
     s.disabled_listeners = ["mouse", "clipboard"]
     s.save(path)
     text = path.read_text()
-    assert text.startswith("# mine\nmqtt: {host: broker.lan}  # later\nretention_days: 14\n")
+    assert text.startswith("# mine\nlater: {host: broker.lan}  # later\nretention_days: 14\n")
     assert "panic_hotkey: null\n" in text
     assert "max_events" not in text  # still the default: not written
     assert (tmp_path / "settings.yaml~").read_text().endswith("retention_days: 7\n")
     again = Settings.load(path)
     assert len(again.errors) == 1
-    assert "unknown key 'mqtt'" in again.errors[0]  # reported, and kept in the file
+    assert "unknown key 'later'" in again.errors[0]  # reported, and kept in the file
     assert (again.retention_days, again.panic_hotkey) == (14, None)
     assert again.disabled_listeners == ["mouse", "clipboard"]
 
@@ -83,3 +83,17 @@ def test_save_replaces_a_broken_file_and_keeps_its_backup(tmp_path: Path) -> Non
     s.save(path)
     assert Settings.load(path).max_events == 5000
     assert (tmp_path / "settings.yaml~").read_text() == "panic_hotkey: [unclosed\n"
+
+
+def test_saving_keeps_an_mqtt_block_and_host_as_written(tmp_path: Path) -> None:
+    """Valid or not, the blocks the Settings window does not edit stay in the file."""
+    path = tmp_path / "settings.yaml"
+    for block in (
+        "host: lap\nmqtt:\n  broker: mqtt://127.0.0.1:1883  # mine\n  publish: [build.*]\n",
+        "host: bad host\nmqtt:\n  broker: http://x  # mine\n  password: p\n",
+    ):
+        path.write_text(block + "retention_days: 7\n")
+        s = Settings.load(path)
+        s.retention_days = 9
+        s.save(path)
+        assert path.read_text() == block + "retention_days: 9\n"

@@ -48,6 +48,8 @@ PACKAGE_DATA = [
     "resources/nerve-autostart.desktop.in",
     "resources/nerve-pack.schema.json",
     "rules/starter.yaml",
+    "rules/library/snippets.yaml",
+    "rules/library/clipboard-cleaner.yaml",
 ]
 TINY_PACK = """\
 nerve: 1
@@ -196,6 +198,10 @@ def test_the_package_and_its_data_come_from_the_wheel(installed: Installed) -> N
     proc = installed.run("validate", starter)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{starter}: ok, pack nerve.starter")
+    proc = installed.run("pack", "list", "--available")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": ") >= 7  # the shipped library, from the installed package
+    assert "snippets" in proc.stdout
 
 
 @pytest.mark.slow

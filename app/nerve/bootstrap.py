@@ -13,12 +13,12 @@ import shutil
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
-from nerve import __version__, injection, ipc
-from nerve.bridges.base import Bridge, start_all, stop_all
+from nerve import __version__, injection, ipc, windowctl
+from nerve.bridges.base import Bridge, BridgeState, start_all, stop_all
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
 YOUNG_GC_THRESHOLD = 10_000
 STARTER = "starter.yaml"
+#: The bridges settings.yaml can turn on, in the order ``nerve status`` shows them.
+BRIDGES = ("webhook", "mqtt")
 
 
 def install_starter_pack(locations: Locations) -> Path | None:
@@ -56,6 +58,11 @@ def install_starter_pack(locations: Locations) -> Path | None:
     trust.approve_file(locations.config, target)  # shipped with Nerve: trusted
     log.info("installed the starter pack in %s", target)
     return target
+
+
+def _bridge_blocks(settings: Settings) -> dict[str, Any]:
+    """What each bridge is made from: a change restarts that bridge."""
+    return {"webhook": settings.webhook, "mqtt": (settings.mqtt, settings.host)}
 
 
 def settle_memory() -> None:
@@ -91,7 +98,7 @@ class Nerve:
         self.engine: Engine | None = None
         self.writer: EventLogWriter | None = None
         self.ipc: IpcServer | None = None
-        #: Bridges to the outside (the webhook, ...), started on the engine loop.
+        #: Bridges to the outside (the webhook, MQTT), started on the engine loop.
         self.bridges: list[Bridge] = []
         #: Called (any thread) when a bridge's state changes (the window listens).
         self.on_bridges_change: Callable[[], None] | None = None
@@ -168,6 +175,15 @@ class Nerve:
             for rule in pack.rules
         ]
 
+    def held_rules(self) -> list[tuple[Any, str]]:
+        """Rules of held packs (not running), with why: counted when they miss a run."""
+        return [
+            (rule, s.reason())
+            for s in self.held
+            if not s.runs_approved and s.pack.usable
+            for rule in s.pack.rules
+        ]
+
     # ------------------------------------------------------------------ life
 
     def start(self) -> None:
@@ -198,7 +214,7 @@ class Nerve:
         self.engine.start()
         self._detach_panic = keyboard.on_panic(self._panic)
         self.load_packs()
-        self.engine.call(self.engine.set_rules, self.rules())
+        self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
         settle_memory()
         self._start_bridges()
@@ -226,29 +242,45 @@ class Nerve:
             self.locations.data,
         )
 
-    def _make_bridges(self) -> list[Bridge]:
-        """The bridges the settings turn on; a block that cannot be used is reported."""
+    # --------------------------------------------------------------- bridges
+
+    def _make_bridges(self, names: Collection[str] = BRIDGES) -> list[Bridge]:
+        """The bridges (of ``names``) the settings turn on; a block that cannot
+        be used is reported and that bridge stays off."""
         from nerve.bridges.webhook import ConfigError, WebhookBridge, WebhookConfig
 
         assert self.bus is not None
+        assert self.engine is not None
+        settings = self.settings
         bridges: list[Bridge] = []
-        webhook = self.settings.webhook
-        if webhook is not None and webhook.get("enabled", True):
+        webhook = settings.webhook
+        if "webhook" in names and webhook is not None and webhook.get("enabled", True):
             try:
                 config = WebhookConfig.from_settings(webhook)
             except ConfigError as exc:
                 log.error("settings: %s (the webhook is off)", exc)
             else:
                 bridges.append(WebhookBridge(self.bus, config))
+        if "mqtt" in names and settings.mqtt:
+            # (A block the settings found wrong is not read: it is None here.)
+            from nerve.bridges import mqtt
+
+            host = settings.host or mqtt.default_host()
+            bridges.append(
+                mqtt.MqttBridge(
+                    mqtt.MqttConfig.from_settings(settings.mqtt), host, self.bus, self.engine
+                )
+            )
         return bridges
 
-    def _start_bridges(self) -> None:
+    def _start_bridges(self, names: Collection[str] = BRIDGES) -> None:
+        """Make and start the bridges of ``names`` (a failure is kept in its status)."""
         assert self.engine is not None
         assert self.engine.loop is not None
-        bridges = self._make_bridges()
+        bridges = self._make_bridges(names)
         for bridge in bridges:
             bridge.on_change = self._bridges_changed
-        self.bridges = bridges
+        self.bridges = sorted([*self.bridges, *bridges], key=lambda b: BRIDGES.index(b.name))
         start_all(self.engine.loop, bridges)
         self._bridges_changed()
 
@@ -257,11 +289,22 @@ class Nerve:
         if notify is not None:
             notify()
 
-    def _stop_bridges(self) -> None:
-        bridges, self.bridges = self.bridges, []
-        if bridges and self.engine is not None and self.engine.loop is not None:
-            stop_all(self.engine.loop, bridges)
+    def _stop_bridges(self, names: Collection[str] = BRIDGES) -> None:
+        gone = [b for b in self.bridges if b.name in names]
+        self.bridges = [b for b in self.bridges if b.name not in names]
+        if gone and self.engine is not None and self.engine.loop is not None:
+            stop_all(self.engine.loop, gone)
             self._bridges_changed()
+
+    def _reload_bridges(self, old: Settings) -> None:
+        """Restart the bridges whose block changed (MQTT: or ``host``), and one
+        the server refused the credentials of (the password file may be new)."""
+        before, after = _bridge_blocks(old), _bridge_blocks(self.settings)
+        again = {name for name in BRIDGES if before[name] != after[name]}
+        again |= {b.name for b in self.bridges if b.state == BridgeState.AUTH_FAILED}
+        if again:
+            self._stop_bridges(again)
+            self._start_bridges(again)
 
     def reload(self) -> None:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
@@ -273,7 +316,7 @@ class Nerve:
             )
             self._apply_settings(old)
             self.load_packs()
-            self.engine.call(self.engine.set_rules, self.rules())
+            self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
             # The panic hotkey and switched-off listeners, even when no rule changed.
             self._listener_needs(self.engine.needs)
             settle_memory()
@@ -282,9 +325,8 @@ class Nerve:
     def _apply_settings(self, old: Settings | None = None) -> None:
         """What a running Nerve can change without a restart (the bus size cannot)."""
         settings = self.settings
-        if old is not None and old.webhook != settings.webhook and self.engine is not None:
-            self._stop_bridges()
-            self._start_bridges()
+        if old is not None and self.engine is not None:
+            self._reload_bridges(old)
         if self.store is not None:
             self.store.retention_days = settings.retention_days
             self.store.max_events = settings.max_events
@@ -357,6 +399,7 @@ class Nerve:
         if self.listeners is not None:
             self.listeners.stop()
         injection.reset()
+        windowctl.reset()
         if self.engine is not None:
             self.engine.stop()
         if self.writer is not None:
@@ -420,6 +463,14 @@ class Nerve:
             return {"id": event.id}
         if cmd == "rules":
             return engine.call(engine.rules)
+        if cmd == "why":
+            name = args.get("rule")
+            if not isinstance(name, str) or not name:
+                raise IpcError("'rule' must name a rule (PACK/RULE)")
+            answer = engine.call(engine.why, name)
+            if answer is None:
+                raise IpcError(f"no rule {name!r} is loaded (see `nerve status`)")
+            return answer
         if cmd == "reload":
             try:
                 self.reload()

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("status", help="show the running Nerve's state")
+    why = sub.add_parser("why", help="why a rule did not run: its recent near misses")
+    why.add_argument("rule", metavar="RULE", help="pack/rule (or a rule id only one pack has)")
+    why.add_argument("--json", action="store_true", help="the answer as one JSON object")
     pause = sub.add_parser("pause", help="pause every rule (and cancel running ones)")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="resume after (10m)")
     sub.add_parser("resume", help="resume after a pause")
@@ -212,6 +215,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "schema": cmd_schema,
         "emit": cmd_emit,
         "status": cmd_status,
+        "why": cmd_why,
         "pause": cmd_pause,
         "resume": cmd_resume,
         "reload": cmd_reload,
@@ -640,6 +644,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  run {run['id']} of {run['rule']}: running for {_age(run['age'])}{note}")
     for key, reason in engine["suspended"].items():
         print(f"  suspended: {key}: {reason}")
+    for key, counts in sorted(engine.get("counts", {}).items()):
+        print(f"  rule {key}: {_counts_text(counts)}")
     held = {h["file"]: h for h in status.get("held", [])}
     for pack in status["packs"]:
         mark = (
@@ -687,13 +693,58 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _counts_text(counts: dict[str, Any]) -> str:
+    """``ran 3, skipped 5 (condition 2, cooldown 3)``."""
+    skips = counts.get("skips") or {}
+    text = f"ran {counts.get('ran', 0)}"
+    if skips:
+        text += (
+            f", skipped {sum(skips.values())} ("
+            + ", ".join(f"{reason} {n}" for reason, n in skips.items())
+            + ")"
+        )
+    return text
+
+
+@_control
+def cmd_why(args: argparse.Namespace) -> int:
+    answer = _request("why", {"rule": args.rule})
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{answer['rule']} ({answer['name']}): {answer['state']}")
+    print(f"  when: {'; '.join(answer['triggers']) or '-'}")
+    print(f"  started {answer['fired']} time(s); {_counts_text(answer)}")
+    near = answer["near"]
+    if not near:
+        print("  No recent event came near starting it.")
+        return EXIT_OK
+    print("  Recent near misses, newest first:")
+    for miss in near:
+        when = time.strftime("%H:%M:%S", time.localtime(miss["time"]))
+        print(f"  {when} event {miss['event']} {miss['type']}: {miss['reason']}: {miss['detail']}")
+    return EXIT_OK
+
+
 def bridge_line(bridge: dict[str, Any]) -> str:
-    """``bridge webhook: listening on 127.0.0.1:8765, 3 accepted, 1 refused; last error: ...``"""
+    """One bridge's status as ``nerve status`` and the window's tooltip show it::
+
+    bridge webhook: listening on 127.0.0.1:8765, 3 accepted, 1 refused (HTTP 202: 3, 401: 1)
+    bridge mqtt: connected (mqtt://10.0.0.2:1883 as laptop), 0 queued, 2 sent, ...
+    """
     line = f"bridge {bridge.get('name')}: {bridge.get('state')}"
-    if bridge.get("address"):
+    if bridge.get("broker"):
+        line += f" ({bridge['broker']} as {bridge.get('host')})"
+    elif bridge.get("address"):
         line += f" on {bridge['address']}"
     counts = bridge.get("counts") or {}
     shown = [f"{n} {k}" for k, n in counts.items() if not k.isdigit()]
+    # A client's own counters (MQTT), when it has them.
+    shown += [
+        f"{bridge[k]} {k}"
+        for k in ("queued", "dropped", "sent", "received", "duplicates")
+        if isinstance(bridge.get(k), int) and not isinstance(bridge.get(k), bool)
+    ]
     codes = [f"{k}: {n}" for k, n in sorted(counts.items()) if k.isdigit()]
     if shown:
         line += ", " + ", ".join(shown)
@@ -701,6 +752,8 @@ def bridge_line(bridge: dict[str, Any]) -> str:
         line += f" (HTTP {', '.join(codes)})"
     if bridge.get("queue") is not None:
         line += f", queue {bridge['queue']}"
+    if bridge.get("retry_in") is not None:
+        line += f", retrying in {bridge['retry_in']:g}s"
     for warning in bridge.get("warnings") or []:
         line += f"; warning: {warning}"
     if bridge.get("last_error"):
@@ -907,8 +960,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if store is None:
         return EXIT_INVALID
     try:
-        rows = store.query_events(since=since, type_pattern=args.type, limit=args.limit)
-        variables = store.load_variables()
+        # Every type: the variable changes apply whatever --type picks.
+        rows = store.raw_events(since=since, limit=args.limit)
+        current = store.load_variables()
+        recorded = store.run_times(since - 60 if since is not None else None)
     finally:
         store.close()
     paths = list(args.rules) or [locations(args.data_dir).packs]
@@ -939,13 +994,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for name in sorted(held):
         print(f"nerve: {name} is held (not approved): its rules are left out", file=sys.stderr)
     rules = [rule for pack in packs if pack.usable and pack.file not in held for rule in pack.rules]
-    events = [replay.stored_event(row) for row in rows]
-    reports = replay.replay(rules, events, variables=variables)
+    events = replay.logged_events(rows)
+    variables = replay.variables_before(current, events)
+    from nerve.events import TypePattern
+    from nerve.settings import Settings
+
+    settings = Settings.load(locations(args.data_dir).config / "settings.yaml")
+    reports = replay.replay(
+        rules,
+        events,
+        variables=variables,
+        recorded=recorded,
+        private_logged=settings.store_private,
+        type_pattern=args.type,
+    )
+    count = len(events)
+    if args.type:
+        pattern = TypePattern([args.type])
+        count = sum(1 for e in events if pattern.matches(e.type))
     if args.json:
         for report in reports:
             print(json.dumps(report.as_dict(), ensure_ascii=False))
         return EXIT_OK
-    _print_replay(reports, len(events), args.since)
+    _print_replay(reports, count, args.since)
     return EXIT_OK
 
 
@@ -965,19 +1036,26 @@ def _print_replay(reports: list[Any], count: int, since: str) -> None:
                 f"{r.conditions_false:>16}  {r.failed:>6}"
             )
             print(line)
+            if r.skipped:
+                refused = ", ".join(f"{reason} {n}" for reason, n in r.skipped.items())
+                print(f"{'':<{width}}  refused: {refused}")
+            if r.suspended:
+                print(f"{'':<{width}}  suspended: {r.suspended}")
             if r.first_reason:
                 print(f"{'':<{width}}  first time its conditions did not hold: {r.first_reason}")
+            if r.caveat:
+                print(f"{'':<{width}}  note: {r.caveat}")
     quiet = [r.key for r in replayed if not r.matched]
     if quiet:
         print(f"\nNo event matched: {', '.join(quiet)}")
     skipped = [r for r in reports if r.not_replayed is not None]
     if skipped:
-        print("\nNot replayed (they depend on time, not on single events):")
+        print("\nNot replayed:")
         for r in skipped:
             print(f"  {r.key}: {r.not_replayed}")
     print(
-        "\nKey presses and the clipboard are not in the event log (unless store_private"
-        " is on), and which window was active then is not known."
+        "\nVariables are the ones of each event's time; runs last as long as the"
+        " recorded ones; it pauses where Nerve was paused."
     )
 
 
@@ -1059,7 +1137,7 @@ def _add_pack_parser(sub: Any) -> None:
     imp = actions.add_parser(
         "import", help="check a pack file, show what it can do and add it to your packs"
     )
-    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("file", metavar="FILE|URL", help="a pack file, or its https:// address")
     imp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a pack input (repeatable)"
     )
@@ -1093,7 +1171,10 @@ def _add_pack_parser(sub: Any) -> None:
         action="store_true",
         help="allow it without asking (needed when not run from a terminal)",
     )
-    actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    lst = actions.add_parser("list", help="your packs: active, held (awaiting approval) or broken")
+    from nerve import pack_commands
+
+    pack_commands.add_parsers(actions, lst)
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
@@ -1102,7 +1183,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
         "export": cmd_pack_export,
         "approve": cmd_pack_approve,
         "list": cmd_pack_list,
-    }[args.pack_command]
+    }.get(args.pack_command)
+    if handler is None:
+        from nerve import pack_commands
+
+        handler = pack_commands.HANDLERS[args.pack_command]
     code: int = handler(args)
     return code
 
@@ -1171,21 +1256,30 @@ def _reload_running() -> None:
 
 
 def cmd_pack_import(args: argparse.Namespace) -> int:
+    from nerve import pack_commands
     from nerve.bootstrap import install_starter_pack
     from nerve.packs import trust
     from nerve.paths import locations
 
     where = locations()
     values = _pairs(args.set, "--set")
-    if not args.file.exists():  # (what is not a regular file is named by plan_import)
-        print(f"nerve: {args.file}: no such file", file=sys.stderr)
+    try:
+        source = pack_commands.read_for_import(args.file)
+    except pack_commands.SourceError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
         return EXIT_INVALID
     interactive = sys.stdin.isatty()
+    # A new version of a pack installed in the same file keeps its input values
+    # (its approval stays with the version approved until this one is approved).
+    again = pack_commands.reimport(where.config, source, values)
+    if again is not None:
+        values = {**again.values, **values}
     try:
-        plan = trust.plan_import(args.file, where.packs, values)
+        plan = trust.plan_data(source.name, source.data, where.packs, values)
         shown = False
         if plan.missing_inputs and interactive:
             _print_review(plan.pack)
+            print(f"Signature: {source.signature.text()}")
             shown = True
             print("Values for the pack's inputs:")
             for name in plan.missing_inputs:
@@ -1216,6 +1310,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not shown:
         _print_review(pack)
+        print(f"Signature: {source.signature.text()}")
     if plan.conflicts and not args.replace:
         names = ", ".join(p.name for p in plan.conflicts)
         print(
@@ -1227,6 +1322,11 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
     approve = False
     if pack.capabilities:
         approve = args.approve
+        if not approve and again is not None and again.keeps_approval(plan.pack):
+            print(
+                "It asks for nothing you have not allowed; imported versions are held until "
+                f"you approve them (`nerve pack update {plan.pack.id} FILE` keeps the approval)."
+            )
         if not approve and interactive:
             answer = _ask(f"Allow {pack.id} to do all of the above? [y/N] ")
             approve = (answer or "").lower() in ("y", "yes")
@@ -1295,6 +1395,10 @@ def cmd_pack_approve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.yes:
         _print_review(pack, state)
+        from nerve import pack_commands
+
+        for line in pack_commands.signature_lines(store, pack.id, reviewed):
+            print(line)
         if not sys.stdin.isatty():
             print(
                 f"nerve: not approved: without a terminal to ask in, add --yes "
@@ -1327,6 +1431,10 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
     from nerve.packs import trust
     from nerve.paths import locations
 
+    if getattr(args, "available", False):
+        from nerve import pack_commands
+
+        return pack_commands.cmd_list_available(args)
     where = locations()
     store = trust.Approvals(where.config)
     packs, states = trust.load_folder(store, record=False)

@@ -219,6 +219,8 @@ def _compile_glob(pattern: str) -> Any:
     return saferegex.glob_matcher(pattern)
 
 
+_DEVICE_FIELDS = "subsystem devtype vendor_id product_id vendor product name devpath devname whole"
+
 #: Data fields of the event types Nerve itself produces (DESIGN.md, "Events").
 #: Placeholders such as ``{event.path}`` are checked against these at load time;
 #: custom types may carry anything.
@@ -239,6 +241,15 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "process.started": "pid name exe cmdline user exit_code",
         "process.exited": "pid name exe cmdline user exit_code",
         "window.focused": "title class instance process pid window change",
+        "display.changed": "change added removed rearranged monitors count primary width height",
+        "session.locked": "session",
+        "session.unlocked": "session",
+        "session.login": "session user uid path",
+        "session.logout": "session user uid path",
+        "system.suspending": "",
+        "system.resumed": "",
+        "device.added": _DEVICE_FIELDS,
+        "device.removed": _DEVICE_FIELDS,
         "schedule": "job scheduled_time",
         "clipboard.changed": "selection mime text truncated",
         "system.idle": "idle_seconds threshold",
@@ -250,9 +261,12 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
         "network.down": "interface",
         "app.started": "version pid",
         "app.stopping": "reason",
+        "app.paused": "reason for",
+        "app.resumed": "",
         "rule.failed": "rule pack run error",
         "nerve.panic": "combo",
         "rule.suspended": "rule pack reason",
+        "variable.changed": "name value old after",
     }.items()
 }
 
@@ -267,6 +281,8 @@ RESERVED_FAMILIES = frozenset(
         "file",
         "process",
         "window",
+        "display",
+        "device",
         "clipboard",
         "system",
         "power",
@@ -282,6 +298,7 @@ RESERVED_FAMILIES = frozenset(
         "mqtt",
         "nats",
         "webhook",
+        "variable",
     }
 )
 

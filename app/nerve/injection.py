@@ -26,6 +26,13 @@ whatever the user typed meanwhile. A key the user still holds is never
 pressed again by Nerve (the server would take it as a repeat or drop it):
 its character goes out on a spare keycode instead.
 
+A long text can go through the clipboard instead (:class:`Paste`): the
+user's clipboard is kept, Nerve owns it with the text, presses the paste
+keys, waits until the focused application has fetched the text (or a short
+timeout), and puts the user's clipboard back (see
+:class:`nerve.listeners.clipboard.PasteBoard`). In an expansion the key
+stream's model learns the pasted text when it sees Nerve's paste key.
+
 Modifiers the user still holds (the Ctrl+Alt of the hotkey that started the
 run) would turn typed text into shortcuts: the injector waits briefly for
 them to be released, then releases them itself. It always releases what it
@@ -39,6 +46,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nerve.listeners import x11
@@ -59,6 +68,9 @@ SPARE_REUSE_S = 0.2
 EXPAND_STEPS = 12
 #: How long to wait for a mark to come back through the key stream.
 MARK_TIMEOUT_S = 1.0
+#: How long a paste waits for the focused application to fetch the text
+#: before the user's clipboard is put back.
+PASTE_WAIT_S = 1.0
 
 _MODIFIER_KEYSYMS = {
     "ctrl": (0xFFE3, 0xFFE4),
@@ -109,6 +121,37 @@ class TypingModel(Protocol):
     def close(self, expansion: int, typed: str | None) -> None: ...
 
     def tail(self, expansion: int) -> str: ...
+
+    def expect_paste(self, keycode: int, text: str) -> None: ...
+
+
+class Delivery(Protocol):
+    """A clipboard Nerve owns for a paste (see ``clipboard.Ownership``)."""
+
+    clients: list[int]
+
+    def wait_served(self, timeout: float, client: int | None = None, after: int = 0) -> bool: ...
+
+
+class Board(Protocol):
+    """The clipboard a paste goes through (see ``clipboard.PasteBoard``)."""
+
+    def hold(self, text: str) -> AbstractContextManager[Delivery]: ...
+
+    def client_of(self, window: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Paste:
+    """Paste texts longer than ``above`` characters (0: any text) through
+    ``board``, pressing ``keys``."""
+
+    board: Board
+    keys: Combo
+    above: int = 0
+
+    def wanted(self, text: str) -> bool:
+        return len(text) > self.above
 
 
 _typing: list[TypingModel] = []
@@ -414,17 +457,52 @@ class Injector:
         erase: int = 0,
         stop: threading.Event | None = None,
         back: int = 0,
+        paste: Paste | None = None,
     ) -> dict[str, Any]:
         """Type ``text`` (any Unicode, newlines, tabs), after ``erase`` BackSpaces;
-        then move the caret ``back`` characters to the left."""
+        then move the caret ``back`` characters to the left. With ``paste``
+        (and a text it is wanted for) the text is pasted instead of typed."""
+        pasted = paste is not None and paste.wanted(_printable(text))
+        text = _pasteable(text) if pasted else _printable(text)
         with self.lock, self._guard():
             _, caps = self._prepare(stop)
             try:
-                self._type(text, erase, stop, self._held_keys())
+                if paste is not None and pasted:
+                    self._type("", erase, stop, self._held_keys())
+                    self._paste(text, paste, stop, None)
+                else:
+                    self._type(text, erase, stop, self._held_keys())
                 self._caret_back(back, stop)
             finally:
                 self._finish(caps)
-        return {"typed": len(text), "erased": erase}
+        result: dict[str, Any] = {"typed": len(text), "erased": erase}
+        if pasted:
+            result["method"] = "paste"
+        return result
+
+    def _paste(
+        self, text: str, paste: Paste, stop: threading.Event | None, model: TypingModel | None
+    ) -> bool:
+        """Paste ``text`` into the focused window; whether it fetched the text
+        in time (the user's clipboard is back either way)."""
+        if stop is not None and stop.is_set():
+            return False
+        keycode, mods = self._combo_mods(paste.keys)
+        with paste.board.hold(text) as delivery:
+            focus = self.conn.get_input_focus().focus
+            window = int(getattr(focus, "id", focus) or 0)
+            # PointerRoot (1) or no focus: any client's request counts.
+            client = paste.board.client_of(window) if window > 1 else None
+            after = len(delivery.clients)
+            if model is not None:
+                model.expect_paste(keycode, text)
+            plan = _Plan()
+            plan.tap(keycode, mods)
+            self._send(plan)
+            served = delivery.wait_served(PASTE_WAIT_S, client, after)
+            if not served:
+                log.debug("a paste: the focused window did not fetch the text in time")
+        return served
 
     def _caret_back(self, count: int, stop: threading.Event | None) -> None:
         left = self._keysym_key(_LEFT)
@@ -445,16 +523,19 @@ class Injector:
         erase: int = 0,
         stop: threading.Event | None = None,
         back: int = 0,
+        paste: Paste | None = None,
     ) -> dict[str, Any]:
         """Replace the abbreviation of ``expansion`` (in the keyboard listener's
         ``model``) with ``text``, keeping what the user typed after it; then
         move the caret ``back`` characters left, unless the user typed on.
+        With ``paste``, a text it is wanted for is pasted.
 
         Falls back to ``erase`` BackSpaces and ``text`` if the expansion is
         no longer open (its rule claimed it too late)."""
-        text = _normalise(text)
+        text = _pasteable(text) if paste is not None and paste.wanted(text) else _printable(text)
         if not model.claim(expansion):
-            return self.type_text(text, erase=erase, stop=stop, back=back)
+            return self.type_text(text, erase=erase, stop=stop, back=back, paste=paste)
+        pasted = False
         steps = 0
         typed: str | None = None
         lost = ""
@@ -483,7 +564,12 @@ class Injector:
                         steps += 1
                         if steps > 1:
                             self._release_modifiers(stop)
-                        self._type(step[1], step[0], stop, self._held_keys())
+                        if paste is not None and paste.wanted(step[1]):
+                            self._type("", step[0], stop, self._held_keys())
+                            self._paste(step[1], paste, stop, model)
+                            pasted = True
+                        else:
+                            self._type(step[1], step[0], stop, self._held_keys())
                     else:
                         if steps >= EXPAND_STEPS:
                             log.warning("an expansion did not settle in %d steps", steps)
@@ -495,7 +581,10 @@ class Injector:
             # The caret moved, the focus changed or the abbreviation was edited:
             # the text is no longer where the replacement was to go.
             return {"typed": 0 if steps == 0 else len(text), "steps": steps, "stopped": lost}
-        return {"typed": len(text), "steps": steps}
+        result: dict[str, Any] = {"typed": len(text), "steps": steps}
+        if pasted:
+            result["method"] = "paste"
+        return result
 
     def _held_keys(self) -> frozenset[int]:
         """Keys down now (the user's): Nerve presses none of them."""
@@ -546,20 +635,23 @@ class Injector:
                     if stop is not None and stop.is_set():
                         break
                     plan = _Plan()
-                    keycode, extra = self._combo_key(combo)
-                    mods = [
-                        self.modifier_keycode(
-                            next((s for s in combo.sides if x11.SIDED[s] == m), m)
-                        )
-                        for m in x11.MODIFIERS
-                        if m in combo.modifiers
-                    ]
-                    mods += [m for m in extra if m not in mods]
+                    keycode, mods = self._combo_mods(combo)
                     plan.tap(keycode, mods)
                     self._send(plan)
             finally:
                 self._finish(caps)
         return {"sent": [str(c) for c in combos]}
+
+    def _combo_mods(self, combo: Combo) -> tuple[int, list[tuple[int, int]]]:
+        """(keycode, modifiers to hold) pressing ``combo``."""
+        keycode, extra = self._combo_key(combo)
+        mods = [
+            self.modifier_keycode(next((s for s in combo.sides if x11.SIDED[s] == m), m))
+            for m in x11.MODIFIERS
+            if m in combo.modifiers
+        ]
+        mods += [m for m in extra if m not in mods]
+        return keycode, mods
 
     def _combo_key(self, combo: Combo) -> tuple[int, list[tuple[int, int]]]:
         keysym = combo.keysym
@@ -612,6 +704,23 @@ class Injector:
 def _normalise(text: str) -> str:
     """Line ends as the Return key types them."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _pasteable(text: str) -> str:
+    """What of ``text`` a paste puts in: line ends as Return types them, no
+    control characters but newlines and tabs (joiners, no-break spaces and
+    other format characters stay: they are part of the text)."""
+    import unicodedata
+
+    return "".join(
+        c for c in _normalise(text) if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs")
+    )
+
+
+def _printable(text: str) -> str:
+    """What of ``text`` reaches the application: line ends as Return types
+    them, and the characters that type something (newlines, tabs, printable)."""
+    return "".join(c for c in _normalise(text) if c in "\n\t" or c.isprintable())
 
 
 class _Guard:

@@ -29,12 +29,18 @@ MIN_LENGTH = 4
 LIMIT = 1000
 
 
+#: At most this many private values (clipboard texts) are remembered.
+PRIVATE_LIMIT = 64
+
+
 class _Registry:
     """The values to mask, and the pattern that finds them (one per process)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.values: dict[str, None] = {}
+        #: Private values (clipboard text a rule read): the newest only.
+        self.private: dict[str, None] = {}
         self.pattern: re.Pattern[str] | None = None
         self.log_installed = False
 
@@ -53,16 +59,31 @@ def register(values: Iterable[Any]) -> None:
     ]
     if not new:
         return
+    _add(_registry.values, new, LIMIT)
+
+
+def register_private(value: str) -> None:
+    """Mask ``value`` (text a rule read from the clipboard) from now on, as a
+    secret; only the newest :data:`PRIVATE_LIMIT` such values are kept (they
+    are masked where they enter anything recorded, which happens at once)."""
+    if len(value) >= MIN_LENGTH:
+        # A long text is masked as it is only (its other spellings would
+        # multiply the memory kept).
+        forms = spellings(value) if len(value) <= 64 * 1024 else [value]
+        _add(_registry.private, forms, PRIVATE_LIMIT)
+
+
+def _add(into: dict[str, None], new: list[str], limit: int) -> None:
     reg = _registry
     with reg.lock:
         for value in new:
-            reg.values.pop(value, None)
-            reg.values[value] = None
-        while len(reg.values) > LIMIT:
-            reg.values.pop(next(iter(reg.values)))
+            into.pop(value, None)
+            into[value] = None
+        while len(into) > limit:
+            into.pop(next(iter(into)))
         # Longest first: a value that contains another is masked whole.
-        ordered = sorted(reg.values, key=len, reverse=True)
-        reg.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        ordered = sorted({**reg.values, **reg.private}, key=len, reverse=True)
+        reg.pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
 
 
 def spellings(value: str) -> list[str]:
@@ -90,6 +111,7 @@ def clear() -> None:
     """Forget every value (tests)."""
     with _registry.lock:
         _registry.values.clear()
+        _registry.private.clear()
         _registry.pattern = None
 
 

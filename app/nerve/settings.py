@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nerve.bridges.schema import WEBHOOK as WEBHOOK_SCHEMA
+from nerve.bridges import mqtt as mqtt_bridge
+from nerve.bridges import schema as bridge_schema
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
 from nerve.paths import atomic_write, read_user_file
@@ -39,7 +40,9 @@ SCHEMA: dict[str, Any] = {
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
         "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
-        "webhook": WEBHOOK_SCHEMA,
+        "webhook": bridge_schema.WEBHOOK,
+        "host": bridge_schema.HOST,
+        "mqtt": bridge_schema.MQTT,
     },
     "additionalProperties": False,
 }
@@ -58,6 +61,10 @@ class Settings:
     bus_capacity: int = 10_000
     #: The inbound webhook block (None: off); see nerve.bridges.webhook.
     webhook: dict[str, Any] | None = None
+    #: This machine's name in topics and bridged events (None: the host name).
+    host: str | None = None
+    #: The ``mqtt:`` block as written (checked); None: no MQTT bridge.
+    mqtt: dict[str, Any] | None = None
     errors: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -89,14 +96,35 @@ class Settings:
         for where, message in validation.check(SCHEMA, data):
             line, column = doc.position(where)
             self.errors.append(
-                f"{path}:{line}:{column}: {format_path(where)}: {message} (using the default)"
+                f"{path}:{line}:{column}: {format_path(where)}: {message} {_fallback(where)}"
             )
             if where:
                 bad.add(str(where[0]))
+        for key, where, message in self._semantic_problems(data, bad):
+            line, column = doc.position(where)
+            self.errors.append(
+                f"{path}:{line}:{column}: {format_path(where)}: {message} {_fallback(where)}"
+            )
+            bad.add(key)
         names = {f.name for f in fields(self)} - {"errors"}
         for key, value in data.items():
             if key in names and key not in bad:
                 setattr(self, key, value)
+
+    @staticmethod
+    def _semantic_problems(
+        data: dict[str, Any], bad: set[str]
+    ) -> list[tuple[str, tuple[str | int, ...], str]]:
+        """What the schema cannot say: host names, broker addresses, topics."""
+        out: list[tuple[str, tuple[str | int, ...], str]] = []
+        if "host" in data and "host" not in bad:
+            why = mqtt_bridge.host_problem(data["host"])
+            if why:
+                out.append(("host", ("host",), why))
+        if isinstance(data.get("mqtt"), dict) and "mqtt" not in bad:
+            for where, message in mqtt_bridge.problems(data["mqtt"]):
+                out.append(("mqtt", ("mqtt", *where), message))
+        return out
 
     def values(self) -> dict[str, Any]:
         """Every setting by its key in settings.yaml."""
@@ -130,11 +158,32 @@ class Settings:
         defaults = Settings().values()
         for key, chosen in self.values().items():
             value = _plain(chosen)
+            if key in _BLOCKS:
+                # None: not read (absent or not valid): the file keeps what it has.
+                # Empty: switched off. The same as the file's: kept as written.
+                if value is None:
+                    continue
+                if not value:
+                    doc.pop(key, None)
+                elif key not in doc or doc[key] != value:
+                    doc[key] = value
+                continue
             if key in doc or value != defaults[key]:
                 doc[key] = value
         out = io.StringIO()
         yaml.dump(doc, out)
         atomic_write(path, out.getvalue().encode("utf-8"))
+
+
+def _fallback(where: Any) -> str:
+    """What Nerve does instead of a bad setting."""
+    if where and where[0] == "mqtt":
+        return "(the MQTT bridge stays off)"
+    return "(using the default)"
+
+
+#: Settings that are whole blocks the Settings window does not edit yet.
+_BLOCKS = frozenset({"mqtt", "host"})
 
 
 def _plain(value: Any) -> Any:

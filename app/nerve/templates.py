@@ -1,5 +1,7 @@
 """Placeholders in rule text: ``{event.path}``, ``{input.target}``, ``{var.mode}``,
-``{rule.id}``, ``{now:%Y-%m-%d}``, ``{now+1d:%Y-%m-%d}`` (moved by a duration).
+``{rule.id}``, ``{now:%Y-%m-%d}``, ``{now+1d:%Y-%m-%d}`` (moved by a duration),
+``{form.name}`` (an answer given in a dialog earlier in the run),
+``{clipboard}`` (the text on the clipboard when the action runs; actions only).
 
 Substitution is text, never evaluated. Templates are parsed once when a pack is
 loaded, so an unknown placeholder is an error at load time, not at run time.
@@ -12,7 +14,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nerve.durations import parse_duration
@@ -20,7 +22,9 @@ from nerve.durations import parse_duration
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*", re.ASCII)
 
-ROOTS = ("event", "input", "var", "rule", "now", "run")
+ROOTS = ("event", "input", "var", "rule", "now", "run", "form")
+#: The placeholder for the clipboard's text.
+CLIPBOARD = "clipboard"
 #: ``now``, optionally moved by a duration (``now+1d``, ``now-2h30m``), then ``:FORMAT``.
 _NOW = re.compile(r"now(?:\s*([+-])\s*([0-9][0-9a-z. ]*?)\s*)?(?::(.*))?", re.DOTALL)
 
@@ -38,6 +42,10 @@ class Scope:
     variables: Mapping[str, Any]
     rule: Mapping[str, Any]
     run: Mapping[str, Any]
+    #: Answers given in the run's dialogs so far (``{form.name}``).
+    form: Mapping[str, Any] = field(default_factory=dict)
+    #: The clipboard's text, read for the action being run (see :data:`CLIPBOARD`).
+    clipboard: str | None = None
 
 
 # A compiled part: literal text, or a function of the scope.
@@ -140,6 +148,8 @@ class Names:
     event_fields: frozenset[str] | None
     inputs: frozenset[str]
     event_hint: str = ""
+    #: Answers defined by the dialogs (form, ask, choose) before this point of the rule.
+    forms: frozenset[str] = frozenset()
 
 
 EVENT_ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
@@ -197,12 +207,14 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
         if not offset:
             return lambda scope: time.strftime(fmt)
         return lambda scope: time.strftime(fmt, time.localtime(time.time() + offset))
+    if expr == CLIPBOARD:
+        return lambda scope: scope.clipboard or ""
     root, _, rest = expr.partition(".")
     if root not in ROOTS:
         raise TemplateError(
             f"unknown placeholder {{{expr}}}: placeholders start with "
-            "event., input., var., rule. or run., or are {now}, {now:FORMAT} or "
-            "{now+1d:FORMAT} / {now-2h:FORMAT}"
+            "event., input., var., rule., run. or form., or are {now}, {now:FORMAT}, "
+            "{now+1d:FORMAT} / {now-2h:FORMAT} or {clipboard}"
         )
     if not rest or not _NAME.fullmatch(rest):
         raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")
@@ -224,6 +236,14 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
         return lambda scope: scope.inputs.get(rest)
     if root == "var":
         return lambda scope: _lookup(scope.variables, rest)
+    if root == "form":
+        if rest not in names.forms:
+            known = ", ".join(sorted(names.forms)) or "none yet"
+            raise TemplateError(
+                f"unknown placeholder {{{expr}}}: no form, ask or choose action before this "
+                f"point defines {rest!r} (defined here: {known})"
+            )
+        return lambda scope: scope.form.get(rest)
     if root == "rule":
         if rest not in ("id", "name", "pack"):
             raise TemplateError(

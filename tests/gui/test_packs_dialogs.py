@@ -276,7 +276,14 @@ def test_the_packs_menu(qtbot: QtBot, core: Core) -> None:
     qtbot.addWidget(window)
     menu = add_packs_menu(window, core)
     actions = [a for a in menu.actions() if not a.isSeparator()]
-    assert [a.text() for a in actions] == ["&Import…", "&Export…", "&Review held packs…"]
+    assert [a.text() for a in actions] == [
+        "&Import…",
+        "&Export…",
+        "&Review held packs…",
+        "&Manage packs and updates…",
+        "Add pack from &library…",
+        "Import from &URL…",
+    ]
     assert actions[0].shortcut().toString() == "Ctrl+I"
 
 

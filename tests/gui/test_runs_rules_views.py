@@ -111,3 +111,32 @@ def test_rules_view_search(qtbot: QtBot, running: Running) -> None:
     assert view.proxy.rowCount() == 0
     view.search.clear()
     assert view.proxy.rowCount(view.proxy.index(0, 0)) == 2
+
+
+def test_rules_view_counts_skips_and_answers_why_not(qtbot: QtBot, running: Running) -> None:
+    view = RulesView(running.core)
+    qtbot.addWidget(view)
+    view.show()
+    running.bus.publish("x.go", {"who": "bob"}, source="test")  # its condition wants ann
+    running.bus.publish("x.go", {"who": "ann"}, source="test")
+    qtbot.waitUntil(lambda: running.summary("greet")["ran"] == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: running.summary("greet")["skips"] == {"condition": 1}, timeout=10_000)
+    view.refresh()
+    runs = view.index_of("gui.test/greet", RulesModel.RUNS)
+    assert runs.data() == "1 ran, 1 skipped"
+    tip = runs.data(Qt.ItemDataRole.ToolTipRole)
+    assert "skipped 1: its conditions did not hold" in tip
+    assert view.index_of("gui.test/broken", RulesModel.RUNS).data() == "0 ran"
+
+    assert not view.why_button.isEnabled()  # no rule selected
+    assert view.select("gui.test/greet")
+    assert view.why_button.isEnabled()
+    qtbot.mouseClick(view.why_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(view.why_box.isVisible, timeout=5_000)
+    text = view.why_text
+    assert text.startswith("gui.test/greet (Greet on x.go): active")
+    assert "Since Nerve started: ran 1, skipped 1 (condition 1)" in text
+    miss = next(line for line in text.splitlines() if ": condition: " in line)
+    assert "x.go" in miss
+    assert '"who": "bob"' in miss
+    view.why_box.close()

@@ -367,3 +367,56 @@ def test_no_webhook_block_stays_none(qtbot: QtBot, live: Nerve, fake_autostart: 
     assert not dialog.webhook_box.isChecked()
     assert "No hooks yet" in dialog.webhook_hooks.text()
     assert dialog.chosen().webhook is None
+
+
+def test_mqtt_settings_are_written_and_the_bridge_starts(
+    qtbot: QtBot, live: Nerve, fake_autostart: list[bool], tmp_path: Path
+) -> None:
+    """A real broker: the window's MQTT fields write the mqtt block, the reload
+    starts the bridge, and it connects; clearing the broker turns it off."""
+    import shutil
+
+    from conftest import wait_until
+    from mosquitto import MOSQUITTO, Mosquitto
+
+    if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    broker = Mosquitto(tmp_path / "broker").start()
+    try:
+        dialog, reloads = dialog_for(qtbot, live)
+        edits = dialog.mqtt_edits
+        edits["host"].setText("my-laptop")
+        edits["broker"].setText("http://nope")
+        assert not dialog.save_button.isEnabled()
+        assert "broker" in dialog.mqtt_error.text()
+        edits["broker"].setText(broker.url)
+        edits["publish"].setText("build.*, x.done")
+        edits["subscribe"].setText("nerve/+/build.*")
+        dialog.discovery_box.setChecked(True)
+        assert dialog.save_button.isEnabled()
+        dialog.save_button.click()
+        assert reloads.count == 1
+        saved = Settings.load(settings_file(live))
+        assert saved.host == "my-laptop"
+        assert saved.mqtt == {
+            "broker": broker.url,
+            "publish": ["build.*", "x.done"],
+            "subscribe": ["nerve/+/build.*"],
+            "discovery": True,
+        }
+        wait_until(
+            lambda: [b.status()["state"] for b in live.bridges] == ["connected"],
+            what="the bridge connected",
+        )
+        assert live.bridges[0].status()["host"] == "my-laptop"
+
+        # Shown again as saved; cleared broker: off, and the block is gone.
+        again, _ = dialog_for(qtbot, live)
+        assert again.mqtt_edits["broker"].text() == broker.url
+        assert again.mqtt_edits["publish"].text() == "build.*, x.done"
+        again.mqtt_edits["broker"].clear()
+        again.save_button.click()
+        assert "mqtt" not in settings_file(live).read_text()
+        assert live.bridges == []
+    finally:
+        broker.stop()

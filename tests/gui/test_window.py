@@ -357,3 +357,39 @@ def test_status_bar_shows_the_bridges(qtbot: QtBot, running: Running) -> None:
         qtbot.waitUntil(win.bridges_label.isHidden, timeout=5000)
     finally:
         win.shutdown()
+
+
+def test_status_bar_shows_the_mqtt_bridge(qtbot: QtBot, running: Running, tmp_path: Path) -> None:
+    """A real broker: connected, then (broker killed) reconnecting, then
+    connected again; told by the bridge, no polling."""
+    import shutil
+
+    from mosquitto import MOSQUITTO, Mosquitto
+    from nerve.bridges.base import start_all, stop_all
+    from nerve.bridges.mqtt import MqttBridge, MqttConfig
+
+    if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    broker = Mosquitto(tmp_path / "broker").start()
+    config = MqttConfig.from_settings({"broker": broker.url, "publish": ["x.*"]})
+    bridge = MqttBridge(config, "guihost", running.bus, running.engine)
+    running.core.bridges = lambda: [bridge.status()]
+    running.core.watch_bridges = lambda callback: setattr(bridge, "on_change", callback)
+    win = MainWindow(running.core)
+    qtbot.addWidget(win)
+    win.show()
+    loop = running.engine.loop
+    assert loop is not None
+    try:
+        start_all(loop, [bridge])
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "mqtt connected", timeout=10_000)
+        assert win.bridges_label.isVisible()
+        assert "bridge mqtt: connected (mqtt://127.0.0.1:" in win.bridges_label.toolTip()
+        broker.kill()
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "⚠ mqtt reconnecting", timeout=10_000)
+        broker.start()
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "mqtt connected", timeout=20_000)
+    finally:
+        stop_all(loop, [bridge])
+        win.shutdown()
+        broker.stop()

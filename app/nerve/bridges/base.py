@@ -12,7 +12,11 @@ returns a JSON-ready dictionary with at least::
      "counts": {"accepted": 3, "refused": 1}, "last_error": null}
 
 ``state`` is one of :class:`BridgeState`'s values; a bridge may add keys of
-its own (``queue``, ``detail``).
+its own (``queue``, ``detail``; the MQTT bridge's ``broker``, ``sent``...).
+
+A bridge whose network runs on a thread of its own (MQTT: paho's loop blocks)
+starts that thread in ``start`` and, in ``stop``, waits for it off the loop
+(``asyncio.to_thread``), so the loop never blocks.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ class BridgeState:
     STOPPED = "stopped"
     STARTING = "starting"
     LISTENING = "listening"  # an endpoint that accepts connections
+    CONNECTING = "connecting"  # a client, before its first connection
     CONNECTED = "connected"  # a client of a broker or server
     RECONNECTING = "reconnecting"
+    AUTH_FAILED = "auth failed"  # the server refused the credentials (tried again slowly)
     FAILED = "failed"
 
 

@@ -1,5 +1,6 @@
 """The settings blocks of the bridges, as JSON Schema (imported by the settings:
-no asyncio here, so reading settings stays light)."""
+no asyncio here, so reading settings stays light): ``webhook:``, ``mqtt:`` and
+``host:`` (this machine's name in MQTT topics and bridged events)."""
 
 from __future__ import annotations
 
@@ -27,5 +28,55 @@ WEBHOOK: dict[str, Any] = {
             },
         },
     },
+    "additionalProperties": False,
+}
+
+
+#: ``host:`` in settings.yaml (checked further by ``nerve.bridges.mqtt.host_problem``).
+HOST: dict[str, Any] = {
+    "type": "string",
+    "description": "This machine's name in MQTT topics and bridged events",
+}
+
+#: ``mqtt:`` in settings.yaml (see :mod:`nerve.bridges.mqtt`; what JSON Schema
+#: cannot say is checked by ``nerve.bridges.mqtt.problems``).
+MQTT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "broker": {
+            "type": "string",
+            "minLength": 1,
+            "description": "mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)",
+        },
+        "username": {"type": "string", "minLength": 1},
+        "password_file": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A file holding the password (never the password itself)",
+        },
+        # Named so that mqtt.problems() can say what to do instead.
+        "password": {},
+        "ca_file": {"type": "string", "minLength": 1, "description": "CA certificates (PEM)"},
+        "publish": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Event type patterns sent out (key, typed, clipboard: by exact name)",
+        },
+        "subscribe": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Topics turned into events (MQTT filters; '*' matches within a level)",
+        },
+        "discovery": {"type": "boolean", "description": "Home Assistant MQTT discovery"},
+        "discovery_prefix": {"type": "string", "minLength": 1},
+        "queue": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10_000_000,
+            "description": "Messages kept while the broker is away; more are dropped",
+        },
+        "keepalive": {"type": "integer", "minimum": 5, "maximum": 3600},
+    },
+    "required": ["broker"],
     "additionalProperties": False,
 }

@@ -15,6 +15,8 @@ outside Nerve name exactly what they reach, as ``kind:what``:
 - ``watches:<folder>``: a folder a file trigger watches.
 - ``http:<host>`` (``http:*``): the host an ``http`` action calls; a
   placeholder in the host part means any host.
+- ``mqtt:<topic>`` (``mqtt:*``): the topic an ``mqtt.publish`` action publishes
+  to, on the broker of the settings; a placeholder in it means any topic.
 - ``emits:<type>``: an event type an ``emit`` action publishes, for other
   packs' rules to react to.
 
@@ -44,8 +46,19 @@ FAMILY = {
     "trash": "writes-files",
     "watches": "watches-files",
     "http": "network",
+    "mqtt": "network",
     "emits": "emits-events",
 }
+
+
+#: What a rule learns through a placeholder: a pack whose actions use
+#: ``{clipboard}`` reads the clipboard.
+PLACEHOLDER_CAPABILITIES = {"clipboard": "reads-clipboard"}
+
+
+def from_placeholders(names: Iterable[str]) -> frozenset[str]:
+    """The capabilities the placeholders ``names`` (as written) give a pack."""
+    return frozenset(PLACEHOLDER_CAPABILITIES[n] for n in names if n in PLACEHOLDER_CAPABILITIES)
 
 
 def cap(kind: str, what: str | None) -> str:
@@ -125,6 +138,12 @@ def describe(capability: str) -> str | None:
         return f"see files change in {what}"
     if kind == "http":
         return "send requests to any host" if anything else f"send requests to {what}"
+    if kind == "mqtt":
+        return (
+            "publish MQTT messages on any topic"
+            if anything
+            else f"publish MQTT messages on the topic {what}"
+        )
     return f"emit {what} events (other packs' rules may react to them)"
 
 

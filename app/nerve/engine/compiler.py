@@ -8,10 +8,11 @@ collected in the context with its path; nothing raises past this module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from nerve.engine import validation
+from nerve.engine import caps, validation
 from nerve.engine.registry import (
     Action,
     AlreadyReported,
@@ -25,6 +26,7 @@ from nerve.engine.registry import (
     conditions,
     triggers,
 )
+from nerve.templates import CLIPBOARD
 
 T = TypeVar("T")
 
@@ -124,6 +126,74 @@ def _compile_one(
         ctx.current_path = saved
 
 
+#: A placeholder in a trigger's or condition's options. Only the pack's inputs
+#: are known when a rule is loaded; anything else (``\d{2}`` in a regex) is text.
+_MATCH_PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{(input|event|var|rule|run|form|now|clipboard)((?:[.+\-:][^{}]*)?)\}"
+)
+
+
+class _NotFillable(Exception):
+    def __init__(self, path: ConfigPath, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _fill(text: str, ctx: CompileContext, path: ConfigPath) -> Any:
+    """``text`` with each ``{input.NAME}`` replaced by the input's value (a
+    value alone in the text keeps its type: ``times: "{input.n}"`` is a number)."""
+
+    def value(match: re.Match[str]) -> Any:
+        root, rest = match.group(1), match.group(2)
+        if root != "input":
+            raise _NotFillable(
+                path,
+                f"{match.group(0)}: only {{input.*}} placeholders are filled in triggers "
+                "and conditions (they are read once, when the rule is loaded); event data "
+                "is matched with the trigger's own fields",
+            )
+        name = rest[1:] if rest.startswith(".") else ""
+        if name not in ctx.names.inputs:
+            declared = ", ".join(sorted(ctx.names.inputs)) or "none"
+            raise _NotFillable(
+                path, f"{match.group(0)}: the pack declares no input {name!r} (inputs: {declared})"
+            )
+        return ctx.inputs.get(name)
+
+    whole = _MATCH_PLACEHOLDER.fullmatch(text)
+    if whole is not None and whole.group(1) is not None:
+        return value(whole)
+
+    def piece(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)  # {{ and }} stay as written
+        found = value(match)
+        return "" if found is None else str(found)
+
+    return _MATCH_PLACEHOLDER.sub(piece, text)
+
+
+def _with_inputs(node: Any, ctx: CompileContext, path: ConfigPath = ()) -> Any:
+    """A trigger's or condition's options with the pack's inputs filled in, so
+    that ``glob: "{input.pattern}"`` matches what the user chose, not that text."""
+    if isinstance(node, str):
+        return _fill(node, ctx, path) if "{" in node else node
+    if isinstance(node, Mapping):
+        return {k: _with_inputs(v, ctx, (*path, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_with_inputs(v, ctx, (*path, i)) for i, v in enumerate(node)]
+    return node
+
+
+def _filled(options: Any, ctx: CompileContext, path: ConfigPath) -> tuple[bool, Any]:
+    try:
+        return True, _with_inputs(options, ctx)
+    except _NotFillable as exc:
+        ctx.error((*path, *exc.path), exc.message)
+        return False, None
+
+
 def compile_trigger(node: Any, ctx: CompileContext, path: ConfigPath) -> Trigger | None:
     picked = _single_key(node, triggers, ctx, path, set())
     if picked is None:
@@ -135,6 +205,9 @@ def compile_trigger(node: Any, ctx: CompileContext, path: ConfigPath) -> Trigger
         return None
     cls = triggers.get(key)
     assert cls is not None
+    ok, options = _filled(options, ctx, (*path, key))
+    if not ok:
+        return None
     result: Trigger | None = _compile_one(cls, options, ctx, (*path, key))
     return result
 
@@ -159,6 +232,9 @@ def compile_condition(node: Any, ctx: CompileContext, path: ConfigPath) -> Condi
         return None
     cls = conditions.get(key)
     assert cls is not None
+    ok, options = _filled(options, ctx, (*path, key))
+    if not ok:
+        return None
     result: Condition | None = _compile_one(cls, options, ctx, (*path, key))
     return result
 
@@ -196,10 +272,20 @@ def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action |
         siblings[k] = v
     if not ok:
         return None
-    action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+    outer, ctx.placeholders = ctx.placeholders, set()
+    try:
+        action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+        used = ctx.placeholders
+    finally:
+        ctx.placeholders = outer
+    if outer is not None:
+        outer |= used  # an ``if`` uses what its branches use
     if action is not None:
         action.path = format_path(path)
         action.continue_on_error = bool(siblings.get("continue_on_error", False))
+        if used:
+            action.concrete = action.concrete | caps.from_placeholders(used)
+            action.reads_clipboard = CLIPBOARD in used
     return action
 
 

@@ -24,13 +24,15 @@ from typing import Any, TypeVar
 
 from apscheduler.triggers.base import BaseTrigger
 
-from nerve import desktop, masking, matching
+from nerve import desktop, masking, matching, prompts
 from nerve.bus import Bus, Subscription
 from nerve.engine.model import Rule
 from nerve.engine.registry import ActionError, Matcher, Trigger
 from nerve.engine.runs import RunContext, Stop, run_actions
 from nerve.engine.schedules import Schedules
-from nerve.events import Event, TypePattern
+from nerve.engine.triggers import Cancellable
+from nerve.events import PRIVATE_TYPES, Event, TypePattern, freeze, thaw
+from nerve.prompts import Prompter
 from nerve.spawn import Child
 from nerve.templates import EVENT_ATTRS
 
@@ -41,6 +43,39 @@ DEFAULT_MAX_DEPTH = 8
 #: A rule re-fired by its own events more often than this within a second is suspended.
 SELF_FIRE_LIMIT = 5
 _RECENT_RUNS = 10_000
+
+#: Why a rule that was about to run did not (the counts ``nerve status`` and the
+#: Rules view show): its conditions did not hold, a rate limit or its mode
+#: refused the run, Nerve was paused, its pack is held for approval, or the
+#: rule was suspended (a loop or a cascade).
+SKIP_REASONS = (
+    "condition",
+    "cooldown",
+    "throttle",
+    "debounce",
+    "busy",
+    "paused",
+    "held",
+    "suspended",
+)
+#: The first word of a skip message -> its reason in :data:`SKIP_REASONS`.
+_REASON_OF = {
+    "throttled": "throttle",
+    "debounced": "debounce",
+    "queue": "busy",
+    "max": "busy",
+}
+#: Near misses kept per rule for ``nerve why`` (the newest).
+NEAR_MISSES = 20
+#: Recent events kept per event type that some rule listens for, and how many
+#: types (``nerve why`` finds the ones a trigger field did not match in them).
+RECENT_PER_TYPE = 20
+RECENT_TYPES = 256
+#: Event types whose text ``why`` keeps masked (what users type or copy),
+#: unless the user keeps such events (``store_private``).
+MASKED_TYPES = PRIVATE_TYPES | {"typed"}
+#: Characters of a value shown in a near miss.
+_SHOWN = 120
 
 
 @dataclass(eq=False)
@@ -54,13 +89,23 @@ class RuleState:
     queue: deque[tuple[Event, dict[str, Any] | None]] = field(default_factory=deque)
     last_fire_ns: int = 0
     last_end_ns: int = 0
-    debounce: asyncio.TimerHandle | None = None
+    debounce: Cancellable | None = None
+    #: The event a pending debounce will run for.
+    debounced: Event | None = None
     self_fires: deque[int] = field(default_factory=deque)
     fired: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     last_skip: str | None = None
     last_run: dict[str, Any] | None = None
     host: RuleHost | None = None
+    #: Runs whose conditions held (``fired`` also counts those whose did not).
+    ran: int = 0
+    #: Skips by reason (:data:`SKIP_REASONS`), conditions that did not hold included.
+    skips: Counter[str] = field(default_factory=Counter)
+    #: The newest near misses (see :meth:`Engine.why`).
+    near: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=NEAR_MISSES))
+    #: Why its pack is held (its rule is loaded to count what it missed, never run).
+    held: str | None = None
 
     def summary(self) -> dict[str, Any]:
         rule = self.rule
@@ -73,6 +118,9 @@ class RuleState:
             "queued": len(self.queue),
             "fired": self.fired,
             "skipped": dict(self.skipped),
+            "ran": self.ran,
+            "skips": {r: self.skips[r] for r in SKIP_REASONS if self.skips[r]},
+            "held": self.held,
             "last_skip": self.last_skip,
             "last_run": self.last_run,
             "triggers": [t.describe() for t in rule.triggers],
@@ -91,12 +139,11 @@ class RuleHost:
     def fire(self, event: Event, extra: dict[str, Any] | None = None) -> None:
         self.engine._fire(self.state, event, extra)
 
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        assert self.engine.loop is not None
-        return self.engine.loop.call_later(seconds, callback)
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        return self.engine.call_later(seconds, callback)
 
     def now_ns(self) -> int:
-        return time.monotonic_ns()
+        return self.engine.now_ns()
 
     def add_schedule(self, job: str, trigger: BaseTrigger) -> None:
         self.engine.schedules.add(job, trigger)
@@ -116,7 +163,9 @@ class _Binding:
 #: bindings by exact text, bindings by exact number).
 _Field = tuple[str, bool, dict[str, list[_Binding]], dict[float, list[_Binding]]]
 #: Everything that may match one event type: indexed fields and the rest.
-_TypeEntry = tuple[tuple[_Field, ...], tuple[_Binding, ...]]
+#: Everything that may match one event type: indexed fields, the rest, and
+#: the recent events of the type (for ``why``) with whether to mask them.
+_TypeEntry = tuple[tuple[_Field, ...], tuple[_Binding, ...], deque[Event], bool]
 
 
 class Engine:
@@ -138,6 +187,8 @@ class Engine:
         self.notifier: Callable[[str, str, str], str] = notifier or (
             lambda title, body, urgency: desktop.notify(title, body, urgency=urgency)
         )
+        #: Shows the dialogs of ask/choose/confirm/form (the desktop app sets its own).
+        self.prompter: Prompter = prompts.default_prompter()
         self.schedules = Schedules(bus)
         self.executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="action")
         self._store_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -178,6 +229,26 @@ class Engine:
         #: Called (on the engine loop) when what the rules need of listeners changes.
         self.on_needs: Callable[[dict[str, list[Hashable]]], None] | None = None
         self.needs: dict[str, list[Hashable]] = {}
+        #: Rules of held packs, loaded only to count what they missed.
+        self._held: dict[str, RuleState] = {}
+        #: Recent events per type some rule listens for (``why``'s field misses).
+        self._recent: dict[str, deque[Event]] = {}
+        #: Whether key presses and clipboard text may be kept (in memory, for
+        #: ``why``) as they are; otherwise their private fields are masked.
+        self.keep_private = bool(getattr(store, "store_private", False))
+        #: The id of the last event handled (see ``_drain``).
+        self.last_event_id = 0
+
+    # ------------------------------------------------------------------ time
+
+    def now_ns(self) -> int:
+        """The clock rate limits and stateful triggers read (a replay runs its own)."""
+        return time.monotonic_ns()
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        """A timer on the engine's clock (a replay runs its own)."""
+        assert self.loop is not None
+        return self.loop.call_later(seconds, callback)
 
     # ------------------------------------------------------------------ life
 
@@ -281,9 +352,20 @@ class Engine:
         """The watcher looked: the next change calls ``on_change`` again."""
         self._change_pending = False
 
-    def set_rules(self, rules: Iterable[Rule]) -> None:
-        """Replace the loaded rules (call on the loop, or through ``call``)."""
+    def set_rules(self, rules: Iterable[Rule], held: Iterable[tuple[Rule, str]] = ()) -> None:
+        """Replace the loaded rules (call on the loop, or through ``call``).
+
+        ``held``: rules of packs held for approval, with why: never run, only
+        counted (and explained by ``why``) when an event would have started them."""
         self.changed()
+        old_held = self._held
+        self._held = {}
+        for rule, reason in held:
+            kept = old_held.get(rule.key)
+            state = RuleState(rule, enabled=False, held=reason)
+            if kept is not None:
+                state.skips, state.near = kept.skips, kept.near
+            self._held[rule.key] = state
         old = self._states
         new: dict[str, RuleState] = {}
         for rule in rules:
@@ -294,6 +376,7 @@ class Engine:
                 state.fired = previous.fired
                 state.skipped = previous.skipped
                 state.last_run = previous.last_run
+                state.ran, state.skips, state.near = previous.ran, previous.skips, previous.near
             new[rule.key] = state
         for key, state in old.items():
             self._stop_rule(state)
@@ -306,10 +389,14 @@ class Engine:
                 new[key].active = state.active
                 new[key].queue = state.queue
         self._states = new
+        for key in [k for k in self._held if k in new]:  # (a rival of a running pack)
+            del self._held[key]
         for state in new.values():
             state.host = RuleHost(self, state)
             if state.enabled:
                 self._start_rule(state)
+        for state in self._held.values():
+            state.host = RuleHost(self, state)
         self._reindex()
 
     def _start_rule(self, state: RuleState) -> None:
@@ -333,10 +420,12 @@ class Engine:
                 log.exception("trigger %s of %s failed to stop", trigger.describe(), state.rule.key)
 
     def _reindex(self) -> None:
+        # Suspended and held rules stay in the index: an event that would have
+        # started one is counted and kept as a near miss, never passed on.
         bindings = [
             _Binding(state, trigger, matcher)
-            for state in self._states.values()
-            if state.enabled and state.suspended is None
+            for state in (*self._states.values(), *self._held.values())
+            if state.enabled or state.held is not None
             for trigger in state.rule.triggers
             for matcher in trigger.matchers()
         ]
@@ -388,7 +477,15 @@ class Engine:
             )
             for name in dict.fromkeys([*texts, *numbers])
         )
-        entry: _TypeEntry | None = (fields, tuple(plain)) if candidates else None
+        entry: _TypeEntry | None = None
+        if candidates:
+            recent = self._recent.get(type_)
+            if recent is None:
+                if len(self._recent) >= RECENT_TYPES:
+                    del self._recent[next(iter(self._recent))]
+                recent = self._recent[type_] = deque(maxlen=RECENT_PER_TYPE)
+            private = type_ in MASKED_TYPES and not self.keep_private
+            entry = (fields, tuple(plain), recent, private)
         if len(self._entries) < 4096:
             self._entries[type_] = entry
         return entry
@@ -399,6 +496,93 @@ class Engine:
     def rule(self, key: str) -> Rule | None:
         state = self._states.get(key)
         return state.rule if state else None
+
+    def find(self, name: str) -> RuleState | None:
+        """The rule ``name`` (``pack/rule``, or a rule id only one pack has), held ones too."""
+        state = self._states.get(name) or self._held.get(name)
+        if state is not None:
+            return state
+        found = [
+            s
+            for s in (*self._states.values(), *self._held.values())
+            if s.rule.key.rpartition("/")[2] == name
+        ]
+        return found[0] if len(found) == 1 else None
+
+    def why(self, name: str, limit: int = NEAR_MISSES) -> dict[str, Any] | None:
+        """Why the rule ``name`` did not run lately: its state, its counts and its
+        near misses, newest first. A near miss is an event that
+
+        - started the rule's trigger, but a condition did not hold, a rate limit
+          (cooldown, throttle, debounce) or its mode (busy) refused the run, or
+          Nerve was paused, the rule suspended or its pack held; or
+        - is of a type one of its triggers listens for (for ``count``,
+          ``sequence`` and ``for``: one of their steps), but a field did not
+          match (which one, what it was, what the trigger wants); or matched a
+          step of a ``count``/``sequence``/``for`` that did not complete.
+
+        Only recent events count (:data:`NEAR_MISSES` per rule,
+        :data:`RECENT_PER_TYPE` per event type). Key presses and clipboard text
+        show as ``<private>`` unless the user keeps them."""
+        state = self.find(name)
+        if state is None:
+            return None
+        rule = state.rule
+        misses = list(state.near)
+        seen = {(m["event"], m["reason"]) for m in misses}
+        for trigger in rule.triggers:
+            for leaf, matcher in _leaves(trigger):
+                pattern = TypePattern([matcher.type])
+                for type_, recent in list(self._recent.items()):
+                    if not pattern.matches(type_):
+                        continue
+                    for event in recent:
+                        miss = field_miss(leaf, matcher, event)
+                        reason = "trigger"
+                        if miss is None:
+                            if leaf is trigger:
+                                continue  # it matched: a run, or a skip above
+                            reason = "incomplete"
+                            miss = (
+                                f"matched {leaf.describe()}, a part of "
+                                f"{trigger.key}; the {trigger.key} did not complete then"
+                            )
+                        else:
+                            miss = f"{leaf.describe()}: {miss}"
+                        if (event.id, reason) in seen:
+                            continue
+                        seen.add((event.id, reason))
+                        misses.append(
+                            {
+                                "time": event.time,
+                                "event": event.id,
+                                "type": event.type,
+                                "data": _shown_data(event),
+                                "reason": reason,
+                                "detail": masking.mask(miss),
+                            }
+                        )
+        misses.sort(key=lambda m: (m["time"], m["event"]), reverse=True)
+        if state.held is not None:
+            mode = f"held: {state.held}"
+        elif state.suspended is not None:
+            mode = f"suspended: {state.suspended}"
+        elif not state.enabled:
+            mode = "disabled"
+        elif self.paused:
+            mode = self.pause_reason or "paused"
+        else:
+            mode = "active"
+        return {
+            "rule": rule.key,
+            "name": rule.name,
+            "state": mode,
+            "triggers": [t.describe() for t in rule.triggers],
+            "fired": state.fired,
+            "ran": state.ran,
+            "skips": {r: state.skips[r] for r in SKIP_REASONS if state.skips[r]},
+            "near": misses[:limit],
+        }
 
     def set_enabled(self, key: str, enabled: bool) -> bool:
         """Switch a rule on or off at run time (a suspended rule is revived by enabling)."""
@@ -432,13 +616,19 @@ class Engine:
             except Exception:
                 log.exception("engine failed on event %s (%s)", event.id, event.type)
         self.handled += len(batch)
+        if batch:
+            # What a run changes from now on, it changes after this event
+            # (``variable.changed`` says so: a replay applies it there).
+            self.last_event_id = batch[-1].id
 
     def _handle(self, event: Event) -> None:
         # The hot path: most events match nothing and cost one dict lookup.
         entries = self._entries
         entry = entries[event.type] if event.type in entries else self._entry(event.type)
         if entry is not None:
-            fields, plain = entry
+            fields, plain, recent, private = entry
+            # Kept for ``why`` (a field that did not match); what users type masked.
+            recent.append(private_masked(event) if private else event)
             data = event.data
             for name, top, texts, numbers in fields:
                 value = data.get(name) if top else event.get(name)
@@ -465,8 +655,15 @@ class Engine:
         predicate = b.matcher.predicate
         if predicate is not None and not predicate(event):
             return
-        assert b.state.host is not None
-        b.trigger.on_match(event, b.matcher, b.state.host)
+        state = b.state
+        if state.held is not None:
+            self._skip(state, "held", event, f"its pack is held: {state.held}")
+            return
+        if state.suspended is not None:
+            self._skip(state, "suspended", event, f"suspended: {state.suspended}")
+            return
+        assert state.host is not None
+        b.trigger.on_match(event, b.matcher, state.host)
 
     def _wake_waiters(self, event: Event) -> None:
         for accepts, pattern, future in list(self._waiters):
@@ -496,17 +693,45 @@ class Engine:
 
     # ---------------------------------------------------------------- firing
 
-    def _skip(self, state: RuleState, reason: str) -> None:
+    def _skip(
+        self, state: RuleState, reason: str, event: Event | None = None, detail: str | None = None
+    ) -> None:
+        """``state``'s rule was about to run for ``event`` and did not, for ``reason``
+        (its first word names the reason). Counted, and kept as a near miss."""
         self.changed()
-        state.skipped[reason.split(" ", 1)[0]] += 1
-        state.last_skip = reason
+        word = reason.split(" ", 1)[0]
+        kind = _REASON_OF.get(word, word)
+        if kind not in ("condition", "held", "suspended"):
+            state.skipped[word] += 1  # (what the rule's own switches refused)
+            state.last_skip = reason
+        state.skips[kind] += 1
+        if event is not None:
+            self._near(state, event, kind, detail or reason)
+
+    def _near(self, state: RuleState, event: Event, kind: str, detail: str) -> None:
+        if kind == "condition" and event.type in MASKED_TYPES and not self.keep_private:
+            # (A condition's verdict may quote what was typed or copied.)
+            detail = detail.partition(":")[0] + ": <private>"
+        state.near.append(
+            {
+                "time": event.time,
+                "event": event.id,
+                "type": event.type,
+                "data": _shown_data(event if self.keep_private else private_masked(event)),
+                "reason": kind,
+                "detail": masking.mask(detail),
+            }
+        )
 
     def _fire(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
         rule = state.rule
-        if not state.enabled or state.suspended:
+        if not state.enabled:
+            return
+        if state.suspended:
+            self._skip(state, "suspended", event, f"suspended: {state.suspended}")
             return
         if self.paused:
-            self._skip(state, "paused")
+            self._skip(state, "paused", event, self.pause_reason or "paused")
             return
         if event.depth > self.max_depth:
             self._suspend(
@@ -516,7 +741,7 @@ class Engine:
                 event,
             )
             return
-        now = time.monotonic_ns()
+        now = self.now_ns()
         if event.cause is not None and self._run_rules.get(event.cause) == rule.key:
             fires = state.self_fires
             fires.append(now)
@@ -530,26 +755,45 @@ class Engine:
                 )
                 return
         if rule.throttle and state.last_fire_ns and now - state.last_fire_ns < rule.throttle * 1e9:
-            self._skip(state, f"throttled ({rule.throttle:g}s)")
+            since = (now - state.last_fire_ns) / 1e9
+            self._skip(
+                state,
+                f"throttled ({rule.throttle:g}s)",
+                event,
+                f"throttle {rule.throttle:g}s: the last run started {since:.3g}s before",
+            )
             return
         if rule.cooldown and state.last_end_ns and now - state.last_end_ns < rule.cooldown * 1e9:
-            self._skip(state, f"cooldown ({rule.cooldown:g}s)")
+            since = (now - state.last_end_ns) / 1e9
+            self._skip(
+                state,
+                f"cooldown ({rule.cooldown:g}s)",
+                event,
+                f"cooldown {rule.cooldown:g}s: the last run ended {since:.3g}s before",
+            )
             return
         if rule.debounce:
             if state.debounce is not None:
                 state.debounce.cancel()
-                self._skip(state, f"debounced ({rule.debounce:g}s)")
-            assert self.loop is not None
-            state.debounce = self.loop.call_later(
-                rule.debounce, self._debounced, state, event, extra
+                previous = state.debounced
+                self._skip(
+                    state,
+                    f"debounced ({rule.debounce:g}s)",
+                    previous,
+                    f"debounce {rule.debounce:g}s: event {event.id} came before it settled",
+                )
+            state.debounced = event
+            state.debounce = self.call_later(
+                rule.debounce, functools.partial(self._debounced, state, event, extra)
             )
             return
         self._admit(state, event, extra)
 
     def _debounced(self, state: RuleState, event: Event, extra: dict[str, Any] | None) -> None:
         state.debounce = None
+        state.debounced = None
         if self.paused:
-            self._skip(state, "paused")
+            self._skip(state, "paused", event, self.pause_reason or "paused")
             return
         self._admit(state, event, extra)
 
@@ -565,7 +809,7 @@ class Engine:
                 if extra and extra.get("wait_if_busy") and not state.queue:
                     state.queue.append((event, extra))  # the trigger asks it to wait
                     return
-                self._skip(state, "busy (mode single: a run is in progress)")
+                self._skip(state, "busy (mode single: a run is in progress)", event)
                 return
             if rule.mode == "restart":
                 for task in active:
@@ -573,12 +817,14 @@ class Engine:
             elif rule.mode == "queued":
                 # As in Home Assistant, 'max' counts the running run and the waiting ones.
                 if len(active) + len(state.queue) >= rule.max:
-                    self._skip(state, f"queue full (max {rule.max} runs, running or waiting)")
+                    self._skip(
+                        state, f"queue full (max {rule.max} runs, running or waiting)", event
+                    )
                 else:
                     state.queue.append((event, extra))
                 return
             elif rule.mode == "parallel" and len(active) >= rule.max:
-                self._skip(state, f"max ({rule.max} runs in parallel)")
+                self._skip(state, f"max ({rule.max} runs in parallel)", event)
                 return
         self._start_run(state, event, extra)
 
@@ -586,12 +832,35 @@ class Engine:
         assert self.loop is not None
         self.changed()
         state.fired += 1
-        state.last_fire_ns = time.monotonic_ns()
+        state.last_fire_ns = self.now_ns()
         run_id = os.urandom(8).hex()
         self._run_rules[run_id] = state.rule.key
         if len(self._run_rules) > _RECENT_RUNS:
             self._run_rules.popitem(last=False)
         ctx = RunContext(self, state.rule, event, extra, run_id)
+        # The conditions are checked now, with the variables as they are when
+        # the event is handled, not a loop turn later, after other runs
+        # started by the same batch of events changed them (and a replay of
+        # the log, which checks them at this point, agrees).
+        try:
+            held = self.check_conditions(ctx)
+        except Exception:  # the run checks again, and fails with the error
+            ctx.trace.conditions.clear()
+            held = True
+        if not held:
+            ctx.ended = time.time()
+            state.last_run = {
+                "id": ctx.id,
+                "status": ctx.status,
+                "started": ctx.started,
+                "error": None,
+            }
+            try:
+                self._record(ctx)
+            except Exception:
+                log.exception("after the run of %s", ctx.rule.key)
+            self._skip(state, "condition", event, failed_condition(ctx))
+            return
         task = self.loop.create_task(self._run(state, ctx), name=f"run {state.rule.key}")
         state.active.add(task)
         self._running[task] = ctx
@@ -623,7 +892,10 @@ class Engine:
             ctx.error = self.pause_reason if self.paused else ctx.status
             ctx.ended = time.time()
         if ctx.status != "condition":
-            state.last_end_ns = time.monotonic_ns()
+            state.last_end_ns = self.now_ns()
+            state.ran += 1
+        else:
+            self._skip(state, "condition", ctx.event, failed_condition(ctx))
         state.last_run = {
             "id": ctx.id,
             "status": ctx.status,
@@ -660,12 +932,8 @@ class Engine:
         """Check the conditions and step through the actions, filling the trace."""
         rule = ctx.rule
         try:
-            for i, cond in enumerate(rule.conditions):
-                ok, why = cond.check(ctx)
-                ctx.trace.condition(f"if[{i}]", cond.key, ok, why)
-                if not ok:
-                    ctx.status = "condition"
-                    return
+            if not ctx.checked and not self.check_conditions(ctx):
+                return
             await run_actions(rule.actions, ctx)
             ctx.status = "ok"
         except asyncio.CancelledError:
@@ -685,6 +953,19 @@ class Engine:
             ctx.ended = time.time()
             if ctx.error:  # shown by `nerve status`, the window and rule.failed
                 ctx.error = masking.mask(ctx.error)
+
+    def check_conditions(self, ctx: RunContext) -> bool:
+        """Whether the run's conditions hold (traced; ``ctx.status`` is
+        ``condition`` when one does not)."""
+        for i, cond in enumerate(ctx.rule.conditions):
+            ok, why = cond.check(ctx)
+            ctx.trace.condition(f"if[{i}]", cond.key, ok, why)
+            if not ok:
+                ctx.status = "condition"
+                ctx.checked = True
+                return False
+        ctx.checked = True
+        return True
 
     def _record(self, ctx: RunContext) -> None:
         if self.store is None:
@@ -738,6 +1019,7 @@ class Engine:
             if state.debounce is not None:
                 state.debounce.cancel()
                 state.debounce = None
+                state.debounced = None
             state.queue.clear()
             for task in list(state.active):
                 task.cancel()
@@ -748,6 +1030,8 @@ class Engine:
         if seconds and self.loop is not None:
             self._resume_handle = self.loop.call_later(seconds, self.resume)
         log.info("paused by %s (%d run(s) cancelled)", reason, cancelled)
+        # In the log: a replay pauses there too.
+        self.bus.publish("app.paused", {"reason": reason, "for": seconds}, source="engine")
         return cancelled
 
     def resume(self) -> None:
@@ -758,6 +1042,7 @@ class Engine:
             self._resume_handle.cancel()
             self._resume_handle = None
         log.info("resumed")
+        self.bus.publish("app.resumed", {}, source="engine")
 
     # -------------------------------------------------------------- services
 
@@ -844,6 +1129,15 @@ class Engine:
             "runs": self.running_runs()[:50],
             "handled": self.handled,
             "variables": len(self.variables),
+            # Runs and skips by reason of every rule that ran or missed a run.
+            "counts": {
+                s.rule.key: {
+                    "ran": s.ran,
+                    "skips": {r: s.skips[r] for r in SKIP_REASONS if s.skips[r]},
+                }
+                for s in (*states, *self._held.values())
+                if s.ran or s.skips
+            },
         }
 
     async def dry_run(self, rule: Rule, event: Event, *, at: float | None = None) -> RunContext:
@@ -853,3 +1147,62 @@ class Engine:
         ctx = RunContext(self, rule, event, None, run_id, dry_run=True, at=at)
         await self.execute(ctx)
         return ctx
+
+
+# ------------------------------------------------------------------ near misses
+
+
+def private_masked(event: Event) -> Event:
+    """``event`` with what the user types or copies masked (``<private>``)."""
+    if event.type not in MASKED_TYPES:
+        return event
+    data = {k: ("<private>" if k in ("text", "key") else v) for k, v in event.data.items()}
+    return event._replace(data=freeze(data))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _shown_data(event: Event) -> dict[str, str]:
+    """The event's top-level data, each value shortened, secrets masked."""
+    return {str(k): masking.mask(_short(thaw(v))) for k, v in list(event.data.items())[:12]}
+
+
+def _leaves(trigger: Trigger) -> Iterable[tuple[Trigger, Matcher]]:
+    """Each matcher of ``trigger`` with the (innermost) trigger it belongs to."""
+    children = getattr(trigger, "children", None)
+    if not children:
+        for matcher in trigger.matchers():
+            yield trigger, matcher
+        return
+    for child in children:
+        yield from _leaves(child)
+
+
+def field_miss(trigger: Trigger, matcher: Matcher, event: Event) -> str | None:
+    """Why ``event`` (of a type ``matcher`` listens for) did not match it, or None
+    when it matched: the field, what it was, what the trigger wants."""
+    if matcher.index is not None:
+        name, want = matcher.index
+        value = event.get(name, matching.MISSING)
+        if not matching.compile_spec(want)(value):
+            shown = "missing" if value is matching.MISSING else f"was {_short(thaw(value))}"
+            return f"{name} {shown}, wanted {_short(want)}"
+    explain = getattr(trigger, "mismatch", None)
+    if explain is not None:  # (a trigger that checks its fields itself: window.focused)
+        why: str | None = explain(event)
+        if why is not None:
+            return why
+    if matcher.predicate is not None and not matcher.predicate(event):
+        return f"the event did not match its other fields ({trigger.describe()})"
+    return None
+
+
+def failed_condition(ctx: RunContext) -> str:
+    """The first condition of a run that did not hold, with its values."""
+    for entry in ctx.trace.conditions:
+        if not entry.get("ok"):
+            return f"{entry.get('path')} {entry.get('condition')}: {entry.get('detail')}"
+    return "a condition did not hold"

@@ -60,6 +60,8 @@ class Rule:
             yield from cond.needs()
         for action in self.all_actions():
             yield from action.needs()
+            if action.reads_clipboard:
+                yield "clipboard", "serve"  # {clipboard} is read through its listener
 
     @property
     def listeners(self) -> frozenset[str]:

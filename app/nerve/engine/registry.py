@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from nerve.events import Event
-from nerve.templates import Names, Template, TemplateError, parse
+from nerve.templates import CLIPBOARD, Names, Template, TemplateError, parse
 
 if TYPE_CHECKING:
     from nerve.engine.runs import RunContext
@@ -56,9 +56,20 @@ class CompileContext:
 
     def template(self, text: str, path: ConfigPath = ()) -> Template:
         try:
-            return parse(text, self.names)
+            template = parse(text, self.names)
         except TemplateError as exc:
             raise ConfigError(str(exc), path) from None
+        if CLIPBOARD in template.names:
+            if self.placeholders is None:
+                raise ConfigError(
+                    "{clipboard} is read when an action runs: use it in actions only", path
+                )
+            self.placeholders.add(CLIPBOARD)
+        return template
+
+    #: Placeholders with a capability (``clipboard``) used by the action being
+    #: compiled; None outside actions, where they are not allowed.
+    placeholders: set[str] | None = None
 
     counters: dict[str, int] = field(default_factory=dict)
     #: Where the options being compiled sit (for types that compile nested nodes).
@@ -201,6 +212,8 @@ class Action(ABC):
     continue_on_error: bool = False
     #: Concrete capabilities of this action (``run:/usr/bin/foo``, see ``nerve.engine.caps``).
     concrete: frozenset[str] = frozenset()
+    #: Set by the compiler: the action's text uses ``{clipboard}`` (read before it runs).
+    reads_clipboard: bool = False
 
     @classmethod
     @abstractmethod

@@ -21,11 +21,14 @@ from nerve.templates import Scope
 
 if TYPE_CHECKING:
     from nerve.engine.engine import Engine
+    from nerve.prompts import Prompter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RULE_PREFIX = re.compile(r"^rules\[\d+\]\.?")
+#: What ``{clipboard}`` gives in a dry run: the user's clipboard is not read.
+DRY_CLIPBOARD = "<clipboard>"
 
 
 def redacted(event: Event) -> dict[str, JSONValue]:
@@ -83,10 +86,18 @@ class RunContext:
         self.started = time.time()
         self.trace = Trace()
         self.status = "running"
+        #: Whether the conditions were checked (when the run started).
+        self.checked = False
         self.error: str | None = None
         self.ended: float | None = None
         # A dry run works on a scratch copy of the variables.
         self._scratch: dict[str, Any] | None = dict(engine.variables) if dry_run else None
+        #: Answers given in this run's dialogs (``{form.*}``): in memory only.
+        self.form: dict[str, Any] = {}
+        #: The clipboard's text as read for the current action (``{clipboard}``).
+        self.clipboard: str | None = None
+        #: Clipboard texts this run read: never recorded (see :meth:`mask`).
+        self._private: list[str] = []
 
     def now(self) -> dt.datetime:
         """The local time this run's conditions are checked at."""
@@ -96,16 +107,47 @@ class RunContext:
     def variables(self) -> Mapping[str, Any]:
         return self._scratch if self._scratch is not None else self.engine.variables
 
+    async def read_clipboard(self) -> None:
+        """Read the clipboard's text for ``{clipboard}`` (a dry run does not:
+        it shows :data:`DRY_CLIPBOARD`)."""
+        if self.dry_run:
+            self.clipboard = DRY_CLIPBOARD
+            return
+        from nerve.listeners import clipboard
+
+        text = await self.blocking(clipboard.read_clipboard)
+        masking.register_private(text)
+        if text and text not in self._private:
+            self._private.append(text)
+        self.clipboard = text
+
+    def mask(self, value: Any) -> Any:
+        """``value`` (a JSON-like value) with secret values and the clipboard
+        texts this run read masked, for anything recorded."""
+        value = masking.mask_value(value)
+        short = [p for p in self._private if len(p) < masking.MIN_LENGTH]
+        return _mask_strings(value, short) if short else value
+
     def set_variable(self, name: str, value: Any) -> None:
         # Variables are stored (and other packs' rules read them): no secret in them.
-        value = masking.mask_value(value)
+        value = self.mask(value)
         if self._scratch is not None:
             if value is None:
                 self._scratch.pop(name, None)
             else:
                 self._scratch[name] = value
         else:
+            old = self.engine.variables.get(name)
             self.engine.set_variable(name, value)
+            if old != value:
+                # In the log, so that a replay knows the variables of each moment.
+                self.engine.bus.publish(
+                    "variable.changed",
+                    {"name": name, "value": value, "old": old, "after": self.engine.last_event_id},
+                    source="engine",
+                    cause=self.id,
+                    depth=self.event.depth + 1,
+                )
 
     @property
     def scope(self) -> Scope:
@@ -115,7 +157,14 @@ class RunContext:
             variables=self.variables,
             rule={"id": self.rule.id, "name": self.rule.name, "pack": self.rule.pack},
             run={"id": self.id, "started": self.started},
+            form=self.form,
+            clipboard=self.clipboard,
         )
+
+    @property
+    def prompter(self) -> Prompter:
+        """Who shows this run's dialogs (the desktop app, or a helper process)."""
+        return self.engine.prompter
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (spawning, file copies, HTTP) off the engine loop."""
@@ -134,7 +183,7 @@ class RunContext:
             raise ActionError(f"{type_!r} is not an event type a rule may publish")
         return self.engine.bus.publish(
             type_,
-            masking.mask_value(data),
+            self.mask(data),
             source=f"rule:{self.rule.key}",
             cause=self.id,
             depth=self.event.depth + 1,
@@ -178,6 +227,19 @@ class RunContext:
         return masking.mask_value(record) if masking.active() else record
 
 
+def _mask_strings(value: Any, texts: list[str]) -> Any:
+    """``value`` with ``texts`` masked in its strings (not in mapping keys)."""
+    if isinstance(value, str):
+        for text in texts:
+            value = value.replace(text, masking.MASK)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _mask_strings(v, texts) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_strings(v, texts) for v in value]
+    return value
+
+
 def short_path(path: str) -> str:
     return _RULE_PREFIX.sub("", path)
 
@@ -195,7 +257,10 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
                 if action.children():
                     await _dry_children(action, run)
                 continue
-            entry["result"] = _jsonable(await action.execute(run))
+            if action.reads_clipboard:
+                await run.read_clipboard()
+            result = _jsonable(await action.execute(run))
+            entry["result"] = run.mask(result) if action.reads_clipboard else result
         except asyncio.CancelledError:
             entry["error"] = "cancelled"
             raise
@@ -203,6 +268,11 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
             entry["error"] = str(exc)
             if isinstance(exc, Stop):
                 raise
+            if action.reads_clipboard:
+                # What failed may quote the clipboard's text: it is not recorded.
+                entry["error"] = run.mask(str(exc))
+                if entry["error"] != str(exc) and not action.continue_on_error:
+                    raise ActionError(entry["error"]) from None
             if not action.continue_on_error:
                 raise
         except (ValueError, OverflowError) as exc:
@@ -224,6 +294,8 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
 
 #: Actions that change nothing outside the run, so a dry run performs them.
 _SAFE_IN_DRY_RUN = frozenset({"if", "log", "delay", "set"})
+#: Dialogs show nothing in a dry run: their defaults stand in for the answers.
+_SAFE_IN_DRY_RUN |= {"form", "ask", "choose", "confirm"}
 
 
 async def _dry_children(action: Action, run: RunContext) -> None:

@@ -155,6 +155,7 @@ class EventTrigger(Trigger):
     ) -> None:
         self.type = type_
         self.specs = specs
+        self.source = source
         self.accept = accept
         index_field = next((k for k, v in specs.items() if matching.is_exact(v)), None)
         self.index = (index_field, specs[index_field]) if index_field else None
@@ -199,6 +200,20 @@ class EventTrigger(Trigger):
 
     def matchers(self) -> list[Matcher]:
         return [Matcher(self.type, self.index, self.predicate)]
+
+    def mismatch(self, event: Event) -> str | None:
+        """Which of its matches ``event`` fails (for ``nerve why``), or None."""
+        if self.accept is not None and not self.accept(event.source):
+            return f"it came from {event.source!r}; from: {', '.join(self.accept.names)}"
+        specs = dict(self.specs)
+        if self.source is not None:
+            specs["source"] = self.source
+        for name, spec in specs.items():
+            value = event.get(name, matching.MISSING)
+            if not matching.compile_spec(spec)(value):
+                shown = "missing" if value is matching.MISSING else f"was {value!r}"
+                return f"{name} {shown}, wanted {spec!r}"
+        return None
 
     def event_fields(self) -> frozenset[str] | None:
         return fields_for(self.type)

@@ -234,6 +234,11 @@ class DesktopApp:
         """Show a started Nerve in the window, and answer a second launch."""
         self.nerve = nerve
         self.window.attach(Core.of(nerve))
+        if nerve.engine is not None:  # the rules' dialogs open here, on the GUI thread
+            from nerve.gui.prompter import QtPrompter
+
+            self.prompter = QtPrompter(self.app)
+            nerve.engine.prompter = self.prompter
         linecache.clearcache()  # see QtThreadCollector.check
         nerve.on_show = self.bridge.show.emit
         if nerve.show_pending:  # a second launch asked while we were starting

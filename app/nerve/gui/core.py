@@ -80,6 +80,11 @@ class Core:
         engine = self.engine
         return engine.call(engine.rules, timeout=ENGINE_TIMEOUT_S)
 
+    def why(self, key: str) -> dict[str, Any] | None:
+        """Why the rule did not run lately (see ``Engine.why``)."""
+        engine = self.engine
+        return engine.call(engine.why, key, timeout=ENGINE_TIMEOUT_S)
+
     def set_enabled(self, key: str, enabled: bool) -> bool:
         engine = self.engine
         return engine.call(engine.set_enabled, key, enabled, timeout=ENGINE_TIMEOUT_S)

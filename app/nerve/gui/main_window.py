@@ -356,8 +356,8 @@ class MainWindow(QMainWindow):
         self.bridges_label.setVisible(bool(bridges))
         if not bridges:
             return
-        bad = [b for b in bridges if b.get("state") in ("failed", "reconnecting", "stopped")]
-        shown = ", ".join(f"{b.get('name')} {b.get('state')}" for b in (bad or bridges))
+        bad = [b for b in bridges if b.get("state") in _BAD_BRIDGE_STATES]
+        shown = ", ".join(_bridge_text(b) for b in (bad or bridges))
         self.bridges_label.setText(("⚠ " if bad else "") + shown)
         self.bridges_label.setToolTip("\n".join(bridge_line(b) for b in bridges))
 
@@ -401,3 +401,16 @@ class MainWindow(QMainWindow):
 def _listener_line(status: dict[str, Any]) -> str:
     more = status.get("error") or status.get("detail")
     return f"{status['id']}: {status.get('state')}" + (f" ({more})" if more else "")
+
+
+#: Bridge states the status bar marks with a warning sign.
+_BAD_BRIDGE_STATES = frozenset({"failed", "reconnecting", "auth failed", "stopped"})
+
+
+def _bridge_text(bridge: dict[str, Any]) -> str:
+    """``webhook listening``, ``mqtt reconnecting, 12 dropped``."""
+    text = f"{bridge.get('name')} {bridge.get('state')}"
+    dropped = bridge.get("dropped")
+    if isinstance(dropped, int) and dropped:
+        text += f", {dropped:,} dropped"
+    return text

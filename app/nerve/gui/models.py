@@ -408,8 +408,8 @@ class RulesModel(QAbstractItemModel):
     and refreshes the model from the engine's answer).
     """
 
-    COLUMNS = ("Rule", "Enabled", "Last run", "Triggers")
-    NAME, ENABLED, LAST_RUN, TRIGGERS = range(4)
+    COLUMNS = ("Rule", "Enabled", "Last run", "Runs", "Triggers")
+    NAME, ENABLED, LAST_RUN, RUNS, TRIGGERS = range(5)
 
     def __init__(
         self,
@@ -535,6 +535,8 @@ class RulesModel(QAbstractItemModel):
                 return "on" if rule.get("enabled") else "off"
             if column == self.LAST_RUN:
                 return last_run_text(rule.get("last_run"))
+            if column == self.RUNS:
+                return counts_text(rule)
             return ", ".join(str(t) for t in rule.get("triggers") or [])
         if role == Qt.ItemDataRole.CheckStateRole and column == self.ENABLED:
             on = rule.get("enabled") and not rule.get("suspended")
@@ -546,6 +548,8 @@ class RulesModel(QAbstractItemModel):
                 return f"suspended: {rule['suspended']}"
             if column == self.LAST_RUN:
                 return last_run_tip(rule)
+            if column == self.RUNS:
+                return counts_tip(rule)
             return str(rule["key"])
         if role == Qt.ItemDataRole.ForegroundRole and column in (self.LAST_RUN, self.ENABLED):
             last = rule.get("last_run") or {}
@@ -622,6 +626,34 @@ def run_state(rule: Mapping[str, Any]) -> str:
     if status in ("ok", "failed"):
         return str(status)
     return "skipped"  # conditions did not hold, or cancelled
+
+
+def counts_text(rule: Mapping[str, Any]) -> str:
+    """The Runs column: ``3 ran, 5 skipped`` since Nerve started."""
+    ran = int(rule.get("ran") or 0)
+    skipped = sum((rule.get("skips") or {}).values())
+    return f"{ran} ran, {skipped} skipped" if skipped else f"{ran} ran"
+
+
+def counts_tip(rule: Mapping[str, Any]) -> str:
+    """The Runs column's tooltip: the skips by reason."""
+    skips: Mapping[str, int] = rule.get("skips") or {}
+    lines = [f"Since Nerve started: ran {int(rule.get('ran') or 0)} time(s)"]
+    words = {
+        "condition": "its conditions did not hold",
+        "cooldown": "in its cooldown",
+        "throttle": "throttled",
+        "debounce": "debounced (a newer event came)",
+        "busy": "busy (its mode refused another run)",
+        "paused": "Nerve was paused",
+        "held": "its pack is held for approval",
+        "suspended": "suspended",
+    }
+    for reason, count in skips.items():
+        lines.append(f"skipped {count}: {words.get(reason, reason)}")
+    if skips:
+        lines.append("Why not? tells which events came near and what stopped them.")
+    return "\n".join(lines)
 
 
 def last_run_tip(rule: Mapping[str, Any]) -> str:

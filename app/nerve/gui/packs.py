@@ -81,6 +81,13 @@ def held_packs(core: Core) -> list[trust.PackState]:
     return [s for s in states if s.state == "held"]
 
 
+def trusted_keys(core: Core) -> set[str]:
+    """The fingerprints of the keys the user trusts (``nerve pack trust``)."""
+    from nerve.packs.signing import TrustedKeys
+
+    return TrustedKeys(core.config_dir).fingerprints() if core.config_dir is not None else set()
+
+
 def approve_own(
     core: Core, pack_id: str, capabilities: Iterable[str], file: str | None = None
 ) -> None:
@@ -383,6 +390,8 @@ class ImportDialog(QDialog):
         self.imported: Path | None = None
         #: What keeps the pack from being imported (shown above the review).
         self.error_lines: list[str] = []
+        #: The pack's signature in words ("signed by ...", "unsigned").
+        self.signature = ""
 
         self.file_label = QLabel("No file chosen")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -450,7 +459,14 @@ class ImportDialog(QDialog):
     def load(self, path: Path) -> None:
         """Check ``path`` and show its review (or its errors)."""
         self.path = path
-        self.file_label.setText(str(path))
+        self.load_source(str(path))
+
+    def load_source(self, source: str) -> None:
+        """Read a file or fetch an https:// address once, check it, and show its
+        review with its signature (or why it cannot be imported)."""
+        from nerve import pack_commands
+
+        self.file_label.setText(source)
         packs_dir = user_packs_dir(self.core)
         if packs_dir is None:
             self._show_errors(["Nerve has no packs folder here; nothing can be imported."])
@@ -458,14 +474,20 @@ class ImportDialog(QDialog):
             self._update_buttons()
             return
         try:
-            self.plan = trust.plan_import(path, packs_dir)
-        except trust.TrustError as exc:
+            got = pack_commands.read_for_import(source, trusted_keys(self.core))
+            plan = trust.plan_data(got.name, got.data, packs_dir)
+        except (pack_commands.SourceError, trust.TrustError) as exc:
             self.plan = None
             self.review.hide()
             self._show_errors([str(exc)])
             self._update_buttons()
             return
-        plan = self.plan
+        self.signature = got.signature.text()
+        self.file_label.setText(f"{got.name}\nSignature: {self.signature}")
+        self.show_plan(plan)
+
+    def show_plan(self, plan: trust.ImportPlan) -> None:
+        self.plan = plan
         asked = {f"pack.inputs.{name}" for name in plan.missing_inputs}
         # Inputs without a default are asked for in the form: not errors yet.
         self._show_errors([str(e) for e in plan.pack.errors if e.path not in asked])
@@ -798,6 +820,9 @@ def add_packs_menu(window: QMainWindow, core: Core) -> QMenu:
         held_action.setText(f"&Review held packs ({count})…" if count else "&Review held packs…")
 
     menu.aboutToShow.connect(update)
+    from nerve.gui import pack_sharing
+
+    pack_sharing.add_actions(menu, window, core)
     return menu
 
 

@@ -205,6 +205,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.private_box)
 
         # -- bridges: the webhook (the hooks and their tokens live in settings.yaml)
+        # and MQTT, in one group
         self.webhook_box = QCheckBox("Accept &webhooks (POST /hook/<name>)")
         self.webhook_box.setToolTip(
             "A call with a hook's token becomes the event webhook.<name>; see the README"
@@ -223,6 +224,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.webhook_state)
         self.webhook_box.toggled.connect(self.validate)
         self.webhook_listen.textChanged.connect(self.validate)
+        self._mqtt_rows(form, core)
 
         # -- listeners
         self.listener_boxes: dict[str, QCheckBox] = {}
@@ -302,6 +304,8 @@ class SettingsDialog(QDialog):
 
         self._show(self.settings)
         self.panic_edit.textChanged.connect(self.validate)
+        for edit in self.mqtt_edits.values():
+            edit.textChanged.connect(self.validate)
         self._tab_order()
         self.validate()
         # Not the hotkey field: it would record the first key pressed (Escape, Enter).
@@ -317,6 +321,13 @@ class SettingsDialog(QDialog):
         self.days_spin.setValue(days)
         self.events_spin.setValue(int(settings.max_events))
         self.private_box.setChecked(bool(settings.store_private))
+        block = settings.mqtt or {}
+        self.mqtt_edits["host"].setText(settings.host or "")
+        for key in ("broker", "username", "password_file"):
+            self.mqtt_edits[key].setText(str(block.get(key, "")))
+        for key in ("publish", "subscribe"):
+            self.mqtt_edits[key].setText(", ".join(block.get(key, [])))
+        self.discovery_box.setChecked(bool(block.get("discovery", False)))
         off = set(settings.disabled_listeners)
         for lid, box in self.listener_boxes.items():
             box.setChecked(lid not in off)
@@ -375,6 +386,8 @@ class SettingsDialog(QDialog):
             store_private=self.private_box.isChecked(),
             disabled_listeners=disabled,
             webhook=self._chosen_webhook(),
+            host=self.mqtt_edits["host"].text().strip() or None,
+            mqtt=self._mqtt_block(),
             errors=[],
         )
 
@@ -391,7 +404,10 @@ class SettingsDialog(QDialog):
                 listen_error = str(exc)
         self.webhook_error.setText(listen_error or "")
         self.webhook_error.setVisible(bool(listen_error))
-        ok = error is None and listen_error is None
+        mqtt_error = self._mqtt_problem()
+        self.mqtt_error.setText(mqtt_error or "")
+        self.mqtt_error.setVisible(bool(mqtt_error))
+        ok = error is None and listen_error is None and mqtt_error is None
         self.save_button.setEnabled(ok and self.path is not None)
         return ok
 
@@ -422,6 +438,83 @@ class SettingsDialog(QDialog):
             return False
         self.accept()
         return True
+
+    # -- MQTT
+
+    def _mqtt_rows(self, form: QFormLayout, core: Core) -> None:
+        """The MQTT fields, under the webhook's in the Bridges group."""
+        from nerve.bridges.mqtt import default_host
+
+        title = QLabel("<b>MQTT</b>")
+        title.setContentsMargins(0, 8, 0, 0)
+        form.addRow(title)
+        self.mqtt_edits: dict[str, QLineEdit] = {}
+        for key, label, hint in (
+            ("host", "This machine:", f"{default_host()} (its name in topics)"),
+            ("broker", "MQ&TT broker:", "mqtt://192.168.1.10:1883, mqtts://… (empty: off)"),
+            ("username", "User name:", "none"),
+            ("password_file", "Password file:", "a file holding the password"),
+            ("publish", "Publish:", "event types: build.*, file.created"),
+            ("subscribe", "Subscribe:", "topics: nerve/+/build.*, home/door"),
+        ):
+            edit = QLineEdit()
+            edit.setObjectName(f"mqtt-{key}")
+            edit.setPlaceholderText(hint)
+            self.mqtt_edits[key] = edit
+            form.addRow(label, edit)
+        self.discovery_box = QCheckBox("Home Assistant discovery")
+        form.addRow("", self.discovery_box)
+        self.mqtt_error = _error_label()
+        form.addRow("", self.mqtt_error)
+        try:
+            states = [b for b in core.bridges() if b.get("name") == "mqtt"]
+        except Exception:
+            states = []
+        for bridge in states:
+            from nerve.cli import bridge_line
+
+            form.addRow("", _hint("Now: " + bridge_line(bridge)))
+
+    def _mqtt_block(self) -> dict[str, Any] | None:
+        """The mqtt: block the fields describe; {} turns MQTT off; None: as it was."""
+        text = {k: e.text().strip() for k, e in self.mqtt_edits.items()}
+        if not text["broker"]:
+            return {} if self.settings.mqtt else None
+        # What the window does not show (queue, ca_file...) stays as the file has it.
+        block: dict[str, Any] = {
+            k: v
+            for k, v in (self.settings.mqtt or {}).items()
+            if k not in ("broker", "username", "password_file", "publish", "subscribe")
+        }
+        block["broker"] = text["broker"]
+        for key in ("username", "password_file"):
+            if text[key]:
+                block[key] = text[key]
+        for key in ("publish", "subscribe"):
+            items = [p.strip() for p in text[key].split(",") if p.strip()]
+            if items:
+                block[key] = items
+        if self.discovery_box.isChecked():
+            block["discovery"] = True
+        else:
+            block.pop("discovery", None)
+        return block
+
+    def _mqtt_problem(self) -> str | None:
+        from nerve.bridges.mqtt import host_problem, problems
+        from nerve.engine import validation
+        from nerve.settings import SCHEMA as SETTINGS_SCHEMA
+
+        host = self.mqtt_edits["host"].text().strip()
+        if host and host_problem(host):
+            return f"This machine: {host_problem(host)}"
+        block = self._mqtt_block()
+        if not block:
+            return None
+        schema = SETTINGS_SCHEMA["properties"]["mqtt"]
+        for where, message in [*validation.check(schema, block), *problems(block)]:
+            return f"{'.'.join(map(str, where)) or 'mqtt'}: {message}"
+        return None
 
     def _save_autostart(self) -> bool:
         if not self.autostart_box.isEnabled():
@@ -494,6 +587,8 @@ class SettingsDialog(QDialog):
             self.private_box,
             self.webhook_box,
             self.webhook_listen,
+            *self.mqtt_edits.values(),
+            self.discovery_box,
             *self.listener_boxes.values(),
             *self.folder_buttons.values(),
         ]

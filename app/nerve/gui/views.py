@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -729,6 +730,7 @@ class RulesView(_Polling):
         self.tree.setColumnWidth(RulesModel.NAME, 280)
         self.tree.setColumnWidth(RulesModel.ENABLED, 110)
         self.tree.setColumnWidth(RulesModel.LAST_RUN, 190)
+        self.tree.setColumnWidth(RulesModel.RUNS, 130)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.doubleClicked.connect(self._double_clicked)
@@ -751,6 +753,8 @@ class RulesView(_Polling):
         self.delete_action = _action(self, "&Delete rule", None, self.delete_rule)
         self.delete_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.why_action = _action(self, "&Why not?", None, self.why_not)
+        self.why_action.setToolTip("Which recent events came near starting the rule, and why not")
         # Return and Delete act on the tree only, not on the search box.
         self.tree.addAction(self.edit_action)
         self.tree.addAction(self.delete_action)
@@ -767,11 +771,15 @@ class RulesView(_Polling):
         self.edit_button = _button(self.edit_action, "Ed&it…")
         self.duplicate_button = _button(self.duplicate_action, "Dupli&cate")
         self.delete_button = _button(self.delete_action, "&Delete")
+        self.why_button = _button(self.why_action, "&Why not?")
         bar = QHBoxLayout()
         bar.addWidget(self.search, 1)
         for button in (self.add_button, self.edit_button, self.duplicate_button):
             bar.addWidget(button)
         bar.addWidget(self.delete_button)
+        bar.addWidget(self.why_button)
+        #: The last "Why not?" answer (shown in a dialog).
+        self.why_text = ""
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.tree)
@@ -780,6 +788,7 @@ class RulesView(_Polling):
         self.setTabOrder(self.add_button, self.edit_button)
         self.setTabOrder(self.edit_button, self.duplicate_button)
         self.setTabOrder(self.duplicate_button, self.delete_button)
+        self.setTabOrder(self.delete_button, self.why_button)
         self.tree.selectionModel().currentChanged.connect(self._update_actions)
         self.proxy.modelReset.connect(self._update_actions)
         self._update_actions()
@@ -866,6 +875,7 @@ class RulesView(_Polling):
         on_rule = self.active and self.current_rule() is not None
         for action in (self.edit_action, self.duplicate_action, self.delete_action):
             action.setEnabled(on_rule)
+        self.why_action.setEnabled(self.current_rule() is not None)
 
     # -- operations
 
@@ -884,6 +894,25 @@ class RulesView(_Polling):
         key = self.current_rule()
         return self.ops.delete(key) if key else False
 
+    def why_not(self) -> str:
+        """Show why the selected rule did not run lately; returns the text shown."""
+        key = self.current_rule()
+        if key is None:
+            return ""
+        try:
+            answer = self.core.why(key)
+        except Exception as exc:  # the engine stopped or is stuck
+            self.message.emit(f"Could not ask the engine: {exc}")
+            return ""
+        self.why_text = why_text(answer) if answer else f"{key} is not loaded."
+        box = QMessageBox(QMessageBox.Icon.Information, f"Why not? {key}", self.why_text)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setParent(self, box.windowFlags())
+        box.open()
+        self.why_box = box
+        return self.why_text
+
     def _changed(self, select: str) -> None:
         self.refresh()
         if select:
@@ -899,9 +928,39 @@ class RulesView(_Polling):
         menu.addAction(self.edit_action)
         menu.addAction(self.duplicate_action)
         menu.addAction(self.delete_action)
+        menu.addAction(self.why_action)
         menu.addSeparator()
         menu.addAction(self.add_action)
         menu.exec(self.tree.viewport().mapToGlobal(pos))
+
+
+def why_text(answer: dict[str, Any]) -> str:
+    """``Engine.why``'s answer for people (the text ``nerve why`` prints)."""
+    skips = answer.get("skips") or {}
+    counts = f"ran {answer.get('ran', 0)}"
+    if skips:
+        counts += (
+            f", skipped {sum(skips.values())} ("
+            + ", ".join(f"{reason} {n}" for reason, n in skips.items())
+            + ")"
+        )
+    lines = [
+        f"{answer['rule']} ({answer['name']}): {answer['state']}",
+        f"When: {'; '.join(answer.get('triggers') or []) or '-'}",
+        f"Since Nerve started: {counts}",
+        "",
+    ]
+    near = answer.get("near") or []
+    if not near:
+        lines.append("No recent event came near starting it.")
+    else:
+        lines.append("Recent near misses, newest first:")
+    for miss in near:
+        when = time.strftime("%H:%M:%S", time.localtime(miss["time"]))
+        lines.append(
+            f"{when}  event {miss['event']} {miss['type']}: {miss['reason']}: {miss['detail']}"
+        )
+    return "\n".join(lines)
 
 
 def _action(

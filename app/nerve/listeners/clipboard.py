@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -76,6 +77,14 @@ _META_TARGETS = frozenset(
 )
 #: What we serve for the text we own.
 _SERVED_TEXT = ("UTF8_STRING", "text/plain;charset=utf-8", "text/plain", "STRING", "TEXT")
+#: The most a paste keeps of the user's clipboard (all its targets together);
+#: a target that would pass it is left out of what is put back.
+MAX_SAVE_BYTES = 32 * 1024 * 1024
+#: Targets not kept when the clipboard is saved: they describe the transfer,
+#: not the content (or, as DELETE, change it).
+_NOT_SAVED = _META_TARGETS | {"INSERT_PROPERTY", "_NET_WM_NAME"}
+#: Data larger than this is served in chunks (ICCCM INCR).
+INCR_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -95,18 +104,101 @@ class _Fetch:
     truncated: bool = False
 
 
+#: One target's data as the owner gave it: (type atom, format 8/16/32, data:
+#: bytes for format 8, a list of numbers for 16 and 32).
+TargetData = tuple[int, int, Any]
+
+
 @dataclass
-class _Owned:
-    text: str
-    time: int
+class Saved:
+    """A copy of a selection's content, target by target (empty: nobody owned it)."""
+
+    targets: dict[int, TargetData] = field(default_factory=dict)
+    owned: bool = False
+    #: What it holds as text (reads for text only).
+    text: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(d) * (f // 8) for _, f, d in self.targets.values())
+
+
+@dataclass
+class Ownership:
+    """What Nerve owns a selection with; ``served`` is set once a client was
+    given the content (a text target, or any saved one), ``lost`` once
+    another client took the selection over."""
+
+    text: str | None
+    time: int = 0
+    targets: dict[int, TargetData] | None = None
+    served: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+    #: The X clients (resource id bases) given the content, in order.
+    clients: list[int] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def note_served(self, client: int) -> None:
+        with self.changed:
+            self.clients.append(client)
+            self.served.set()
+            self.changed.notify_all()
+
+    def wait_served(self, timeout: float, client: int | None = None, after: int = 0) -> bool:
+        """Wait until the content was given (to ``client`` when given), counting
+        only deliveries after the first ``after``; False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(client is None or c == client for c in self.clients[after:]),
+                timeout,
+            )
+
+
+_Owned = Ownership
+
+
+@dataclass
+class _Read:
+    """Reading a selection's targets on Nerve's window (to keep or to use them)."""
+
+    atom: int
+    prop: int
+    future: concurrent.futures.Future[Saved]
+    #: "all" (save every target) or "text" (the best text target only).
+    want: str
+    deadline: float = 0.0
+    stage: str = "targets"  # targets | data | incr
+    queue: list[int] = field(default_factory=list)
+    target: int = 0
+    incr: bytearray = field(default_factory=bytearray)
+    incr_type: int = 0
+    incr_format: int = 8
+    result: Saved = field(default_factory=lambda: Saved(owned=True))
+
+
+@dataclass
+class _Outgoing:
+    """A large target being served in chunks to one requestor (INCR)."""
+
+    window: Any
+    prop: int
+    type: int
+    format: int
+    data: Any
+    offset: int = 0
+    deadline: float = 0.0
 
 
 @dataclass
 class _SetRequest:
     selection: str
-    text: str
-    future: concurrent.futures.Future[None]
+    text: str | None
+    future: concurrent.futures.Future[Any]
     deadline: float
+    #: Targets to serve instead of text (a saved clipboard put back).
+    targets: dict[int, TargetData] | None = None
+    #: Resolve the future with the Ownership (not None).
+    handle: bool = False
 
 
 class _Shared:
@@ -139,9 +231,14 @@ class ClipboardListener(XListener):
         self._fetches: dict[int, _Fetch] = {}
         self._owned: dict[int, _Owned] = {}
         self._sets: list[_SetRequest] = []
+        #: Reads of a selection's content, one at a time (the first is under way).
+        self._reads: deque[_Read] = deque()
+        #: Large targets being served in chunks, by (requestor window, property).
+        self._outgoing: dict[tuple[int, int], _Outgoing] = {}
         self._names: dict[int, str] = {}
         self.window: Any = None
         self.max_set_bytes = 0
+        self._id_mask = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -170,12 +267,14 @@ class ClipboardListener(XListener):
         for name in (*_TEXT_TARGETS, "TARGETS", "TIMESTAMP", "INCR", "ATOM", "INTEGER"):
             self._atom[name] = d.intern_atom(name)
         self._atom["_NERVE_TIME"] = d.intern_atom("_NERVE_TIME")
+        self._read_prop = d.intern_atom("_NERVE_READ")
         self._props = {
             atom: d.intern_atom(f"_NERVE_SELECTION_{sel.upper()}")
             for sel, atom in self._sel_atoms.items()
         }
         # The largest property one request can carry (the action's limit).
         self.max_set_bytes = d.display.info.max_request_length * 4 - 64
+        self._id_mask = int(d.display.info.resource_id_mask)
         self._apply_watch(_watched(needs))
         _shared.unavailable = None
         self.run_thread()
@@ -193,11 +292,14 @@ class ClipboardListener(XListener):
             if _shared.listener is self:
                 _shared.listener = None
         super().stop()
-        pending = self._sets + [arg for command, arg in self._commands if command == "set"]
+        pending: list[Any] = self._sets + list(self._reads)
+        pending += [arg for command, arg in self._commands if command in ("set", "read")]
         for request in pending:
             if not request.future.done():
                 request.future.set_exception(ActionError("the clipboard listener stopped"))
         self._sets.clear()
+        self._reads.clear()
+        self._outgoing.clear()
         self._commands.clear()
 
     def on_thread_failed(self, exc: BaseException) -> None:
@@ -227,6 +329,71 @@ class ClipboardListener(XListener):
         self.wake()
         return future
 
+    def client_of(self, window: int) -> int:
+        """The X client a window belongs to (its resource id base)."""
+        return window & ~self._id_mask
+
+    def own(
+        self,
+        selection: str,
+        *,
+        text: str | None = None,
+        saved: Saved | None = None,
+    ) -> concurrent.futures.Future[Ownership]:
+        """Own ``selection`` with ``text`` or with the targets of ``saved``
+        (thread-safe); the future gives the :class:`Ownership` once the X
+        server says Nerve owns it. ``saved`` that nobody owned gives the
+        selection up instead (the future then gives an Ownership already lost)."""
+        future: concurrent.futures.Future[Ownership] = concurrent.futures.Future()
+        if text is not None and len(text.encode()) > self.max_set_bytes:
+            future.set_exception(
+                ActionError(
+                    f"clipboard text over {self.max_set_bytes // 1024} KiB is not supported"
+                )
+            )
+            return future
+        targets = saved.targets if saved is not None else None
+        request = _SetRequest(selection, text, future, 0.0, targets, handle=True)
+        self._commands.append(("set", request))
+        self.wake()
+        self._refuse_if_stopped(future)
+        return future
+
+    def restore(
+        self, selection: str, ownership: Ownership, saved: Saved
+    ) -> concurrent.futures.Future[Ownership | None]:
+        """Put ``saved`` back on ``selection`` (give the selection up if nobody
+        owned it), but only while Nerve still owns it with ``ownership``: a
+        client that took it over meanwhile (the user copied) keeps it. The
+        future gives the new Ownership (None: nothing to serve)."""
+        future: concurrent.futures.Future[Ownership | None] = concurrent.futures.Future()
+        self._commands.append(("restore", (selection, ownership, saved, future)))
+        self.wake()
+        self._refuse_if_stopped(future)
+        return future
+
+    def save(self, selection: str) -> concurrent.futures.Future[Saved]:
+        """A copy of what ``selection`` holds now, every target of it up to
+        :data:`MAX_SAVE_BYTES` (thread-safe)."""
+        return self._read(selection, "all")
+
+    def read_text(self, selection: str) -> concurrent.futures.Future[Saved]:
+        """What ``selection`` holds as text (thread-safe; see :func:`saved_text`)."""
+        return self._read(selection, "text")
+
+    def _read(self, selection: str, want: str) -> concurrent.futures.Future[Saved]:
+        future: concurrent.futures.Future[Saved] = concurrent.futures.Future()
+        self._commands.append(("read", (selection, want, future)))
+        self.wake()
+        self._refuse_if_stopped(future)
+        return future
+
+    def _refuse_if_stopped(self, future: concurrent.futures.Future[Any]) -> None:
+        """A request made as the listener stops fails at once (not at a timeout)."""
+        if self._stopping.is_set() and not future.done():
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                future.set_exception(ActionError("the clipboard listener stopped"))
+
     # ------------------------------------------------------ listener thread
 
     def _apply_watch(self, watch: frozenset[str]) -> None:
@@ -251,10 +418,52 @@ class ClipboardListener(XListener):
                 self.window.change_property(
                     self._atom["_NERVE_TIME"], self._atom["INTEGER"], 8, b"", X.PropModeAppend
                 )
+            elif command == "read":
+                selection, want, future = arg
+                atom = self._sel_atoms[selection]
+                self._reads.append(_Read(atom, self._read_prop, future, want))
+                if len(self._reads) == 1:
+                    self._start_read()
+            elif command == "restore":
+                self._restore(*arg)
+
+    def _restore(
+        self,
+        selection: str,
+        ownership: Ownership,
+        saved: Saved,
+        future: concurrent.futures.Future[Ownership | None],
+    ) -> None:
+        from Xlib import X
+
+        atom = self._sel_atoms[selection]
+        if self._owned.get(atom) is not ownership or ownership.lost.is_set():
+            future.set_result(None)  # another client has it now: theirs stays
+            return
+        if saved.owned:
+            request = _SetRequest(
+                selection, None, future, time.monotonic() + FETCH_TIMEOUT_S, saved.targets, True
+            )
+            self._sets.append(request)
+            self.window.change_property(
+                self._atom["_NERVE_TIME"], self._atom["INTEGER"], 8, b"", X.PropModeAppend
+            )
+            return
+        from Xlib.protocol import request as xrequest
+
+        del self._owned[atom]
+        ownership.lost.set()
+        # Nobody owned it before: give it up (owner None).
+        xrequest.SetSelectionOwner(
+            display=self.display.display, window=X.NONE, selection=atom, time=ownership.time
+        )
+        future.set_result(None)
 
     def next_timeout(self) -> float | None:
         deadlines = [f.deadline for f in self._fetches.values()]
         deadlines += [s.deadline for s in self._sets]
+        deadlines += [r.deadline for r in list(self._reads)[:1]]
+        deadlines += [o.deadline for o in self._outgoing.values()]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -270,6 +479,14 @@ class ClipboardListener(XListener):
             self._sets.remove(request)
             if not request.future.done():
                 request.future.set_exception(ActionError("the X server did not answer in time"))
+        if self._reads and self._reads[0].deadline <= now:
+            read = self._reads[0]
+            log.debug("clipboard: the owner did not give target %d in time", read.target)
+            self.window.delete_property(read.prop)
+            self._next_target(read)  # leave this target out
+        for key, out in list(self._outgoing.items()):
+            if out.deadline <= now:
+                del self._outgoing[key]  # the requestor stopped reading
 
     def handle_event(self, event: Any) -> None:
         from Xlib import X
@@ -278,8 +495,17 @@ class ClipboardListener(XListener):
         if (type_, getattr(event, "sub_code", None)) == self._owner_notify:
             self._owner_changed(event)
         elif type_ == X.SelectionNotify:
+            if self._reads and _wid(event.requestor) == self.window.id:
+                read = self._reads[0]
+                if event.selection == read.atom and event.target == read.target:
+                    self._read_answer(read, event)
+                    return
             self._converted(event)
         elif type_ == X.PropertyNotify:
+            if self._outgoing and self._serve_chunk(event):
+                return
+            if self._reads and self._read_chunk(event):
+                return
             self._property(event)
         elif type_ == X.SelectionRequest:
             self._serve(event)
@@ -287,6 +513,7 @@ class ClipboardListener(XListener):
             owned = self._owned.get(event.atom)
             if owned is not None and event.time >= owned.time:
                 del self._owned[event.atom]
+                owned.lost.set()
 
     # -- reading what another client put there
 
@@ -449,8 +676,12 @@ class ClipboardListener(XListener):
             atom = self._sel_atoms[request.selection]
             self.window.set_selection_owner(atom, server_time)
             if _wid(self.display.get_selection_owner(atom)) == self.window.id:
-                self._owned[atom] = _Owned(request.text, server_time)
-                request.future.set_result(None)
+                previous = self._owned.get(atom)
+                if previous is not None:
+                    previous.lost.set()
+                owned = _Owned(request.text, server_time, request.targets)
+                self._owned[atom] = owned
+                request.future.set_result(owned if request.handle else None)
             else:
                 request.future.set_exception(
                     ActionError(f"could not take the {request.selection} selection")
@@ -469,13 +700,17 @@ class ClipboardListener(XListener):
             requestor = event.requestor
             catch = CatchError()
             if target == "TARGETS":
-                atoms = [self._atom[t] for t in ("TARGETS", "TIMESTAMP", *_SERVED_TEXT)]
+                offered = _SERVED_TEXT if owned.targets is None else ()
+                atoms = [self._atom[t] for t in ("TARGETS", "TIMESTAMP", *offered)]
+                atoms += [a for a in owned.targets or () if a not in atoms]
                 requestor.change_property(prop, Xatom.ATOM, 32, atoms, onerror=catch)
                 ok = True
             elif target == "TIMESTAMP":
                 requestor.change_property(prop, Xatom.INTEGER, 32, [owned.time], onerror=catch)
                 ok = True
-            elif target in _SERVED_TEXT:
+            elif owned.targets is not None:
+                ok = self._serve_saved(owned, event, prop, catch)
+            elif target in _SERVED_TEXT and owned.text is not None:
                 if target == "STRING":
                     data, type_ = owned.text.encode("latin-1", "replace"), Xatom.STRING
                 else:
@@ -484,6 +719,7 @@ class ClipboardListener(XListener):
                     data, type_ = owned.text.encode(), self._atom[name]
                 requestor.change_property(prop, type_, 8, data, onerror=catch)
                 ok = True
+                owned.note_served(self.client_of(requestor.id))
         notify = xevent.SelectionNotify(
             time=event.time,
             requestor=event.requestor,
@@ -492,6 +728,235 @@ class ClipboardListener(XListener):
             property=prop if ok else X.NONE,
         )
         event.requestor.send_event(notify, onerror=CatchError())
+
+    def _serve_saved(self, owned: Ownership, event: Any, prop: int, catch: Any) -> bool:
+        """Serve one saved target (in chunks when large); whether it was served."""
+        from Xlib import X
+
+        assert owned.targets is not None
+        found = owned.targets.get(event.target)
+        if found is None:
+            return False
+        type_, format_, data = found
+        requestor = event.requestor
+        if len(data) * (format_ // 8) > min(INCR_CHUNK * 4, self.max_set_bytes):
+            # ICCCM INCR: announce the size, then a chunk each time the
+            # requestor deletes the property, then an empty one.
+            requestor.change_attributes(event_mask=X.PropertyChangeMask, onerror=catch)
+            size = len(data) * (format_ // 8)
+            requestor.change_property(prop, self._atom["INCR"], 32, [size], onerror=catch)
+            self._outgoing[(requestor.id, prop)] = _Outgoing(
+                requestor, prop, type_, format_, data, 0, time.monotonic() + FETCH_TIMEOUT_S
+            )
+        else:
+            requestor.change_property(prop, type_, format_, data, onerror=catch)
+        owned.note_served(self.client_of(requestor.id))
+        return True
+
+    def _serve_chunk(self, event: Any) -> bool:
+        """The requestor of an INCR transfer deleted the property: the next chunk."""
+        from Xlib import X
+        from Xlib.error import CatchError
+
+        out = self._outgoing.get((_wid(event.window), event.atom))
+        if out is None:
+            return False
+        if event.state != X.PropertyDelete:
+            return True
+        items = INCR_CHUNK // (out.format // 8)
+        chunk = out.data[out.offset : out.offset + items]
+        out.offset += len(chunk)
+        catch = CatchError()
+        out.window.change_property(out.prop, out.type, out.format, chunk, onerror=catch)
+        out.deadline = time.monotonic() + FETCH_TIMEOUT_S
+        if not len(chunk):  # the empty chunk ends it
+            window = _wid(event.window)
+            del self._outgoing[(window, event.atom)]
+            if not any(w == window for w, _ in self._outgoing):
+                out.window.change_attributes(event_mask=0, onerror=catch)
+        return True
+
+    # -- reading a selection's content to keep it (a paste) or to use it
+
+    def _start_read(self) -> None:
+        """Ask the owner of the first read's selection for its TARGETS."""
+        from Xlib import X
+
+        while self._reads:
+            read = self._reads[0]
+            owner = _wid(self.display.get_selection_owner(read.atom))
+            if not owner:
+                self._finish_read(Saved(owned=False))
+                continue
+            owned = self._owned.get(read.atom)
+            if owner == self.window.id and owned is not None:
+                # Nerve's own: a copy of what it serves.
+                if owned.targets is not None:
+                    targets = dict(owned.targets)
+                else:
+                    targets = self._text_targets(owned.text or "")
+                self._finish_read(Saved(_pick(targets, read.want, self._name), owned=True))
+                continue
+            read.stage = "targets"
+            read.target = self._atom["TARGETS"]
+            read.deadline = time.monotonic() + FETCH_TIMEOUT_S
+            self.window.convert_selection(read.atom, read.target, read.prop, X.CurrentTime)
+            return
+
+    def _text_targets(self, text: str) -> dict[int, TargetData]:
+        """What Nerve serves for ``text`` (see :meth:`_serve`), target by target."""
+        targets: dict[int, TargetData] = {}
+        for target in _SERVED_TEXT:
+            if target == "STRING":
+                targets[self._atom[target]] = (
+                    self._atom["STRING"],
+                    8,
+                    text.encode("latin-1", "replace"),
+                )
+            else:
+                name = "UTF8_STRING" if target == "TEXT" else target
+                targets[self._atom[target]] = (self._atom[name], 8, text.encode())
+        return targets
+
+    def _finish_read(self, saved: Saved) -> None:
+        read = self._reads.popleft()
+        if read.want == "text":
+            saved.text = saved_text(saved, self._name)
+        if not read.future.done():
+            read.future.set_result(saved)
+
+    def _read_answer(self, read: _Read, event: Any) -> None:
+        if read.stage == "targets":
+            names: list[tuple[int, str]] = []
+            if event.property:
+                reply = self.window.get_property(read.prop, self._atom["ATOM"], 0, 4096)
+                self.window.delete_property(read.prop)
+                if reply is not None and reply.format == 32:
+                    names = [(int(a), self._name(int(a))) for a in reply.value]
+            offered = [a for a, n in names if n and n not in _NOT_SAVED]
+            if read.want == "text":
+                by_name = {n: a for a, n in names}
+                best = next((by_name[t] for t in _TEXT_TARGETS if t in by_name), None)
+                if not names:
+                    best = self._atom["UTF8_STRING"]  # no TARGETS: just ask for text
+                offered = [best] if best is not None else []
+            read.queue = list(dict.fromkeys(offered))
+            self._next_target(read)
+            return
+        if not event.property:  # refused: left out
+            self._next_target(read)
+            return
+        room = MAX_SAVE_BYTES - read.result.size
+        reply = self.window.get_property(read.prop, X_ANY, 0, max(room, 0) // 4 + 1)
+        if reply is None:
+            self._next_target(read)
+            return
+        if reply.property_type == self._atom["INCR"]:
+            read.stage = "incr"
+            read.incr = bytearray()
+            read.incr_type = 0
+            read.deadline = time.monotonic() + FETCH_TIMEOUT_S
+            self.window.delete_property(read.prop)
+            return
+        self.window.delete_property(read.prop)
+        if not reply.bytes_after:  # past the cap: left out
+            read.result.targets[read.target] = _data(reply)
+        self._next_target(read)
+
+    def _read_chunk(self, event: Any) -> bool:
+        """A chunk of an INCR transfer arrived for the read under way."""
+        from Xlib import X
+
+        read = self._reads[0]
+        if (
+            read.stage not in ("incr", "drain")
+            or _wid(event.window) != self.window.id
+            or event.atom != read.prop
+        ):
+            return False
+        if event.state != X.PropertyNewValue:
+            return True
+        room = MAX_SAVE_BYTES - read.result.size - len(read.incr)
+        reply = self.window.get_property(read.prop, X_ANY, 0, max(room, 0) // 4 + 1)
+        self.window.delete_property(read.prop)
+        read.deadline = time.monotonic() + FETCH_TIMEOUT_S
+        if reply is None:
+            return True
+        type_, format_, data = _data(reply)
+        if not len(data) and not reply.bytes_after:
+            if read.incr_type:
+                value = bytes(read.incr) if read.incr_format == 8 else _numbers(read)
+                read.result.targets[read.target] = (read.incr_type, read.incr_format, value)
+            self._next_target(read)
+            return True
+        if reply.bytes_after or room <= 0:
+            read.incr_type = 0  # too large: drain it, keep nothing
+            read.incr = bytearray()
+            read.stage = "drain"
+            return True
+        if read.stage == "incr":
+            read.incr_type, read.incr_format = type_, format_
+            read.incr += _as_bytes(format_, data)
+        return True
+
+    def _next_target(self, read: _Read) -> None:
+        from Xlib import X
+
+        if read.stage == "drain":
+            read.stage = "incr"
+        if not read.queue:
+            self._finish_read(read.result)
+            self._start_read()
+            return
+        read.stage = "data"
+        read.target = read.queue.pop(0)
+        read.deadline = time.monotonic() + FETCH_TIMEOUT_S
+        self.window.convert_selection(read.atom, read.target, read.prop, X.CurrentTime)
+
+
+#: get_property's "any type".
+X_ANY = 0
+
+
+def _data(reply: Any) -> TargetData:
+    """A property reply as (type, format, data)."""
+    if reply.format == 8:
+        return int(reply.property_type), 8, bytes(reply.value)
+    return int(reply.property_type), int(reply.format), [int(v) for v in reply.value]
+
+
+def _as_bytes(format_: int, data: Any) -> bytes:
+    if format_ == 8:
+        return bytes(data)
+    import array
+
+    return array.array("H" if format_ == 16 else "I", data).tobytes()
+
+
+def _numbers(read: _Read) -> list[int]:
+    import array
+
+    values = array.array("H" if read.incr_format == 16 else "I")
+    values.frombytes(bytes(read.incr))
+    return list(values)
+
+
+def _pick(targets: dict[int, TargetData], want: str, name: Any) -> dict[int, TargetData]:
+    if want == "all":
+        return targets
+    by_name = {name(a): a for a in targets}
+    best = next((by_name[t] for t in _TEXT_TARGETS if t in by_name), None)
+    return {best: targets[best]} if best is not None else {}
+
+
+def saved_text(saved: Saved, name: Any) -> str | None:
+    """The text of a selection read with ``read_text`` (None: it holds no text)."""
+    for type_, format_, data in saved.targets.values():
+        if format_ != 8:
+            continue
+        encoding = "latin-1" if name(type_) == "STRING" else "utf-8"
+        return bytes(data).decode(encoding, "replace")
+    return None
 
 
 def _wid(value: Any) -> int:
@@ -614,6 +1079,68 @@ class ClipboardAction(Action):
             raise ActionError(f"could not take the {self.selection} selection in time") from None
         # The text itself stays out of the trace: clipboard content is private.
         return {"selection": self.selection, "chars": len(value)}
+
+
+#: How long a paste waits for the user's clipboard to be read, and for Nerve
+#: to own the clipboard.
+SAVE_TIMEOUT_S = 5.0
+
+
+class PasteBoard:
+    """The clipboard as :meth:`nerve.injection.Injector.paste` uses it: keep
+    the user's CLIPBOARD (every target), own it with the text to paste, and
+    put the user's back afterwards (see :meth:`hold`)."""
+
+    def __init__(self, listener: ClipboardListener) -> None:
+        self.listener = listener
+
+    @contextlib.contextmanager
+    def hold(self, text: str) -> Iterator[Ownership]:
+        """The clipboard holds ``text`` inside the block; the user's content
+        (or no owner) is back after it, unless another client took the
+        clipboard meanwhile (then theirs stays)."""
+        listener = self.listener
+        try:
+            saved = listener.save("clipboard").result(SAVE_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise ActionError(
+                "the program that owns the clipboard did not give its content in time, "
+                "so it could not be kept: not pasting"
+            ) from None
+        try:
+            ownership = listener.own("clipboard", text=text).result(SAVE_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise ActionError("could not take the clipboard in time to paste") from None
+        try:
+            yield ownership
+        finally:
+            try:
+                listener.restore("clipboard", ownership, saved).result(SAVE_TIMEOUT_S)
+            except (concurrent.futures.TimeoutError, ActionError):
+                log.warning("clipboard: the user's clipboard could not be put back")
+
+    def client_of(self, window: int) -> int:
+        return self.listener.client_of(window)
+
+
+def paste_board(timeout: float = SET_TIMEOUT_S) -> PasteBoard:
+    """The running clipboard listener as a paste board (ActionError if none)."""
+    return PasteBoard(_wait_for_listener(timeout))
+
+
+#: ``{clipboard}`` gives at most this many characters of the clipboard's text.
+MAX_PLACEHOLDER_CHARS = 1_000_000
+
+
+def read_clipboard(timeout: float = SAVE_TIMEOUT_S) -> str:
+    """The text the CLIPBOARD holds now ('' when none; at most
+    :data:`MAX_PLACEHOLDER_CHARS`); blocking (a worker thread)."""
+    listener = _wait_for_listener(SET_TIMEOUT_S)
+    try:
+        saved = listener.read_text("clipboard").result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise ActionError("the program that owns the clipboard did not answer in time") from None
+    return (saved.text or "")[:MAX_PLACEHOLDER_CHARS]
 
 
 def _wait_for_listener(timeout: float) -> ClipboardListener:

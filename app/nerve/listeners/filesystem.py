@@ -75,7 +75,6 @@ from nerve.engine import caps
 from nerve.engine.registry import CompileContext, ConfigError, Matcher, Trigger, triggers
 from nerve.events import KNOWN_FIELDS, Event
 from nerve.listeners.base import Listener, ListenerUnavailable, Need, listeners
-from nerve.templates import Scope
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
@@ -1037,9 +1036,10 @@ class FileTrigger(Trigger):
     def compile(cls, options: Any, ctx: CompileContext) -> FileTrigger:
         if isinstance(options, str):
             options = {"path": options}
+        # {input.*} placeholders were filled in by the compiler.
         written = options["path"]
         try:
-            root = expand_path(_with_inputs(written, ctx))
+            root = expand_path(written)
         except ValueError as exc:
             raise ConfigError(str(exc), ("path",)) from None
         patterns: dict[str, Patterns | None] = {}
@@ -1286,20 +1286,6 @@ def _under(prefix: str, moved: bool) -> Callable[[Event], bool]:
         return isinstance(src, str) and src.startswith(prefix)
 
     return check
-
-
-def _with_inputs(text: str, ctx: CompileContext) -> str:
-    """``{input.name}`` placeholders in a path, filled from the pack's inputs."""
-    if "{" not in text:
-        return text
-    try:
-        template = ctx.template(text, ("path",))
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    others = [n for n in template.names if not n.startswith("input.")]
-    if others:
-        raise ValueError(f"only {{input.*}} placeholders can be used here, not {{{others[0]}}}")
-    return template.render(Scope(event=None, inputs=ctx.inputs, variables={}, rule={}, run={}))
 
 
 _DESCRIPTIONS = {

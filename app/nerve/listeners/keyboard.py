@@ -652,6 +652,8 @@ class KeyboardListener(Listener):
     def _feed(self, keymap: x11.Keymap, keycode: int, state: int, own: bool) -> None:
         typing = self._typing
         masks = keymap.masks
+        if own and typing.pasted(keycode):
+            return  # Nerve's paste key: the model took the pasted text in
         char = typing.own_chars.get(keycode) if own else None
         if char is None:
             row = keymap.keysyms(keycode)
@@ -848,9 +850,9 @@ class TypedTrigger(Trigger):
 
     key = "typed"
     description = (
-        "An abbreviation typed in any application (;sig). The first type/keys action of "
-        "the run erases it first; word: only as a whole word; case: sensitive, insensitive "
-        "or follow (the replacement takes the case it was typed in)"
+        "An abbreviation typed in any application (;sig). The first type/keys action (or "
+        "dialog) of the run erases it first; word: only as a whole word; case: sensitive, "
+        "insensitive or follow (the replacement takes the case it was typed in)"
     )
     capabilities = frozenset({"reads-keyboard"})
     schema = {

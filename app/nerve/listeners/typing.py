@@ -138,6 +138,8 @@ class Typing:
         #: bring ``abbreviation`` back. Called under the lock: it must not block.
         self.on_undo: Callable[[int, str], None] | None = None
         self._undo: _Undo | None = None
+        #: (keycode, text): Nerve's next press of this key pastes ``text``.
+        self._paste: tuple[int, str] | None = None
 
     # ------------------------------------------------------------ settings
 
@@ -173,6 +175,23 @@ class Typing:
                 current.tail.append(char)
                 return
             self._feed(char, len(self._text) - 1)
+
+    def pasted(self, keycode: int) -> bool:
+        """Nerve pressed ``keycode``: if it is the paste key of :meth:`expect_paste`,
+        the pasted text is in the application now (True), else False."""
+        with self._cond:
+            paste = self._paste
+            if paste is None or paste[0] != keycode:
+                return False
+            self._paste = None
+            self._expire_locked()
+            self._undo = None
+            for char in paste[1]:
+                self._append(char)
+            if self._open is None:
+                self._buffer.clear()
+                self._at_start = False
+            return True
 
     def backspace(self, own: bool) -> None:
         with self._cond:
@@ -257,6 +276,11 @@ class Typing:
                     break
                 same += 1
             return len(now) - same, "".join(wanted[same:])
+
+    def expect_paste(self, keycode: int, text: str) -> None:
+        """Nerve is about to press ``keycode`` (with modifiers) to paste ``text``."""
+        with self._cond:
+            self._paste = (keycode, text)
 
     def tail(self, expansion: int) -> str:
         with self._cond:

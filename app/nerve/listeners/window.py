@@ -327,6 +327,14 @@ class ActiveWindow:
         }
 
 
+def read_window(display: Any, window: Any) -> ActiveWindow:
+    """What a window is (title, class, process); XError when it is gone."""
+    title = window_title(display, window)
+    instance, klass = window_class(window)
+    pid = window_pid(display, window)
+    return ActiveWindow(window.id, title, klass, instance, pid, process_name(pid))
+
+
 # ---------------------------------------------------------------------------
 # The listener
 
@@ -468,14 +476,12 @@ class WindowListener(XListener):
                 event_mask=X.PropertyChangeMask | X.StructureNotifyMask,
                 onerror=xerror.CatchError(),  # gone: the reads below say so
             )
-            title = window_title(d, window)
-            instance, klass = window_class(window)
-            pid = window_pid(d, window)
+            current = read_window(d, window)
         except xerror.XError:
             self.current = None  # it closed while we looked
             return
         self._watched = window
-        self.current = ActiveWindow(wid, title, klass, instance, pid, process_name(pid))
+        self.current = current
         if publish:
             self.publish("window.focused", self.current.data("focus"))
 
@@ -538,6 +544,32 @@ def _describe(specs: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v!r}" for k, v in specs.items()) or "any window"
 
 
+class WindowMatch:
+    """A compiled window match (title, class, instance, process): what the
+    ``window`` condition checks the active window with, and how the window
+    actions pick the window they act on."""
+
+    schema: ClassVar[dict[str, Any]] = _MATCH_SCHEMA
+
+    def __init__(self, specs: dict[str, Any]) -> None:
+        self.specs = specs
+        self.check = matching.compile_fields(specs)
+
+    @classmethod
+    def compile(cls, options: Any) -> WindowMatch:
+        """From a rule's options; ConfigError (with the field) for a bad spec."""
+        return cls(_compile_match(options))
+
+    def __call__(self, window: ActiveWindow | None) -> bool:
+        """Whether ``window`` matches; None (no window) matches only negations."""
+        if window is None:
+            return self.check(lambda _name: matching.MISSING)
+        return self.check(window.get)
+
+    def describe(self) -> str:
+        return _describe(self.specs)
+
+
 @triggers.register
 class WindowFocusedTrigger(Trigger):
     """A window that matches becomes active."""
@@ -579,6 +611,15 @@ class WindowFocusedTrigger(Trigger):
     def stop(self) -> None:
         self._last = None
 
+    def mismatch(self, event: Event) -> str | None:
+        """Which of its matches ``event`` fails (for ``nerve why``), or None."""
+        for name, spec in self.specs.items():
+            value = event.get(name, matching.MISSING)
+            if not matching.compile_spec(spec)(value):
+                shown = "missing" if value is matching.MISSING else f"was {value!r}"
+                return f"{name} {shown}, wanted {spec!r}"
+        return None
+
     def event_fields(self) -> frozenset[str] | None:
         from nerve.events import fields_for
 
@@ -604,11 +645,12 @@ class WindowCondition(Condition):
 
     def __init__(self, specs: dict[str, Any]) -> None:
         self.specs = specs
-        self.check_fields = matching.compile_fields(specs)
+        self.match = WindowMatch(specs)
+        self.check_fields = self.match.check
 
     @classmethod
     def compile(cls, options: Any, ctx: CompileContext) -> WindowCondition:
-        return cls(_compile_match(options))
+        return cls(WindowMatch.compile(options).specs)
 
     def needs(self) -> Iterator[tuple[str, Hashable]]:
         yield "window", None
@@ -619,10 +661,7 @@ class WindowCondition(Condition):
         listener = _shared.listener
         if listener is None:
             return False
-        window = listener.current
-        if window is None:
-            return self.check_fields(lambda _name: matching.MISSING)
-        return self.check_fields(window.get)
+        return self.match(listener.current)
 
     def check(self, run: RunContext) -> tuple[bool, str]:
         if run.at is not None:
@@ -634,7 +673,7 @@ class WindowCondition(Condition):
         window = listener.current
         if window is None:
             # The desktop has focus: only negations ("not a terminal") hold.
-            return self.check_fields(lambda _name: matching.MISSING), "no window is active"
-        ok = self.check_fields(window.get)
+            return self.match(None), "no window is active"
+        ok = self.match(window)
         shown = ", ".join(f"{name} {window.value(name)!r}" for name in self.specs)
         return ok, f"active window has {shown}"

@@ -42,6 +42,8 @@ CAPABILITY_TEXT = {
     "writes-variables": "change variables (other rules may use them)",
     "emits-events": "emit events that other packs' rules may react to",
     "watches-files": "see files change in folders",
+    "asks-user": "show dialogs that ask you for text, passwords or choices",
+    "controls-windows": "focus, move, resize, minimise and close windows",
 }
 
 
@@ -69,6 +71,8 @@ class Pack:
     name: str = ""
     version: str = ""
     author: str = ""
+    #: Where newer versions of the pack are published (``nerve pack outdated``).
+    source_url: str = ""
     description: str = ""
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +190,7 @@ class _Loader:
         self.pack.name = str(info.get("name", self.pack.id))
         self.pack.version = str(info.get("version", ""))
         self.pack.author = str(info.get("author", ""))
+        self.pack.source_url = str(info.get("source_url", ""))
         self.pack.description = str(info.get("description", ""))
         inputs = info.get("inputs") if isinstance(info.get("inputs"), dict) else {}
         assert isinstance(inputs, dict)

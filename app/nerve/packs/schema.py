@@ -64,6 +64,11 @@ PACK_INFO_SCHEMA: dict[str, Any] = {
         "author": {"type": "string"},
         "description": {"type": "string"},
         "homepage": {"type": "string"},
+        "source_url": {
+            "type": "string",
+            "pattern": "^https://",
+            "description": "Where newer versions of this pack are published (an https:// address)",
+        },
         "inputs": {
             "type": "object",
             "propertyNames": {

@@ -136,6 +136,16 @@ def file_hash(data: bytes) -> str:
     return digest
 
 
+def signer_of(data: bytes) -> str | None:
+    """The fingerprint of the key whose good signature ``data`` carries (embedded), else None."""
+    from nerve.packs.signing import EMBEDDED_PREFIX, verify
+
+    if EMBEDDED_PREFIX not in data:
+        return None  # (cryptography is not loaded for the unsigned packs)
+    sig = verify(data)
+    return sig.fingerprint if sig.status == "signed" else None
+
+
 def hash_of(path: Path) -> str | None:
     try:
         return file_hash(read_user_file(path, max_bytes=PACK_MAX_BYTES))
@@ -168,6 +178,8 @@ class Approval:
     #: The hash of a new version imported without approval: held until approved,
     #: while the version approved before (``sha256``) keeps running.
     pending: str | None = None
+    #: The fingerprint of the key that signed the approved version (None: unsigned).
+    signer: str | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -179,6 +191,8 @@ class Approval:
             out["sha256"] = self.sha256
         if self.pending:
             out["pending"] = self.pending
+        if self.signer:
+            out["signer"] = self.signer
         if self.values:
             out["inputs"] = dict(self.values)
         return out
@@ -227,6 +241,7 @@ class Approvals:
             approved = entry.get("approved")
             digest = entry.get("sha256")
             pending = entry.get("pending")
+            signer = entry.get("signer")
             out[str(pack_id)] = Approval(
                 pack_id=str(pack_id),
                 file=entry["file"],
@@ -239,6 +254,7 @@ class Approvals:
                 else {},
                 sha256=str(digest) if digest else None,
                 pending=str(pending) if pending else None,
+                signer=str(signer) if signer else None,
             )
         return out
 
@@ -285,6 +301,7 @@ class Approvals:
                 approved=_now(),
                 values=dict(values) if values is not None else kept,
                 sha256=sha256,
+                signer=signer_of(data) if data is not None else None,
             )
             entries[pack_id] = entry
             self._write(entries)
@@ -859,7 +876,7 @@ class ImportPlan:
     reviews is what :func:`install` copies in, whatever happens to the source
     file meanwhile."""
 
-    source: Path
+    source: Path | str
     data: bytes
     #: Loaded with the values given so far (see ``pack.errors``).
     pack: Pack
@@ -898,7 +915,7 @@ def plan_import(
 
 
 def plan_data(
-    source: Path, data: bytes, packs_dir: Path, values: Mapping[str, str] | None = None
+    source: Path | str, data: bytes, packs_dir: Path, values: Mapping[str, str] | None = None
 ) -> ImportPlan:
     """Check ``data`` (the contents of ``source``) for import into ``packs_dir``."""
     given = dict(values or {})

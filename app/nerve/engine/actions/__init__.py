@@ -1,5 +1,5 @@
 """Built-in actions. Importing this package registers them all."""
 
-from nerve.engine.actions import files, flow, input, network, process
+from nerve.engine.actions import dialogs, files, flow, input, mqtt, network, process, window
 
-__all__ = ["files", "flow", "input", "network", "process"]
+__all__ = ["dialogs", "files", "flow", "input", "mqtt", "network", "process", "window"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from nerve.durations import DURATION_SCHEMA, parse_duration
@@ -139,8 +140,12 @@ class IfAction(Action):
         base = ctx.current_path[:-1]  # the item, not its 'if' key
         before = len(ctx.errors)
         conds = compile_conditions(options, ctx, ctx.current_path)
+        # A dialog's answer is defined after the 'if' only when both branches ask for it.
+        start = ctx.names
         then = compile_actions(siblings["then"], ctx, (*base, "then"))
+        after_then, ctx.names = ctx.names, start
         other = compile_actions(siblings.get("else", []), ctx, (*base, "else"))
+        ctx.names = replace(start, forms=after_then.forms & ctx.names.forms)
         if len(ctx.errors) > before:
             raise AlreadyReported()
         return cls(conds, then, other)
@@ -232,6 +237,8 @@ class LogAction(Action):
         message = self.message.render(run.scope)
         # A dry run (the editor's Test) must not pass for something that happened.
         dry = "(dry run) " if run.dry_run else ""
+        if self.reads_clipboard:
+            message = run.mask(message)  # the clipboard's text is not written to the log
         log.log(self.level, "%s[%s] %s", dry, run.rule.key, message)
         return message
 
