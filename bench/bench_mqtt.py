@@ -29,6 +29,7 @@ duplicates and bus drops must be 0 and its event log must hold all of them
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import select
@@ -240,7 +241,7 @@ def throughput(args: argparse.Namespace, broker: Mosquitto, b: Node) -> dict[str
         {"broker": broker.url, "publish": ["bench.flood"], "queue": 1_000_000}
     )
     bridge = MqttBridge(config, "gamma", bus, Engine())  # type: ignore[arg-type]
-    bridge.start()
+    asyncio.run(bridge.start())
     deadline = time.monotonic() + 10
     while bridge.state != "connected":
         if time.monotonic() > deadline:
@@ -269,8 +270,7 @@ def throughput(args: argparse.Namespace, broker: Mosquitto, b: Node) -> dict[str
     elapsed = time.perf_counter() - t0
     cpu1 = (time.process_time(), cpu_seconds(b.proc.pid), cpu_seconds(broker.proc.pid))
     sender = bridge.status()
-    bridge.stop()
-    bridge.join()
+    asyncio.run(bridge.stop())  # (it waits for paho's thread)
     status = b.status()
     # Nothing lost: every event in B's log, none twice.
     deadline = time.monotonic() + 60

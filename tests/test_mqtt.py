@@ -4,6 +4,7 @@ instances, each with the XDG folders of its own user."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -207,7 +208,7 @@ def test_key_typed_and_clipboard_events_are_not_published_by_wildcards(
             seen.clear()
             config = MqttConfig.from_settings({"broker": broker.url, "publish": publish})
             bridge = MqttBridge(config, "spyhost", bus, FakeEngine())  # type: ignore[arg-type]
-            bridge.start()
+            asyncio.run(bridge.start())
             wait_until(lambda b=bridge: b.state == "connected", what="the bridge connected")
             for type_ in private:
                 bus.publish(type_, {"key": "a", "text": "secret"}, source="keyboard")
@@ -219,8 +220,7 @@ def test_key_typed_and_clipboard_events_are_not_published_by_wildcards(
             else:
                 n = len(expect)
                 wait_until(lambda b=bridge, n=n: b.sent >= n, what="the exact types")
-            bridge.stop()
-            bridge.join()
+            asyncio.run(bridge.stop())  # (it waits for paho's thread)
             got = sorted(t.rsplit("/", 1)[1] for t in seen if t.count("/") == 2)
             assert [t for t in got if t in private] == sorted(expect), (publish, got)
     finally:
@@ -602,3 +602,84 @@ rules:
     (run,) = wait_until(failed, what="the failed run")
     assert "holds '/'" in run["error"], run
     assert b.events("--type", "mqtt.message") == [event]  # nothing else arrived
+
+
+# ------------------------------------------------------------ with the webhook
+
+
+def test_the_webhook_and_mqtt_run_side_by_side_and_reload_one_at_a_time(
+    broker: Mosquitto, nodes: Callable[[str], Node]
+) -> None:
+    """Both bridges on one base: a webhook call goes out over MQTT, `nerve
+    status` has a line for each, and a reload restarts only the bridge whose
+    block changed (the other keeps its counters)."""
+    from test_webhook import TOKEN, post
+
+    a = nodes("a")
+    token = a.config / "deploy.token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+
+    def write(publish: list[str], max_body: int) -> None:
+        a.settings(
+            json.dumps(
+                {
+                    "host": "alpha",
+                    "mqtt": {"broker": broker.url, "publish": publish},
+                    "webhook": {
+                        "listen": "127.0.0.1:0",
+                        "max_body": max_body,
+                        "hooks": {"deploy": {"token_file": str(token)}},
+                    },
+                }
+            )
+        )
+
+    def bridges() -> dict[str, dict[str, Any]]:
+        return {b["name"]: b for b in a.status()["bridges"]}
+
+    def ready() -> dict[str, dict[str, Any]] | None:
+        now = bridges()
+        states = {name: b["state"] for name, b in now.items()}
+        return now if states == {"webhook": "listening", "mqtt": "connected"} else None
+
+    write(["webhook.*", "x.*"], 1000)
+    a.start()
+    first = wait_until(ready, what="both bridges up")
+    assert [b["name"] for b in a.status()["bridges"]] == ["webhook", "mqtt"]
+    host, port = first["webhook"]["address"].rsplit(":", 1)
+    where = (host, int(port))
+    code, answer, _ = post(where)
+    assert code == 202, answer
+    wait_until(lambda: bridges()["mqtt"]["sent"] == 1, what="the webhook event sent over MQTT")
+    status = cli_ok(a.env, "status")
+    assert f"bridge webhook: listening on {host}:{port}, 1 accepted" in status
+    assert "bridge mqtt: connected (mqtt://127.0.0.1:" in status
+    assert "as alpha), 0 queued, 0 dropped, 1 sent, 0 received" in status
+
+    # The mqtt block changes: MQTT starts again (its counters anew), the webhook goes on.
+    write(["x.*"], 1000)
+    cli_ok(a.env, "reload")
+    after = wait_until(
+        lambda: (now := ready()) and now["mqtt"]["sent"] == 0 and now, what="MQTT again"
+    )
+    assert after["webhook"]["address"] == first["webhook"]["address"]
+    assert after["webhook"]["counts"]["accepted"] == 1
+    a.emit("x.one")
+    wait_until(lambda: bridges()["mqtt"]["sent"] == 1, what="x.one sent")
+
+    # The webhook block changes: the webhook starts again, MQTT goes on.
+    write(["x.*"], 2000)
+    cli_ok(a.env, "reload")
+    again = wait_until(
+        lambda: (now := ready()) and not now["webhook"]["counts"] and now,
+        what="the webhook again",
+    )
+    assert again["mqtt"]["sent"] == 1
+    assert again["mqtt"]["attempts"] == after["mqtt"]["attempts"]
+
+    # Neither block: both stop, and say nothing more.
+    a.settings("{}\n")
+    cli_ok(a.env, "reload")
+    assert a.status()["bridges"] == []
+    assert "bridge " not in cli_ok(a.env, "status")

@@ -13,12 +13,12 @@ import shutil
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
 from nerve import __version__, injection, ipc, windowctl
-from nerve.bridges.base import Bridge
+from nerve.bridges.base import Bridge, BridgeState, start_all, stop_all
 from nerve.bus import Bus
 from nerve.durations import MAX_DURATION_S, MAX_DURATION_TEXT_FORM
 from nerve.engine.engine import Engine
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
 YOUNG_GC_THRESHOLD = 10_000
 STARTER = "starter.yaml"
+#: The bridges settings.yaml can turn on, in the order ``nerve status`` shows them.
+BRIDGES = ("webhook", "mqtt")
 
 
 def install_starter_pack(locations: Locations) -> Path | None:
@@ -56,6 +58,11 @@ def install_starter_pack(locations: Locations) -> Path | None:
     trust.approve_file(locations.config, target)  # shipped with Nerve: trusted
     log.info("installed the starter pack in %s", target)
     return target
+
+
+def _bridge_blocks(settings: Settings) -> dict[str, Any]:
+    """What each bridge is made from: a change restarts that bridge."""
+    return {"webhook": settings.webhook, "mqtt": (settings.mqtt, settings.host)}
 
 
 def settle_memory() -> None:
@@ -91,6 +98,10 @@ class Nerve:
         self.engine: Engine | None = None
         self.writer: EventLogWriter | None = None
         self.ipc: IpcServer | None = None
+        #: Bridges to the outside (the webhook, MQTT), started on the engine loop.
+        self.bridges: list[Bridge] = []
+        #: Called (any thread) when a bridge's state changes (the window listens).
+        self.on_bridges_change: Callable[[], None] | None = None
         self.packs: list[Pack] = []
         #: User packs whose capabilities are not all approved: not loaded.
         self.held: list[trust.PackState] = []
@@ -99,7 +110,6 @@ class Nerve:
         self.watcher: PacksWatcher | None = None
         self.stopped = threading.Event()
         self._prune_timer: threading.Timer | None = None
-        self.bridges: list[Bridge] = []
 
     # ----------------------------------------------------------------- packs
 
@@ -206,9 +216,9 @@ class Nerve:
         self.load_packs()
         self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
         self._listener_needs(self.engine.needs)  # the panic grab, even with no rule
-        self._start_bridges()
         settle_memory()
-        self.ipc = IpcServer(socket_path(), self.handle)
+        self._start_bridges()
+        self.ipc = IpcServer(socket_path(), self.handle, streams={"follow": self._open_follow})
         self.ipc.start()
         if not self.options.rule_paths:
             watcher = PacksWatcher(self.locations.packs, self._packs_changed)
@@ -232,14 +242,79 @@ class Nerve:
             self.locations.data,
         )
 
+    # --------------------------------------------------------------- bridges
+
+    def _make_bridges(self, names: Collection[str] = BRIDGES) -> list[Bridge]:
+        """The bridges (of ``names``) the settings turn on; a block that cannot
+        be used is reported and that bridge stays off."""
+        from nerve.bridges.webhook import ConfigError, WebhookBridge, WebhookConfig
+
+        assert self.bus is not None
+        assert self.engine is not None
+        settings = self.settings
+        bridges: list[Bridge] = []
+        webhook = settings.webhook
+        if "webhook" in names and webhook is not None and webhook.get("enabled", True):
+            try:
+                config = WebhookConfig.from_settings(webhook)
+            except ConfigError as exc:
+                log.error("settings: %s (the webhook is off)", exc)
+            else:
+                bridges.append(WebhookBridge(self.bus, config))
+        if "mqtt" in names and settings.mqtt:
+            # (A block the settings found wrong is not read: it is None here.)
+            from nerve.bridges import mqtt
+
+            host = settings.host or mqtt.default_host()
+            bridges.append(
+                mqtt.MqttBridge(
+                    mqtt.MqttConfig.from_settings(settings.mqtt), host, self.bus, self.engine
+                )
+            )
+        return bridges
+
+    def _start_bridges(self, names: Collection[str] = BRIDGES) -> None:
+        """Make and start the bridges of ``names`` (a failure is kept in its status)."""
+        assert self.engine is not None
+        assert self.engine.loop is not None
+        bridges = self._make_bridges(names)
+        for bridge in bridges:
+            bridge.on_change = self._bridges_changed
+        self.bridges = sorted([*self.bridges, *bridges], key=lambda b: BRIDGES.index(b.name))
+        start_all(self.engine.loop, bridges)
+        self._bridges_changed()
+
+    def _bridges_changed(self) -> None:
+        notify = self.on_bridges_change
+        if notify is not None:
+            notify()
+
+    def _stop_bridges(self, names: Collection[str] = BRIDGES) -> None:
+        gone = [b for b in self.bridges if b.name in names]
+        self.bridges = [b for b in self.bridges if b.name not in names]
+        if gone and self.engine is not None and self.engine.loop is not None:
+            stop_all(self.engine.loop, gone)
+            self._bridges_changed()
+
+    def _reload_bridges(self, old: Settings) -> None:
+        """Restart the bridges whose block changed (MQTT: or ``host``), and one
+        the server refused the credentials of (the password file may be new)."""
+        before, after = _bridge_blocks(old), _bridge_blocks(self.settings)
+        again = {name for name in BRIDGES if before[name] != after[name]}
+        again |= {b.name for b in self.bridges if b.state == BridgeState.AUTH_FAILED}
+        if again:
+            self._stop_bridges(again)
+            self._start_bridges(again)
+
     def reload(self) -> None:
         """Read the packs again and swap the rules in (runs of unchanged rules go on)."""
         assert self.engine is not None
         with self._reload_lock:
-            old = self.settings
-            self.settings = Settings.load(self.locations.config / "settings.yaml")
-            self._apply_settings()
-            self._reload_bridges(old)
+            old, self.settings = (
+                self.settings,
+                Settings.load(self.locations.config / "settings.yaml"),
+            )
+            self._apply_settings(old)
             self.load_packs()
             self.engine.call(self.engine.set_rules, self.rules(), self.held_rules())
             # The panic hotkey and switched-off listeners, even when no rule changed.
@@ -247,55 +322,17 @@ class Nerve:
             settle_memory()
         log.info("reloaded: %d rule(s) from %d pack(s)", len(self.rules()), len(self.packs))
 
-    def _apply_settings(self) -> None:
+    def _apply_settings(self, old: Settings | None = None) -> None:
         """What a running Nerve can change without a restart (the bus size cannot)."""
         settings = self.settings
+        if old is not None and self.engine is not None:
+            self._reload_bridges(old)
         if self.store is not None:
             self.store.retention_days = settings.retention_days
             self.store.max_events = settings.max_events
             self.store.store_private = settings.store_private
         if self.engine is not None:
             self.engine.max_depth = settings.max_depth
-
-    # --------------------------------------------------------------- bridges
-
-    def _start_bridges(self) -> None:
-        """The MQTT bridge, when settings.yaml sets one up (it connects in the background)."""
-        assert self.engine is not None
-        assert self.bus is not None
-        block = self.settings.mqtt
-        if not block or any(b.name == "mqtt" for b in self.bridges):
-            return
-        from nerve.bridges import mqtt
-
-        host = self.settings.host or mqtt.default_host()
-        bridge = mqtt.MqttBridge(mqtt.MqttConfig.from_settings(block), host, self.bus, self.engine)
-        self.engine.call(bridge.start)
-        self.bridges.append(bridge)
-
-    def _stop_bridges(self, only: str | None = None) -> None:
-        engine = self.engine
-        for bridge in [b for b in self.bridges if only is None or b.name == only]:
-            try:
-                if engine is not None and engine.loop is not None and engine.loop.is_running():
-                    engine.call(bridge.stop)
-                else:
-                    bridge.stop()
-                join = getattr(bridge, "join", None)
-                if join is not None:
-                    join()
-            except Exception:
-                log.exception("the %s bridge did not stop cleanly", bridge.name)
-            self.bridges.remove(bridge)
-
-    def _reload_bridges(self, old: Settings) -> None:
-        """A changed mqtt block (or host) restarts the bridge; so does a reload
-        after the broker refused the credentials (the password file may be new)."""
-        current = next((b for b in self.bridges if b.name == "mqtt"), None)
-        refused = current is not None and current.status().get("state") == "auth failed"
-        if old.mqtt != self.settings.mqtt or old.host != self.settings.host or refused:
-            self._stop_bridges("mqtt")
-            self._start_bridges()
 
     def _packs_changed(self, names: set[str]) -> None:
         """Pack files changed on disk (the watcher's thread)."""
@@ -445,6 +482,14 @@ class Nerve:
             }
         raise IpcError(f"unknown command {cmd!r}")
 
+    def _open_follow(self, args: dict[str, Any]) -> ipc.Stream:
+        """``nerve events --follow`` (an IPC worker thread): a stream of the log, then live."""
+        from nerve.follow import FollowStream
+
+        if self.bus is None or self.store is None:
+            raise IpcError("Nerve is starting up; try again")
+        return FollowStream(self.bus, self.store, self.writer, args)
+
     def status(self) -> dict[str, Any]:
         assert self.engine is not None
         assert self.bus is not None
@@ -455,6 +500,8 @@ class Nerve:
             "engine": self.engine.call(self.engine.status),
             "listeners": self.listeners.status() if self.listeners else [],
             "bus": self.bus.stats(),
+            "bridges": [b.status() for b in self.bridges],
+            "followers": self.ipc.streams if self.ipc is not None else 0,
             "packs": [
                 {
                     "id": p.id,
@@ -482,5 +529,4 @@ class Nerve:
             ],
             "data": str(self.locations.data),
             "store": self.store.stats(),
-            "bridges": [b.status() for b in self.bridges],
         }

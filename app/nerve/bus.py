@@ -245,16 +245,19 @@ class Bus:
         name: str = "",
         capacity: int | None = None,
         linger: float = 0.0,
+        kind: type[Subscription] | None = None,
     ) -> Subscription:
         """Receive events whose type matches one of ``patterns`` (``*``, ``file.*``).
 
         With ``callback`` only, batches arrive on a thread the subscription
         owns. With ``wake``, it is called (on the producer's thread, so it must
         be quick) when events are waiting, and the consumer calls ``drain()``.
+        ``kind``: a subclass of :class:`Subscription` to make (one that handles
+        a full queue its own way, say).
         """
         if isinstance(patterns, str):
             patterns = [patterns]
-        sub = Subscription(
+        sub = (kind or Subscription)(
             self,
             patterns,
             name=name or getattr(callback, "__qualname__", "subscriber"),
@@ -307,6 +310,11 @@ class Bus:
             )
             self._last_warn = now
             self._drops_since_warn = 0
+
+    @property
+    def next_id(self) -> int:
+        """The id the next published event will get."""
+        return int(repr(self._ids)[6:-1])
 
     @property
     def published(self) -> int:

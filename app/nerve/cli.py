@@ -101,7 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="read the packs again (also: SIGHUP)")
 
     events = sub.add_parser("events", help="read the event log")
-    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events as the running instance publishes them "
+        "(waits for it, and resumes after a restart)",
+    )
+    events.add_argument(
+        "--after",
+        metavar="ID",
+        type=_event_id,
+        help="only events after this id (with --follow: resume exactly there)",
+    )
     events.add_argument("--type", metavar="PATTERN", help="only these types (file.*)")
     events.add_argument("--since", metavar="DURATION", help="only the last DURATION (1h)")
     events.add_argument("--limit", type=_limit, default=100, help=_LIMIT_HELP)
@@ -148,6 +160,14 @@ def _limit(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_LIMIT:,}")
     if int(value) > MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT:,}, got {value}")
+    return int(value)
+
+
+def _event_id(text: str) -> int:
+    """``--after``: an event id, 0 or more."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise argparse.ArgumentTypeError(f"expected an event id (a whole number), got {text!r}")
     return int(value)
 
 
@@ -653,6 +673,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if listener.get("retry_in") is not None:
             line += f", retrying in {listener['retry_in']:g}s"
         print(line)
+    for bridge in status.get("bridges", []):
+        print("  " + bridge_line(bridge))
+    if status.get("followers"):
+        print(f"  followers: {status['followers']} (nerve events --follow and clients)")
     bus = status["bus"]
     dropped = sum(bus["dropped"].values())
     print(f"  bus: {bus['published']} published, {dropped} dropped, {bus['coalesced']} coalesced")
@@ -665,8 +689,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f"; waiting to be written: {waiting}" if waiting else "")
             + f"): {problem.get('error')}"
         )
-    for bridge in status.get("bridges", []):
-        print("  " + _bridge_line(bridge))
     print(f"  data: {status['data']}")
     return EXIT_OK
 
@@ -704,20 +726,36 @@ def cmd_why(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _bridge_line(bridge: dict[str, Any]) -> str:
-    """``bridge mqtt: connected to mqtt://…, 0 queued, 0 dropped, …; last error: …``."""
+def bridge_line(bridge: dict[str, Any]) -> str:
+    """One bridge's status as ``nerve status`` and the window's tooltip show it::
+
+    bridge webhook: listening on 127.0.0.1:8765, 3 accepted, 1 refused (HTTP 202: 3, 401: 1)
+    bridge mqtt: connected (mqtt://10.0.0.2:1883 as laptop), 0 queued, 2 sent, ...
+    """
     line = f"bridge {bridge.get('name')}: {bridge.get('state')}"
     if bridge.get("broker"):
         line += f" ({bridge['broker']} as {bridge.get('host')})"
-    counts = [
+    elif bridge.get("address"):
+        line += f" on {bridge['address']}"
+    counts = bridge.get("counts") or {}
+    shown = [f"{n} {k}" for k, n in counts.items() if not k.isdigit()]
+    # A client's own counters (MQTT), when it has them.
+    shown += [
         f"{bridge[k]} {k}"
         for k in ("queued", "dropped", "sent", "received", "duplicates")
-        if isinstance(bridge.get(k), int)
+        if isinstance(bridge.get(k), int) and not isinstance(bridge.get(k), bool)
     ]
-    if counts:
-        line += ", " + ", ".join(counts)
+    codes = [f"{k}: {n}" for k, n in sorted(counts.items()) if k.isdigit()]
+    if shown:
+        line += ", " + ", ".join(shown)
+    if codes:
+        line += f" (HTTP {', '.join(codes)})"
+    if bridge.get("queue") is not None:
+        line += f", queue {bridge['queue']}"
     if bridge.get("retry_in") is not None:
         line += f", retrying in {bridge['retry_in']:g}s"
+    for warning in bridge.get("warnings") or []:
+        line += f"; warning: {warning}"
     if bridge.get("last_error"):
         line += f"; last error: {bridge['last_error']}"
     return line
@@ -813,29 +851,93 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 def cmd_events(args: argparse.Namespace) -> int:
     since = _since(args.since)
+    if args.follow:
+        if args.after is not None and since is not None:
+            raise UsageError("--follow --after ID resumes after ID; leave --since out")
+        try:
+            return _follow_events(args, since)
+        except KeyboardInterrupt:  # Ctrl-C ends a follow: that is how it ends
+            return EXIT_OK
     store = _open_store(args.data_dir)
     if store is None:
         return EXIT_INVALID
     try:
-        events = store.query_events(
-            since=since, type_pattern=args.type, limit=args.limit, newest_first=True
-        )
-        events.reverse()
+        if args.after is not None:  # the oldest LIMIT after ID: page through with --after
+            events = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, after_id=args.after
+            )
+        else:
+            events = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, newest_first=True
+            )
+            events.reverse()
         for event in events:
             _print_event(event, args.json)
-        if not args.follow:
-            return EXIT_OK
-        last = events[-1]["id"] if events else store.next_event_id() - 1
-        while True:
-            time.sleep(0.5)  # another process writes the log; SQLite has no change feed
-            new = store.query_events(after_id=last, type_pattern=args.type, limit=1000)
-            for event in new:
-                _print_event(event, args.json)
-                last = event["id"]
+        return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         store.close()
+
+
+def _follow_events(args: argparse.Namespace, since: float | None) -> int:
+    """``events --follow``: the recent log (or everything after --after), then live,
+    pushed by the running instance; across its restarts, without a hole or a repeat."""
+    from nerve import client
+    from nerve.ipc import IpcError
+    from nerve.paths import locations
+
+    after = args.after
+    if after is None and not locations(args.data_dir).database.exists():
+        after = 0  # no log yet: everything the instance will have, once it runs
+    if after is None:
+        store = _open_store(args.data_dir)
+        if store is None:
+            return EXIT_INVALID
+        try:
+            recent = store.query_events(
+                since=since, type_pattern=args.type, limit=args.limit, newest_first=True
+            )
+            recent.reverse()
+            for event in recent:
+                _print_event(event, args.json)
+            after = recent[-1]["id"] if recent else store.next_event_id() - 1
+        finally:
+            store.close()
+    said = [""]
+
+    def state(text: str) -> None:
+        if text != said[0]:
+            said[0] = text
+            print(f"nerve: {text}", file=sys.stderr, flush=True)
+
+    follower: client.Follower | None = None
+    try:
+        follower = client.follow(args.type or "*", after, on_state=state)
+        for item in follower:
+            if isinstance(item, client.Gap):
+                _print_gap(item, args.json)
+            else:
+                _print_event(item, args.json)
+    except IpcError as exc:
+        print(f"nerve: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        if follower is not None:
+            follower.close()
+    return EXIT_OK
+
+
+def _print_gap(gap: Any, as_json: bool) -> None:
+    fields = {"first": gap.first, "last": gap.last, "count": gap.count, "reason": gap.reason}
+    if as_json:
+        print(json.dumps({"gap": fields}), flush=True)
+        return
+    print(
+        f"-- gap: {gap.count} event(s) missed, ids {gap.first}..{gap.last} ({gap.reason}); "
+        f"the stored ones: nerve events --after {gap.first - 1}",
+        flush=True,
+    )
 
 
 def trust_secrets(packs: Any) -> None:

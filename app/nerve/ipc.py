@@ -26,6 +26,23 @@ the user anyway: ``sudo -u USER nerve status``). Where the platform cannot
 say, the file mode alone protects the socket. The handler can see the peer
 of the request it serves with :func:`peer` (its pid: ``nerve emit`` run by a
 rule's program carries that run as its cause).
+
+Streams (``nerve events --follow``): a command registered as a stream answers
+its request with one ordinary reply and then keeps the connection, pushing
+message lines that carry the request's id until either side closes::
+
+    -> {"v": 1, "id": 3, "cmd": "follow", "args": {"after": 41}}
+    <- {"v": 1, "id": 3, "ok": true, "result": {...}}
+    <- {"v": 1, "id": 3, "event": {...}}
+    <- {"v": 1, "id": 3, "gap": {"first": 50, "last": 60, "count": 4, ...}}
+
+A stream has lifetime rules of its own: it leaves the request places (at most
+:data:`DEFAULT_MAX_STREAMS` streams run at once; one more is refused), the idle
+timeout does not apply (a follower is silent by nature), the client sending
+anything more or hanging up ends it, and a client that does not read for
+:data:`STREAM_STALL_TIMEOUT` seconds is dropped. Each pushed line obeys the
+size limit. What a stream does while its client reads slowly is up to the
+stream (the follow stream keeps a bounded queue and reports what it dropped).
 """
 
 from __future__ import annotations
@@ -47,7 +64,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import platformdirs
 
@@ -55,6 +72,7 @@ if TYPE_CHECKING:
     # The server's loop: imported when a server starts, so that clients (a
     # second `nerve` asking the first to show its window) start quickly.
     import asyncio
+    from collections.abc import AsyncIterator, Iterator
     from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
@@ -69,6 +87,10 @@ LOCK_NAME = "nerve.lock"
 #: read its reply) before it is closed.
 DEFAULT_IDLE_TIMEOUT = 5.0
 DEFAULT_MAX_CLIENTS = 32
+#: Streams (followers) served at once, apart from the request places.
+DEFAULT_MAX_STREAMS = 16
+#: Seconds a stream's client may leave pushed lines unread before it is dropped.
+STREAM_STALL_TIMEOUT = 60.0
 
 _TOO_LARGE = "message too large (limit 1 MiB)"
 _CMD_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -87,6 +109,34 @@ _ids = itertools.count(1)
 #: :class:`IpcError` for an error reply meant for the user; any other exception
 #: becomes ``"internal error: ..."`` and is logged with its traceback.
 Handler = Callable[[str, dict[str, Any]], Any]
+
+
+class Stream(Protocol):
+    """One stream's server side (see the module's docstring), made per request
+    by a :data:`StreamOpener` in a worker thread and then run on the server's loop."""
+
+    async def open(self) -> Any:
+        """Start (subscribe); returns the result of the opening reply.
+        Raise :class:`IpcError` to refuse with a message."""
+
+    def messages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of messages to push; each message is a dict merged into a
+        line with ``v`` and the request's ``id``."""
+
+    def too_large(self, message: dict[str, Any]) -> dict[str, Any]:
+        """What to push instead of ``message``, whose line is over the size limit."""
+
+    def close(self) -> None:
+        """Stop and release everything (any thread; called once the stream ends)."""
+
+
+#: ``args -> Stream`` (a worker thread): raise :class:`IpcError` for bad arguments.
+StreamOpener = Callable[[dict[str, Any]], Stream]
+
+
+class _Opened(NamedTuple):
+    rid: Any
+    stream: Stream
 
 
 class IpcError(Exception):
@@ -374,8 +424,12 @@ class IpcServer:
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_clients: int = DEFAULT_MAX_CLIENTS,
+        streams: dict[str, StreamOpener] | None = None,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        stall_timeout: float = STREAM_STALL_TIMEOUT,
     ) -> None:
-        """Serve ``handler`` at ``path`` once :meth:`start` is called."""
+        """Serve ``handler`` at ``path`` once :meth:`start` is called; the
+        commands in ``streams`` open streams instead."""
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
         self.path = path
@@ -398,6 +452,10 @@ class IpcServer:
         self._grace = min(_EVICT_GRACE, idle_timeout / 4)
         self._uid = os.getuid() if hasattr(os, "getuid") else None
         self._refused_uids: set[int] = set()
+        self._streams: dict[str, StreamOpener] = dict(streams or {})
+        self._max_streams = max_streams
+        self._stall_timeout = stall_timeout
+        self._streaming: set[asyncio.Task[Any]] = set()
         #: Connections dropped for idleness or to make room (for tests and status).
         self.dropped_idle = 0
         self.refused = 0
@@ -701,11 +759,96 @@ class IpcServer:
                 reply = await loop.run_in_executor(self._executor, self._process, line, conn.peer)
             finally:
                 conn.busy = False
+            if isinstance(reply, _Opened):
+                await self._stream(reader, writer, reply)
+                return
             ok = await self._send(writer, reply)
             conn.last = loop.time()
             await self._notify_freed()  # it is idle now: a waiting newcomer may take its place
             if not ok:
                 return
+
+    @property
+    def streams(self) -> int:
+        """Streams running now."""
+        return len(self._streaming)
+
+    async def _stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, opened: _Opened
+    ) -> None:
+        """Run a stream on this connection until either side ends it."""
+        import asyncio
+
+        task = asyncio.current_task()
+        rid, stream = opened
+        try:
+            if task is None or len(self._streaming) >= self._max_streams:
+                await self._send(
+                    writer, _error(rid, f"too many followers (limit {self._max_streams})")
+                )
+                return
+            # The connection leaves the request places: it holds a stream place.
+            if self._conns.pop(task, None) is not None:
+                await self._notify_freed()
+            self._streaming.add(task)
+            try:
+                result = await stream.open()
+            except IpcError as exc:
+                await self._send(writer, _error(rid, str(exc) or "cannot follow"))
+                return
+            head = {"v": PROTOCOL_VERSION, "id": rid, "ok": True, "result": result}
+            if not await self._send(writer, _encode(head)):
+                return
+            ended = asyncio.ensure_future(reader.read(1))  # the client says no more
+            pump = asyncio.ensure_future(self._pump(writer, rid, stream))
+            try:
+                await asyncio.wait({ended, pump}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for part in (ended, pump):
+                    part.cancel()
+                await asyncio.gather(ended, pump, return_exceptions=True)
+        finally:
+            if task is not None:
+                self._streaming.discard(task)
+            stream.close()
+
+    async def _pump(self, writer: asyncio.StreamWriter, rid: Any, stream: Stream) -> None:
+        """Push the stream's batches; end when the client stops reading for too long."""
+        import asyncio
+
+        try:
+            async for batch in stream.messages():
+                if not await self._push(writer, rid, stream, batch):
+                    return
+        except Exception as exc:  # (the stream failed: say so, then close)
+            log.exception("IPC stream failed")
+            writer.write(_error(rid, f"the stream failed: {exc or type(exc).__name__}"))
+            with suppress(OSError, TimeoutError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await writer.drain()
+
+    async def _push(
+        self, writer: asyncio.StreamWriter, rid: Any, stream: Stream, batch: list[dict[str, Any]]
+    ) -> bool:
+        """Write one batch; False when the connection is done for."""
+        import asyncio
+
+        for message in batch:
+            line = _encode({"v": PROTOCOL_VERSION, "id": rid, **message})
+            if len(line) - 1 > MAX_LINE_BYTES:
+                line = _encode({"v": PROTOCOL_VERSION, "id": rid, **stream.too_large(message)})
+            writer.write(line)
+        if writer.is_closing():
+            return False
+        try:
+            async with asyncio.timeout(self._stall_timeout):
+                await writer.drain()
+        except TimeoutError:
+            log.info("dropping a follower that read nothing for %gs", self._stall_timeout)
+            return False
+        except OSError:
+            return False
+        return True
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> bool:
         """Write one reply; False if the client is gone or does not read."""
@@ -736,7 +879,7 @@ class IpcServer:
 
     # -- requests (worker threads) ------------------------------------------
 
-    def _process(self, line: bytes, who: Peer | None = None) -> bytes:
+    def _process(self, line: bytes, who: Peer | None = None) -> bytes | _Opened:
         """Validate one request line, run the handler, and return the reply line."""
         _current.peer = who
         try:
@@ -744,7 +887,7 @@ class IpcServer:
         finally:
             _current.peer = None
 
-    def _answer(self, line: bytes) -> bytes:
+    def _answer(self, line: bytes) -> bytes | _Opened:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -774,6 +917,15 @@ class IpcServer:
         args = message.get("args", {})
         if not isinstance(args, dict):
             return _error(rid, "invalid request: args must be a JSON object")
+        opener = self._streams.get(cmd)
+        if opener is not None:
+            try:
+                return _Opened(rid, opener(args))
+            except IpcError as exc:
+                return _error(rid, str(exc) or f"{cmd} failed")
+            except Exception as exc:
+                log.exception("IPC stream %r failed to open", cmd)
+                return _error(rid, f"internal error: {exc or type(exc).__name__}")
         try:
             result = self._handler(cmd, args)
         except IpcError as exc:
@@ -827,6 +979,129 @@ def request(
             pass  # the server may have answered (e.g. busy) and closed: read that
         line = _read_line(sock, deadline, timeout)
     return _parse_reply(line, rid)
+
+
+def open_stream(
+    cmd: str,
+    args: dict[str, Any] | None = None,
+    *,
+    path: Path | None = None,
+    timeout: float = 5.0,
+) -> tuple[Any, StreamMessages]:
+    """Open a stream: ``(result of the opening reply, iterator of pushed messages)``.
+
+    ``timeout`` bounds connecting and the opening reply; the messages are
+    waited for as long as it takes. The iterator ends when Nerve closes the
+    stream (it stopped, say) and raises :class:`IpcError` for a malformed
+    line; closing it (or dropping it) closes the connection. Raises like
+    :func:`request` when the stream cannot be opened.
+    """
+    target = path if path is not None else socket_path()
+    rid = next(_ids)
+    payload = _encode({"v": PROTOCOL_VERSION, "id": rid, "cmd": cmd, "args": args or {}})
+    if len(payload) - 1 > MAX_LINE_BYTES:
+        raise IpcError(_TOO_LARGE)
+    deadline = time.monotonic() + timeout
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        _connect(sock, target, deadline, timeout)
+        try:
+            sock.settimeout(_remaining(deadline, timeout))
+            sock.sendall(payload)
+        except TimeoutError:
+            raise IpcError(f"no reply from Nerve within {timeout:g} s") from None
+        except OSError:
+            pass
+        lines = _LineReader(sock)
+        result = _parse_reply(lines.next_line(deadline, timeout), rid)
+    except BaseException:
+        sock.close()
+        raise
+    return result, StreamMessages(sock, lines, rid)
+
+
+class _LineReader:
+    """Lines from a socket, each at most MAX_LINE_BYTES, keeping what follows."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def next_line(self, deadline: float | None = None, timeout: float = 0.0) -> bytes:
+        """The next line (no newline); b"" at a clean end of the stream."""
+        while True:
+            end = self.buf.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buf[:end])
+                del self.buf[: end + 1]
+                return line
+            if len(self.buf) > MAX_LINE_BYTES:
+                raise IpcError("a line from Nerve is too large (limit 1 MiB)")
+            try:
+                self.sock.settimeout(None if deadline is None else _remaining(deadline, timeout))
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                raise IpcError(f"no reply from Nerve within {timeout:g} s") from None
+            except OSError as exc:
+                raise IpcError(f"connection to Nerve failed: {exc.strerror or exc}") from None
+            if not chunk:
+                if deadline is not None:
+                    raise IpcError("Nerve closed the connection without replying")
+                return b""
+            self.buf += chunk
+
+
+class StreamMessages:
+    """The messages a stream pushes (see :func:`open_stream`); iterate once."""
+
+    def __init__(self, sock: socket.socket, lines: _LineReader, rid: int) -> None:
+        self._sock = sock
+        self._lines = lines
+        self._rid = rid
+        self._closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            while not self._closed:
+                try:
+                    line = self._lines.next_line()
+                except IpcError:
+                    if self.closed:  # (closed from another thread)
+                        return
+                    raise
+                if not line:
+                    return
+                yield self._parse(line)
+        finally:
+            self.close()
+
+    def _parse(self, line: bytes) -> dict[str, Any]:
+        try:
+            message = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise IpcError("invalid line from Nerve (not JSON)") from None
+        if not isinstance(message, dict) or message.get("id") != self._rid:
+            raise IpcError("invalid line from Nerve (not this stream's)")
+        if type(message.get("v")) is not int or message.get("v") != PROTOCOL_VERSION:
+            raise IpcError(
+                f"protocol version mismatch: Nerve sent version {_short(message.get('v'))}"
+            )
+        if message.get("ok") is False:
+            error = message.get("error")
+            raise IpcError(error if isinstance(error, str) and error else "stream failed")
+        return message
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """End the stream (from any thread: a blocked iteration ends)."""
+        self._closed = True
+        with suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
 
 
 def _remaining(deadline: float, timeout: float) -> float:
@@ -911,6 +1186,10 @@ __all__ = [
     "IpcServer",
     "NoInstance",
     "Peer",
+    "Stream",
+    "StreamMessages",
+    "StreamOpener",
+    "open_stream",
     "peer",
     "peer_of",
     "request",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nerve.bridges import mqtt as mqtt_bridge
+from nerve.bridges import schema as bridge_schema
 from nerve.engine import validation
 from nerve.packs.yamlsource import YamlError, format_path, load_yaml
 from nerve.paths import atomic_write, read_user_file
@@ -39,11 +40,9 @@ SCHEMA: dict[str, Any] = {
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
         "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
-        "host": {
-            "type": "string",
-            "description": "This machine's name in MQTT topics and bridged events",
-        },
-        "mqtt": mqtt_bridge.SCHEMA,
+        "webhook": bridge_schema.WEBHOOK,
+        "host": bridge_schema.HOST,
+        "mqtt": bridge_schema.MQTT,
     },
     "additionalProperties": False,
 }
@@ -60,6 +59,8 @@ class Settings:
     disabled_listeners: list[str] = field(default_factory=list)
     max_depth: int = 8
     bus_capacity: int = 10_000
+    #: The inbound webhook block (None: off); see nerve.bridges.webhook.
+    webhook: dict[str, Any] | None = None
     #: This machine's name in topics and bridged events (None: the host name).
     host: str | None = None
     #: The ``mqtt:`` block as written (checked); None: no MQTT bridge.

@@ -1000,6 +1000,8 @@ class EventLogWriter:
         self.store = store
         self.received = 0
         self.written = 0
+        #: The highest event id handled so far (see :meth:`wait_through`).
+        self.last_id = 0
         self.failed_batches = 0
         #: Events dropped because too many were held while the database failed.
         self.lost = 0
@@ -1044,6 +1046,8 @@ class EventLogWriter:
         with self._write_lock:
             written = self._write(batch)
         with self._cond:
+            if batch:
+                self.last_id = max(self.last_id, *(e.id for e in batch))
             self.received += len(batch)
             self.written += written
             self._cond.notify_all()
@@ -1065,6 +1069,12 @@ class EventLogWriter:
             return 0
         self._held = []
         return written
+
+    def wait_through(self, event_id: int, timeout: float | None = None) -> bool:
+        """Block until the event ``event_id`` (and so, as far as the bus goes, all
+        before it) was handled: written, held for a retry, or skipped as private."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.last_id >= event_id, timeout)
 
     def wait_received(self, count: int, timeout: float | None = None) -> bool:
         """Block until at least ``count`` events were handled (written or skipped)."""

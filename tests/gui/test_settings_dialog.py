@@ -320,6 +320,55 @@ def test_the_panic_hotkey_is_recorded_by_pressing_it(
     assert live.settings.panic_hotkey == "ctrl+shift+f8"
 
 
+def test_the_webhook_is_switched_and_placed_here_its_hooks_stay(
+    qtbot: QtBot, live: Nerve, fake_autostart: list[bool]
+) -> None:
+    token = live.locations.config / "deploy.token"
+    token.write_text("tok-123456\n")
+    token.chmod(0o600)
+    settings_file(live).write_text(
+        f"# mine\nwebhook:\n  listen: 127.0.0.1:0\n  hooks: {{deploy: {{token_file: {token}}}}}\n"
+    )
+    live.reload()
+    assert [b["state"] for b in live.status()["bridges"]] == ["listening"]
+    dialog, reloads = dialog_for(qtbot, live)
+    assert dialog.webhook_box.isChecked()
+    assert dialog.webhook_listen.text() == "127.0.0.1:0"
+    assert "deploy" in dialog.webhook_hooks.text()
+    assert "listening" in dialog.webhook_state.text()
+    # A bad address: said next to it, and Save is off.
+    dialog.webhook_listen.setText("nowhere")
+    assert dialog.webhook_error.isVisible()
+    assert "host:port" in dialog.webhook_error.text()
+    assert not dialog.save_button.isEnabled()
+    dialog.webhook_listen.setText("127.0.0.1:0")
+    assert dialog.save_button.isEnabled()
+    # Off: Nerve stops listening; the hooks stay in the file for next time.
+    dialog.webhook_box.setChecked(False)
+    dialog.save_button.click()
+    assert reloads.count == 1
+    saved = Settings.load(settings_file(live)).webhook
+    assert saved is not None
+    assert saved["enabled"] is False
+    assert saved["hooks"] == {"deploy": {"token_file": str(token)}}
+    assert live.status()["bridges"] == []
+    assert settings_file(live).read_text().startswith("# mine")
+    # On again.
+    dialog, reloads = dialog_for(qtbot, live)
+    assert not dialog.webhook_box.isChecked()
+    dialog.webhook_box.setChecked(True)
+    dialog.save_button.click()
+    assert [b["state"] for b in live.status()["bridges"]] == ["listening"]
+    assert "enabled" not in (Settings.load(settings_file(live)).webhook or {})
+
+
+def test_no_webhook_block_stays_none(qtbot: QtBot, live: Nerve, fake_autostart: list[bool]) -> None:
+    dialog, _ = dialog_for(qtbot, live)
+    assert not dialog.webhook_box.isChecked()
+    assert "No hooks yet" in dialog.webhook_hooks.text()
+    assert dialog.chosen().webhook is None
+
+
 def test_mqtt_settings_are_written_and_the_bridge_starts(
     qtbot: QtBot, live: Nerve, fake_autostart: list[bool], tmp_path: Path
 ) -> None:

@@ -326,33 +326,70 @@ def test_a_failed_start_is_said_once_and_shown_in_a_dialog(
     assert "Traceback" in log_file.read_text()  # the details are in the log file
 
 
-def test_status_bar_shows_the_mqtt_bridge(
-    window: MainWindow, running: Running, qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_status_bar_shows_the_bridges(qtbot: QtBot, running: Running) -> None:
+    """The bridges' states (the webhook, MQTT...): told by the bridges, no polling."""
+    states = [
+        {
+            "name": "webhook",
+            "state": "listening",
+            "address": "127.0.0.1:8765",
+            "counts": {"accepted": 2},
+            "last_error": None,
+        }
+    ]
+    told: list[Callable[[], None]] = []
+    running.core.bridges = lambda: [dict(s) for s in states]
+    running.core.watch_bridges = told.append
+    win = MainWindow(running.core)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.bridges_label.isVisible()
+        assert win.bridges_label.text() == "webhook listening"
+        assert "127.0.0.1:8765, 2 accepted" in win.bridges_label.toolTip()
+        states[0].update(state="failed", last_error="could not start: address in use")
+        assert told
+        told[-1]()  # (a bridge's thread) its state changed
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "⚠ webhook failed", timeout=5000)
+        assert "address in use" in win.bridges_label.toolTip()
+        states.clear()
+        told[-1]()
+        qtbot.waitUntil(win.bridges_label.isHidden, timeout=5000)
+    finally:
+        win.shutdown()
+
+
+def test_status_bar_shows_the_mqtt_bridge(qtbot: QtBot, running: Running, tmp_path: Path) -> None:
     """A real broker: connected, then (broker killed) reconnecting, then
     connected again; told by the bridge, no polling."""
     import shutil
 
     from mosquitto import MOSQUITTO, Mosquitto
+    from nerve.bridges.base import start_all, stop_all
     from nerve.bridges.mqtt import MqttBridge, MqttConfig
 
     if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
-    assert window.bridges_label.isHidden()
     broker = Mosquitto(tmp_path / "broker").start()
     config = MqttConfig.from_settings({"broker": broker.url, "publish": ["x.*"]})
     bridge = MqttBridge(config, "guihost", running.bus, running.engine)
+    running.core.bridges = lambda: [bridge.status()]
+    running.core.watch_bridges = lambda callback: setattr(bridge, "on_change", callback)
+    win = MainWindow(running.core)
+    qtbot.addWidget(win)
+    win.show()
+    loop = running.engine.loop
+    assert loop is not None
     try:
-        running.engine.call(bridge.start)
-        running.core.bridges = lambda: [bridge]
-        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: connected", timeout=10_000)
-        assert window.bridges_label.isVisible()
-        assert "mqtt://127.0.0.1:" in window.bridges_label.toolTip()
+        start_all(loop, [bridge])
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "mqtt connected", timeout=10_000)
+        assert win.bridges_label.isVisible()
+        assert "bridge mqtt: connected (mqtt://127.0.0.1:" in win.bridges_label.toolTip()
         broker.kill()
-        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: reconnecting", timeout=10_000)
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "⚠ mqtt reconnecting", timeout=10_000)
         broker.start()
-        qtbot.waitUntil(lambda: window.bridges_label.text() == "MQTT: connected", timeout=20_000)
+        qtbot.waitUntil(lambda: win.bridges_label.text() == "mqtt connected", timeout=20_000)
     finally:
-        running.engine.call(bridge.stop)
-        bridge.join()
+        stop_all(loop, [bridge])
+        win.shutdown()
         broker.stop()

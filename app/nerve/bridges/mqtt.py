@@ -20,11 +20,14 @@
 
 The network runs on a thread of paho-mqtt's (paho's loop blocks); it hands
 events to the bus, whose ``publish`` is a quick, thread-safe enqueue. paho is
-imported only when a broker is set up.
+imported only when a broker is set up. ``start`` and ``stop`` are coroutines on
+the engine loop (see :class:`nerve.bridges.base.Bridge`): ``start`` starts that
+thread, ``stop`` disconnects and waits for it off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import functools
@@ -43,12 +46,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from nerve import __version__
-from nerve.bridges.base import Bridge
+from nerve.bridges.base import Bridge, BridgeState
+from nerve.bridges.schema import MQTT as SCHEMA
 from nerve.events import Event, TypePattern, reserved_type, thaw, valid_type
 
 if TYPE_CHECKING:
-    import asyncio
-
     import paho.mqtt.client as paho
 
     from nerve.bus import Bus, Subscription
@@ -80,47 +82,6 @@ AUTH_CODES = frozenset({4, 5, 134, 135})
 
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
 _GLOB_CHARS = frozenset("*?[")
-
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "broker": {
-            "type": "string",
-            "minLength": 1,
-            "description": "mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)",
-        },
-        "username": {"type": "string", "minLength": 1},
-        "password_file": {
-            "type": "string",
-            "minLength": 1,
-            "description": "A file holding the password (never the password itself)",
-        },
-        # Named so that the check below can say what to do instead.
-        "password": {},
-        "ca_file": {"type": "string", "minLength": 1, "description": "CA certificates (PEM)"},
-        "publish": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Event type patterns sent out (key, typed, clipboard: by exact name)",
-        },
-        "subscribe": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Topics turned into events (MQTT filters; '*' matches within a level)",
-        },
-        "discovery": {"type": "boolean", "description": "Home Assistant MQTT discovery"},
-        "discovery_prefix": {"type": "string", "minLength": 1},
-        "queue": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 10_000_000,
-            "description": "Messages kept while the broker is away; more are dropped",
-        },
-        "keepalive": {"type": "integer", "minimum": 5, "maximum": 3600},
-    },
-    "required": ["broker"],
-    "additionalProperties": False,
-}
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -330,7 +291,9 @@ class MqttBridge(Bridge):
     name = "mqtt"
 
     def __init__(self, config: MqttConfig, host: str, bus: Bus, engine: Engine) -> None:
+        super().__init__()
         self.config = config
+        self.address = config.broker
         self.host = host
         self.bus = bus
         self.engine = engine
@@ -348,9 +311,6 @@ class MqttBridge(Bridge):
         self._sub: Subscription | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._state = "stopped"
-        self.last_error: str | None = None
         self.attempts = 0
         self.connected_since: float | None = None
         self.retry_at: float | None = None
@@ -368,25 +328,11 @@ class MqttBridge(Bridge):
         self._pause_timer: asyncio.TimerHandle | None = None
         self._warned_status_type = False
 
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @state.setter
-    def state(self, value: str) -> None:
-        """A new state (any thread): the window's status bar hears of it."""
-        if value == self._state:
-            return
-        self._state = value
-        loop = self.engine.loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile)
-                loop.call_soon_threadsafe(self.engine.changed)
-
     # ------------------------------------------------------------- life
 
-    def start(self) -> None:
-        """On the engine loop: set up the client and connect in the background."""
+    async def start(self) -> None:
+        """On the engine loop: set up the client and connect in the background
+        (on paho's thread; nothing here waits for the network)."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -418,7 +364,7 @@ class MqttBridge(Bridge):
             name="mqtt",
         )
         _ACTIVE[self.engine] = self
-        self.state = "connecting"
+        self.state = BridgeState.CONNECTING
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._thread.start()
         if config.discovery:
@@ -435,13 +381,19 @@ class MqttBridge(Bridge):
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
-            self.last_error = f"cannot read the password file {path}: {reason}"
-            log.error("mqtt: %s", self.last_error)
+            message = f"cannot read the password file {path}: {reason}"
+            self.error(message)
+            log.error("mqtt: %s", message)
             return None
         return text.splitlines()[0] if text else ""
 
-    def stop(self) -> None:
-        """Say ``offline`` (retained), disconnect, end the network thread."""
+    async def stop(self) -> None:
+        """Say ``offline`` (retained), disconnect, and wait (off the loop) for
+        the network thread to end."""
+        self._stop()
+        await asyncio.to_thread(self.join)
+
+    def _stop(self) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -450,7 +402,7 @@ class MqttBridge(Bridge):
         if self._sub is not None:
             self._sub.close()
         client = self._client
-        if client is not None and self.state == "connected":
+        if client is not None and self.state == BridgeState.CONNECTED:
             try:
                 client.publish(self.status_topic, "offline", qos=1, retain=True)
             except Exception:  # pragma: no cover - a closing socket
@@ -459,7 +411,7 @@ class MqttBridge(Bridge):
             client.disconnect()
         if _ACTIVE.get(self.engine) is self:
             del _ACTIVE[self.engine]
-        self.state = "stopped"
+        self.state = BridgeState.STOPPED
 
     def join(self, timeout: float = 3.0) -> None:
         """Wait for the network thread to end (after :meth:`stop`)."""
@@ -508,7 +460,7 @@ class MqttBridge(Bridge):
     def _note_error(self, message: str) -> None:
         if message != self.last_error:
             log.warning("mqtt: %s: %s", self.config.broker, message)
-        self.last_error = message
+        self.error(message)
 
     # ------------------------------------------------------- paho callbacks
 
@@ -837,23 +789,24 @@ class MqttBridge(Bridge):
     # -------------------------------------------------------------- status
 
     def status(self) -> dict[str, Any]:
+        """The base's keys (``address`` is the broker) and the broker's own."""
         retry_in = None
-        if self.retry_at is not None and self.state != "connected":
-            retry_in = round(max(0.0, self.retry_at - time.monotonic()), 1)
-        return {
-            "name": self.name,
-            "state": self.state,
-            "broker": self.config.broker,
-            "host": self.host,
-            "queued": self.queued,
-            "dropped": self.dropped,
-            "sent": self.sent,
-            "received": self.received,
-            "duplicates": self.duplicates,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "retry_in": retry_in,
-        }
+        retry_at = self.retry_at
+        if retry_at is not None and self.state != BridgeState.CONNECTED:
+            retry_in = round(max(0.0, retry_at - time.monotonic()), 1)
+        status = super().status()
+        status.update(
+            broker=self.config.broker,
+            host=self.host,
+            queued=self.queued,
+            dropped=self.dropped,
+            sent=self.sent,
+            received=self.received,
+            duplicates=self.duplicates,
+            attempts=self.attempts,
+            retry_in=retry_in,
+        )
+        return status
 
 
 class _BufferedSocket:

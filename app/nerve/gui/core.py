@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nerve.bootstrap import Nerve
-    from nerve.bridges.base import Bridge
     from nerve.bus import Bus
     from nerve.engine.engine import Engine
     from nerve.listeners.manager import ListenerManager
@@ -50,8 +49,10 @@ class Core:
     _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: Read every pack again and swap the rules in (blocking; a few ms).
     reload: Callable[[], None] = field(default=lambda: None)
-    #: The running bridges (MQTT...); each tells the engine when its state changes.
-    bridges: Callable[[], list[Bridge]] = field(default=list)
+    #: Each bridge's status (the webhook, MQTT...), as ``nerve status`` has it.
+    bridges: Callable[[], list[dict[str, Any]]] = field(default=list)
+    #: Have the given callback called when a bridge's state changes.
+    watch_bridges: Callable[[Callable[[], None]], None] = field(default=lambda callback: None)
 
     @classmethod
     def of(cls, nerve: Nerve) -> Core:
@@ -71,7 +72,8 @@ class Core:
             logs_dir=nerve.locations.logs,
             reload=nerve.reload,
             held=lambda: [state.pack.id for state in nerve.held],
-            bridges=lambda: list(nerve.bridges),
+            bridges=lambda: [bridge.status() for bridge in nerve.bridges],
+            watch_bridges=lambda callback: setattr(nerve, "on_bridges_change", callback),
         )
 
     def rules(self) -> list[dict[str, Any]]:
@@ -107,6 +109,7 @@ class Core:
         flood of runs costs a window one refresh at a time."""
         self._watchers.append(callback)
         self.engine.on_change = self._notify
+        self.watch_bridges(self._notify)
         self.bus.on_drop = self._notify
         if self.store is not None:
             self.store.health.on_change = self._notify
@@ -134,9 +137,6 @@ class Core:
         stats = self.bus.stats()
         dropped = stats.get("dropped")
         return sum(int(v) for v in dropped.values()) if isinstance(dropped, dict) else 0
-
-    def bridge_status(self) -> list[dict[str, Any]]:
-        return [b.status() for b in self.bridges()]
 
     def storage_problem(self) -> str | None:
         """One line about what the database cannot write now (a full disk), or None."""

@@ -58,16 +58,16 @@ class MainWindow(QMainWindow):
         self.paused_label = QLabel("Starting…")
         self.listeners_label = QLabel()
         self.drops_label = QLabel()
-        self.bridges_label = QLabel()
-        self.bridges_label.hide()
         self.storage_label = QLabel()
         self.storage_label.hide()
+        self.bridges_label = QLabel()  # the webhook, MQTT...: shown when there are some
+        self.bridges_label.hide()
         for label in (
             self.paused_label,
             self.listeners_label,
             self.drops_label,
-            self.bridges_label,
             self.storage_label,
+            self.bridges_label,
         ):
             label.setContentsMargins(6, 0, 6, 0)
         # Packs waiting for approval: a button that opens their review.
@@ -332,10 +332,7 @@ class MainWindow(QMainWindow):
             )
         drops = self.core.drops()
         self.drops_label.setText(f"Dropped events: {drops:,}" if drops else "No events dropped")
-        bridges = self.core.bridge_status()
-        self.bridges_label.setVisible(bool(bridges))
-        self.bridges_label.setText(", ".join(_bridge_text(b) for b in bridges))
-        self.bridges_label.setToolTip("\n".join(_bridge_tip(b) for b in bridges))
+        self._show_bridges()
         storage = self.core.storage_problem()
         self.storage_label.setVisible(bool(storage))
         self.storage_label.setText(f"⚠ {storage}" if storage else "")
@@ -348,6 +345,21 @@ class MainWindow(QMainWindow):
             error = self.last_failure
         if self.tray is not None:
             self.tray.set_state(paused=paused, error=error)
+
+    def _show_bridges(self) -> None:
+        from nerve.cli import bridge_line
+
+        try:
+            bridges = self.core.bridges()
+        except Exception:
+            bridges = []
+        self.bridges_label.setVisible(bool(bridges))
+        if not bridges:
+            return
+        bad = [b for b in bridges if b.get("state") in _BAD_BRIDGE_STATES]
+        shown = ", ".join(_bridge_text(b) for b in (bad or bridges))
+        self.bridges_label.setText(("⚠ " if bad else "") + shown)
+        self.bridges_label.setToolTip("\n".join(bridge_line(b) for b in bridges))
 
     def _watch_failures(self, batch: list[Event]) -> None:
         failures = [e for e in batch if e.type == "rule.failed"]
@@ -391,17 +403,14 @@ def _listener_line(status: dict[str, Any]) -> str:
     return f"{status['id']}: {status.get('state')}" + (f" ({more})" if more else "")
 
 
+#: Bridge states the status bar marks with a warning sign.
+_BAD_BRIDGE_STATES = frozenset({"failed", "reconnecting", "auth failed", "stopped"})
+
+
 def _bridge_text(bridge: dict[str, Any]) -> str:
-    """``MQTT: connected``, ``MQTT: auth failed``, with drops when there are some."""
-    text = f"{str(bridge.get('name', '?')).upper()}: {bridge.get('state')}"
-    if bridge.get("dropped"):
-        text += f", {bridge['dropped']:,} dropped"
+    """``webhook listening``, ``mqtt reconnecting, 12 dropped``."""
+    text = f"{bridge.get('name')} {bridge.get('state')}"
+    dropped = bridge.get("dropped")
+    if isinstance(dropped, int) and dropped:
+        text += f", {dropped:,} dropped"
     return text
-
-
-def _bridge_tip(bridge: dict[str, Any]) -> str:
-    parts = [f"{bridge.get('name')}: {bridge.get('state')} ({bridge.get('broker', '')})"]
-    parts.append(f"{bridge.get('queued', 0)} queued, {bridge.get('dropped', 0)} dropped")
-    if bridge.get("last_error"):
-        parts.append(f"last error: {bridge['last_error']}")
-    return "; ".join(parts)

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from nerve import desktop
+from nerve.bridges.schema import DEFAULT_LISTEN
+from nerve.bridges.webhook import ConfigError, parse_listen
 from nerve.gui.core import Core
 from nerve.gui.icons import status_color
 from nerve.settings import SCHEMA, Settings
@@ -205,8 +207,27 @@ class SettingsDialog(QDialog):
         form.addRow("Keep at &most:", self.events_spin)
         form.addRow("", self.private_box)
 
-        # -- MQTT
-        mqtt_box = self._mqtt_box(core)
+        # -- bridges: the webhook (the hooks and their tokens live in settings.yaml)
+        # and MQTT, in one group
+        self.webhook_box = QCheckBox("Accept &webhooks (POST /hook/<name>)")
+        self.webhook_box.setToolTip(
+            "A call with a hook's token becomes the event webhook.<name>; see the README"
+        )
+        self.webhook_listen = QLineEdit()
+        self.webhook_listen.setPlaceholderText(DEFAULT_LISTEN)
+        self.webhook_error = _error_label()
+        self.webhook_hooks = _hint("")
+        self.webhook_state = _hint("")
+        bridges_box = QGroupBox("&Bridges")
+        form = QFormLayout(bridges_box)
+        form.addRow("", self.webhook_box)
+        form.addRow("Listen o&n:", self.webhook_listen)
+        form.addRow("", self.webhook_error)
+        form.addRow("", self.webhook_hooks)
+        form.addRow("", self.webhook_state)
+        self.webhook_box.toggled.connect(self.validate)
+        self.webhook_listen.textChanged.connect(self.validate)
+        self._mqtt_rows(form, core)
 
         # -- listeners
         self.listener_boxes: dict[str, QCheckBox] = {}
@@ -272,7 +293,7 @@ class SettingsDialog(QDialog):
         left.addWidget(keyboard_box)
         left.addWidget(startup_box)
         left.addWidget(log_box)
-        left.addWidget(mqtt_box)
+        left.addWidget(bridges_box)
         left.addStretch(1)
         columns = QHBoxLayout()
         columns.addLayout(left, 1)
@@ -313,6 +334,44 @@ class SettingsDialog(QDialog):
         off = set(settings.disabled_listeners)
         for lid, box in self.listener_boxes.items():
             box.setChecked(lid not in off)
+        self._show_webhook(settings.webhook)
+
+    def _show_webhook(self, block: dict[str, Any] | None) -> None:
+        self.webhook_box.setChecked(block is not None and block.get("enabled", True) is not False)
+        self.webhook_listen.setText(str((block or {}).get("listen", DEFAULT_LISTEN)))
+        hooks = (block or {}).get("hooks") or {}
+        self.webhook_hooks.setText(
+            "Hooks: "
+            + ", ".join(
+                f"{name} (token in {spec.get('token_file')})" for name, spec in hooks.items()
+            )
+            if hooks
+            else "No hooks yet: add them in settings.yaml under webhook: hooks:, "
+            "each with a token_file only you can read."
+        )
+        try:
+            states = [b for b in self.core.bridges() if b.get("name") == "webhook"]
+        except Exception:
+            states = []
+        if states:
+            from nerve.cli import bridge_line
+
+            self.webhook_state.setText("Now: " + bridge_line(states[0]))
+        self.webhook_state.setVisible(bool(states))
+
+    def _chosen_webhook(self) -> dict[str, Any] | None:
+        old = self.settings.webhook
+        block = dict(old or {})
+        listen = self.webhook_listen.text().strip() or DEFAULT_LISTEN
+        if listen != block.get("listen", DEFAULT_LISTEN):
+            block["listen"] = listen
+        if self.webhook_box.isChecked():
+            block.pop("enabled", None)
+            return block
+        if old is None and block == {}:
+            return None
+        block["enabled"] = False  # (the hooks stay, for the next time)
+        return block
 
     def chosen(self) -> Settings:
         """The settings as the fields show them (call :meth:`validate` first)."""
@@ -329,6 +388,7 @@ class SettingsDialog(QDialog):
             max_events=self.events_spin.value(),
             store_private=self.private_box.isChecked(),
             disabled_listeners=disabled,
+            webhook=self._chosen_webhook(),
             host=self.mqtt_edits["host"].text().strip() or None,
             mqtt=self._mqtt_block(),
             errors=[],
@@ -339,10 +399,18 @@ class SettingsDialog(QDialog):
         _, error = check_panic_hotkey(self.panic_edit.text())
         self.panic_error.setText(error or "")
         self.panic_error.setVisible(bool(error))
+        listen_error = None
+        if self.webhook_box.isChecked():
+            try:
+                parse_listen(self.webhook_listen.text().strip() or DEFAULT_LISTEN)
+            except ConfigError as exc:
+                listen_error = str(exc)
+        self.webhook_error.setText(listen_error or "")
+        self.webhook_error.setVisible(bool(listen_error))
         mqtt_error = self._mqtt_problem()
         self.mqtt_error.setText(mqtt_error or "")
         self.mqtt_error.setVisible(bool(mqtt_error))
-        ok = error is None and mqtt_error is None
+        ok = error is None and listen_error is None and mqtt_error is None
         self.save_button.setEnabled(ok and self.path is not None)
         return ok
 
@@ -376,15 +444,17 @@ class SettingsDialog(QDialog):
 
     # -- MQTT
 
-    def _mqtt_box(self, core: Core) -> QGroupBox:
+    def _mqtt_rows(self, form: QFormLayout, core: Core) -> None:
+        """The MQTT fields, under the webhook's in the Bridges group."""
         from nerve.bridges.mqtt import default_host
 
-        box = QGroupBox("MQ&TT")
-        form = QFormLayout(box)
+        title = QLabel("<b>MQTT</b>")
+        title.setContentsMargins(0, 8, 0, 0)
+        form.addRow(title)
         self.mqtt_edits: dict[str, QLineEdit] = {}
         for key, label, hint in (
             ("host", "This machine:", f"{default_host()} (its name in topics)"),
-            ("broker", "&Broker:", "mqtt://192.168.1.10:1883, mqtts://… (empty: off)"),
+            ("broker", "MQ&TT broker:", "mqtt://192.168.1.10:1883, mqtts://… (empty: off)"),
             ("username", "User name:", "none"),
             ("password_file", "Password file:", "a file holding the password"),
             ("publish", "Publish:", "event types: build.*, file.created"),
@@ -399,13 +469,14 @@ class SettingsDialog(QDialog):
         form.addRow("", self.discovery_box)
         self.mqtt_error = _error_label()
         form.addRow("", self.mqtt_error)
-        for bridge in core.bridge_status():
-            if bridge.get("name") == "mqtt":
-                now = f"now: {bridge.get('state')}"
-                if bridge.get("last_error"):
-                    now += f" ({bridge['last_error']})"
-                form.addRow("", _hint(now))
-        return box
+        try:
+            states = [b for b in core.bridges() if b.get("name") == "mqtt"]
+        except Exception:
+            states = []
+        for bridge in states:
+            from nerve.cli import bridge_line
+
+            form.addRow("", _hint("Now: " + bridge_line(bridge)))
 
     def _mqtt_block(self) -> dict[str, Any] | None:
         """The mqtt: block the fields describe; {} turns MQTT off; None: as it was."""
@@ -517,6 +588,8 @@ class SettingsDialog(QDialog):
             self.days_spin,
             self.events_spin,
             self.private_box,
+            self.webhook_box,
+            self.webhook_listen,
             *self.mqtt_edits.values(),
             self.discovery_box,
             *self.listener_boxes.values(),
