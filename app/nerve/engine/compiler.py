@@ -8,6 +8,8 @@ collected in the context with its path; nothing raises past this module.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,7 +36,14 @@ COMMON_ACTION_KEYS: dict[str, dict[str, Any]] = {
         "type": "boolean",
         "description": "Go on with the next action when this one fails",
     },
+    "id": {
+        "type": "string",
+        "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$",
+        "description": "A name for this step: later actions use its outputs as "
+        "{steps.ID.stdout}, {steps.ID.json.key}...",
+    },
 }
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z", re.ASCII)
 
 
 #: The key shown in "expected a trigger: a mapping such as {event: ...}".
@@ -197,9 +206,36 @@ def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action |
     if not ok:
         return None
     action: Action | None = _compile_one(cls, options, ctx, (*path, key), siblings)
+    if "id" in siblings:
+        action = _define_step(action, str(siblings["id"]), key, ctx, path)
     if action is not None:
         action.path = format_path(path)
         action.continue_on_error = bool(siblings.get("continue_on_error", False))
+    return action
+
+
+def _define_step(
+    action: Action | None, step: str, key: str, ctx: CompileContext, path: ConfigPath
+) -> Action | None:
+    """The actions after this one may use its outputs as ``{steps.<step>.*}``
+    (its id is taken even when the action itself has an error)."""
+    if not _STEP_ID.match(step):
+        ctx.error((*path, "id"), "an id is letters, digits, '_' and '-', not starting with a digit")
+        return None
+    where = ctx.step_ids.get(step)
+    if where is not None:
+        ctx.error((*path, "id"), f"id {step!r} is already used at {where}; ids are unique")
+        return None
+    ctx.step_ids[step] = format_path(path)
+    if action is None:
+        return None
+    action.step_id = step
+    names = ctx.names
+    ctx.names = dataclasses.replace(
+        names,
+        steps={**names.steps, step: action.outputs()},
+        step_kinds={**names.step_kinds, step: key},
+    )
     return action
 
 
