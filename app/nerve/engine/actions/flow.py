@@ -635,7 +635,7 @@ class RepeatAction(Action):
                 break
         if traced or holds == (name == "until"):
             for i, key, ok, why in checks:
-                run.trace.condition(f"{self.path}.{name}[{i}]", key, ok, why)
+                run.trace.condition(f"{self.path}.repeat.{name}[{i}]", key, ok, why)
         return holds
 
     async def execute(self, run: RunContext) -> Any:

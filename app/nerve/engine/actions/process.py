@@ -133,8 +133,8 @@ async def _run_and_wait(
     run: RunContext,
     step: str | None = None,
 ) -> dict[str, Any]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=env,
@@ -143,6 +143,20 @@ async def _run_and_wait(
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+    )
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled (a pause) while the program starts: let it start, then take
+        # its whole group with it. (Cancelling the start itself would leave the
+        # program's children running, and the run waiting for their pipes.)
+        try:
+            started = await spawning
+        except Exception:
+            raise asyncio.CancelledError from None
+        _kill_group(started.pid)
+        await started.wait()
+        raise
     except FileNotFoundError:
         raise ActionError(f"program not found: {argv[0]}") from None
     except OSError as exc:
