@@ -532,3 +532,43 @@ def test_what_loops_and_branches_define_afterwards() -> None:
     (error,) = load_errors(maybe_never)
     assert "rules[0].do[1].log" in error
     assert "no action with 'id: c' runs before this point" in error
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 0.0001, 0.0005, 0.001, 0.005, 0.02])
+def test_a_pause_while_a_program_starts_ends_it_and_its_children(
+    stored: Harness, store: Store, tmp_path: Any, wait_s: float
+) -> None:
+    import os
+
+    pid_file = tmp_path / "pid"
+    stored.load(
+        f"""
+  - id: r
+    when: {{event: t.go}}
+    do:
+      - repeat:
+          times: 2
+          do:
+            - emit: t.round
+            - shell: {{command: "sleep 30 & echo $! > {pid_file}; wait", wait: true}}
+"""
+    )
+    stored.publish("t.go")
+    stored.recorder.wait("t.round")
+    time.sleep(wait_s)  # (the moment of the pause, against the start of the program)
+    start = time.monotonic()
+    stored.engine.call(stored.engine.pause, "test")
+    wait_until(lambda: not stored.engine.call(stored.engine.running_runs), 5, "the run to end")
+    assert time.monotonic() - start < 0.5
+    if pid_file.exists() and pid_file.read_text().strip():
+        pid = int(pid_file.read_text())
+
+        def gone() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{pid}/stat") as f:  # (a zombie until reaped by init)
+                return f.read().split(") ", 1)[1].startswith("Z")
+
+        wait_until(gone, 2, "the program's child to end")
