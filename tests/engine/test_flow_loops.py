@@ -572,3 +572,70 @@ def test_a_pause_while_a_program_starts_ends_it_and_its_children(
                 return f.read().split(") ", 1)[1].startswith("Z")
 
         wait_until(gone, 2, "the program's child to end")
+
+
+def test_a_failing_round_past_the_traced_ones_is_in_the_trace(
+    stored: Harness, store: Store
+) -> None:
+    stored.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - repeat:
+          for_each: "{event.items}"
+          do:
+            - log: "item {repeat.item}"
+            - run: {argv: [/bin/sh, -c, 'test "$1" != 25', sh, "{repeat.item}"], wait: true}
+      - emit: after
+"""
+    )
+    stored.publish("t.go", items=list(range(40)))
+    (failed,) = stored.recorder.wait("rule.failed")
+    assert failed.data["error"].startswith("/bin/sh exited with 1")
+    actions = run_record(store)["trace"]["actions"]
+    logs = [a["result"] for a in actions if a["action"] == "log"]
+    assert logs == [f"item {i}" for i in range(20)] + ["item 25"]
+    assert actions[-1]["path"] == "do[0].repeat.do[1]"
+    assert actions[-1]["error"] == failed.data["error"]
+    assert stored.recorder.of("after") == []
+
+
+def test_stop_in_a_parallel_branch_stops_the_run(stored: Harness, store: Store) -> None:
+    stored.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - parallel:
+          - [{shell: {command: "sleep 30", wait: true}}]
+          - [{delay: 50ms}, {stop: "enough"}]
+      - emit: after
+"""
+    )
+    start = time.monotonic()
+    stored.publish("t.go")
+    record = run_record(store)
+    assert time.monotonic() - start < 3
+    assert record["status"] == "stopped"
+    assert record["error"] == "enough"
+    by_path = {a["path"]: a for a in record["trace"]["actions"]}
+    assert by_path["do[0].parallel[0][0]"]["error"] == "cancelled"
+    assert by_path["do[0].parallel[1][1]"]["result"] == {"stopped": "enough"}
+    assert stored.recorder.of("after") == []
+
+
+def test_for_each_over_a_mapping_fails_clearly(harness: Harness) -> None:
+    harness.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - repeat: {for_each: "{event.m}", do: [{log: x}]}
+"""
+    )
+    harness.publish("t.go", m={"a": 1})
+    (failed,) = harness.recorder.wait("rule.failed")
+    assert failed.data["error"] == (
+        "repeat: for_each '{event.m}' gives a mapping, not a list or a text"
+    )
