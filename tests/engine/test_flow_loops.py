@@ -639,3 +639,62 @@ def test_for_each_over_a_mapping_fails_clearly(harness: Harness) -> None:
     assert failed.data["error"] == (
         "repeat: for_each '{event.m}' gives a mapping, not a list or a text"
     )
+
+
+@pytest.mark.parametrize(
+    ("n", "rounds", "error"),
+    [
+        (2, 2, None),
+        (2.0, 2, None),
+        ("3", 3, None),
+        (0, 0, None),
+        (2.5, 0, "repeat: times is '2.5', not a whole number"),
+        ("many", 0, "repeat: times is 'many', not a whole number"),
+        ("inf", 0, "repeat: times is 'inf', not a whole number"),
+        (-1, 0, "repeat: times is -1, below 0"),
+        (1001, 0, "repeat: 1001 rounds, more than max 1000"),
+    ],
+)
+def test_times_from_a_placeholder(harness: Harness, n: Any, rounds: int, error: str) -> None:
+    harness.load(
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - repeat: {times: "{event.n}", do: [{emit: t.round}]}
+      - emit: done
+"""
+    )
+    harness.publish("t.go", n=n)
+    if error is None:
+        harness.recorder.wait("done")
+    else:
+        (failed,) = harness.recorder.wait("rule.failed")
+        assert failed.data["error"].startswith(error)
+    assert len(harness.recorder.of("t.round")) == rounds
+
+
+def test_parallel_and_stop_in_a_dry_run(harness: Harness) -> None:
+    ctx = dry(
+        harness,
+        """
+  - id: r
+    when: {event: t.go}
+    do:
+      - parallel:
+          - [{log: a}, {shell: {command: "touch /tmp/never", wait: true}}]
+          - [{log: b}]
+      - stop: "done for {event.x}"
+      - log: after
+""",
+        x=1,
+    )
+    assert ctx.status == "stopped"
+    assert ctx.error == "done for 1"
+    results = {a["path"]: a.get("result") for a in ctx.trace.actions}
+    assert results["do[0]"] == {"branches": 2}
+    assert results["do[0].parallel[0][0]"] == "a"
+    assert results["do[0].parallel[0][1]"] == "skipped (dry run)"
+    assert results["do[0].parallel[1][0]"] == "b"
+    assert results["do[1]"] == {"stopped": "done for 1"}
+    assert "do[2]" not in results

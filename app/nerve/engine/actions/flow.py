@@ -615,8 +615,11 @@ class RepeatAction(Action):
         if isinstance(self.times, Template):
             value = self.times.render(run.scope).strip()
             try:
-                count = int(value)
-            except ValueError:
+                number = float(value)
+                if not number.is_integer():
+                    raise ValueError(value)
+                count = int(number)
+            except (ValueError, OverflowError):
                 raise ActionError(f"repeat: times is {value[:80]!r}, not a whole number") from None
             if count < 0:
                 raise ActionError(f"repeat: times is {count}, below 0")
