@@ -161,6 +161,8 @@ class Names:
     step_kinds: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: Inside a ``repeat`` (``{repeat.*}`` may be used).
     in_repeat: bool = False
+    #: Every step id of the rule, with where it is (to say "it runs later").
+    all_steps: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 EVENT_ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
@@ -327,9 +329,11 @@ def _step_resolver(expr: str, rest: str, names: Names) -> Callable[[Scope], Any]
     step, output, tail = m.groups()
     if step not in names.steps:
         known = ", ".join(sorted(names.steps)) or "none yet"
+        where = names.all_steps.get(step)
+        later = f"; the one at {where} may not have run here" if where else ""
         raise TemplateError(
             f"unknown placeholder {{{expr}}}: no action with 'id: {step}' runs before this "
-            f"point (steps defined here: {known})"
+            f"point{later} (steps defined here: {known})"
         )
     fields = names.steps[step]
     kind = names.step_kinds.get(step, "this action")

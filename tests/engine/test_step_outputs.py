@@ -315,7 +315,11 @@ def test_json_paths_through_a_real_http_step(
         ('log: "{steps.web.json..a}"', "an empty part"),
         ('log: "{steps.web.json[x]}"', "bad list index"),
         ('log: "{steps.web.stdout}"', "step 'web' (http) has no output 'stdout'"),
-        ('log: "{steps.later.stdout}"', "no action with 'id: later' runs before"),
+        (
+            'log: "{steps.later.stdout}"',
+            "no action with 'id: later' runs before this point; the one at rules[0].do[4] "
+            "may not have run here",
+        ),
         ('log: "{repeat.index}"', "only inside a repeat's 'do'"),
     ],
 )
@@ -384,3 +388,4 @@ def test_steps_after_if_branches() -> None:
     errors = load_errors(base % "{steps.one.exit_code}")
     assert len(errors) == 1
     assert "no action with 'id: one'" in errors[0]
+    assert "the one at rules[0].do[0].then[1] may not have run here" in errors[0]

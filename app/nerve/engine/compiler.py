@@ -240,6 +240,11 @@ def _define_step(
 
 
 def compile_actions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Action]:
+    if not ctx.current_path and not ctx.names.all_steps:  # a rule's own 'do'
+        found: dict[str, str] = {}
+        _find_steps(node, path, found)
+        if found:
+            ctx.names = dataclasses.replace(ctx.names, all_steps=found)
     if not isinstance(node, list):
         node_list: list[Any] = [node]
         paths: list[ConfigPath] = [path]
@@ -248,6 +253,20 @@ def compile_actions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Ac
         paths = [(*path, i) for i in range(len(node))]
     out = [compile_action(item, ctx, p) for item, p in zip(node_list, paths, strict=True)]
     return [a for a in out if a is not None]
+
+
+def _find_steps(node: Any, path: ConfigPath, found: dict[str, str]) -> None:
+    """Every ``id`` of an action under ``node``, with its path (for messages)."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _find_steps(item, (*path, i), found)
+    elif isinstance(node, Mapping):
+        step = node.get("id")
+        if isinstance(step, str) and any(k in actions for k in node):
+            found.setdefault(step, format_path(path))
+        for key, value in node.items():
+            if isinstance(value, (list, Mapping)):
+                _find_steps(value, (*path, str(key)), found)
 
 
 def format_path(path: ConfigPath) -> str:
