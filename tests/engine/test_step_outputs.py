@@ -389,3 +389,27 @@ def test_steps_after_if_branches() -> None:
     assert len(errors) == 1
     assert "no action with 'id: one'" in errors[0]
     assert "the one at rules[0].do[0].then[1] may not have run here" in errors[0]
+
+
+@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash"])
+def test_a_steps_output_reaches_a_shell_as_data(
+    harness: Harness, tmp_path: Any, shell: str
+) -> None:
+    marker = tmp_path / "pwned"
+    payload = f"$(touch {marker}); `touch {marker}` ' \" ;touch {marker}"
+    harness.load(
+        f"""
+  - id: r
+    when: {{event: t.go}}
+    do:
+      - run: {{argv: [/usr/bin/printf, "%s", "{{event.text}}"], wait: true}}
+        id: p
+      - shell: {{command: "printf '%s' {{steps.p.stdout}}", interpreter: {shell}, wait: true}}
+        id: s
+      - emit: {{type: t.out, data: {{out: "{{steps.s.stdout}}"}}}}
+"""
+    )
+    harness.publish("t.go", text=payload)
+    (out,) = harness.recorder.wait("t.out")
+    assert out.data["out"] == payload
+    assert not marker.exists()
