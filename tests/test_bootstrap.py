@@ -318,9 +318,12 @@ def test_reload_applies_changed_settings(
     where.config.mkdir(parents=True, exist_ok=True)
     (where.config / "settings.yaml").write_text(
         "retention_days: 3\nmax_events: 5000\nstore_private: true\nmax_depth: 3\n"
+        "max_loop_rounds: 40\n"
     )
+    assert app.engine.max_iterations == 100_000
     app.reload()
     assert app.store.retention_days == 3
     assert app.store.max_events == 5000
     assert app.store.store_private is True
     assert app.engine.max_depth == 3
+    assert app.engine.max_iterations == 40

@@ -210,6 +210,7 @@ class Nerve:
         self.listeners = ListenerManager(self.bus)
         self.listeners.start()
         self.engine = Engine(self.bus, store=self.store, max_depth=settings.max_depth)
+        self.engine.max_iterations = settings.max_loop_rounds
         self.engine.on_needs = self._listener_needs
         self.engine.start()
         self._detach_panic = keyboard.on_panic(self._panic)
@@ -333,6 +334,7 @@ class Nerve:
             self.store.store_private = settings.store_private
         if self.engine is not None:
             self.engine.max_depth = settings.max_depth
+            self.engine.max_iterations = settings.max_loop_rounds
 
     def _packs_changed(self, names: set[str]) -> None:
         """Pack files changed on disk (the watcher's thread)."""

@@ -39,6 +39,7 @@ SCHEMA: dict[str, Any] = {
         },
         "disabled_listeners": {"type": "array", "items": {"type": "string"}},
         "max_depth": {"type": "integer", "minimum": 1, "maximum": 100},
+        "max_loop_rounds": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
         "bus_capacity": {"type": "integer", "minimum": 100, "maximum": 10_000_000},
         "webhook": bridge_schema.WEBHOOK,
         "host": bridge_schema.HOST,
@@ -58,6 +59,8 @@ class Settings:
     store_private: bool = False
     disabled_listeners: list[str] = field(default_factory=list)
     max_depth: int = 8
+    #: Loop rounds one run may make, all its repeats together (the cascade guard's).
+    max_loop_rounds: int = 100_000
     bus_capacity: int = 10_000
     #: The inbound webhook block (None: off); see nerve.bridges.webhook.
     webhook: dict[str, Any] | None = None

@@ -2,6 +2,9 @@
 ``{rule.id}``, ``{now:%Y-%m-%d}``, ``{now+1d:%Y-%m-%d}`` (moved by a duration),
 ``{form.name}`` (an answer given in a dialog earlier in the run),
 ``{clipboard}`` (the text on the clipboard when the action runs; actions only).
+``{steps.ID.stdout}`` (an output of the action with ``id: ID`` earlier in the
+run; ``{steps.ID.json.items.0.name}`` goes into an http step's JSON answer),
+``{repeat.index}`` / ``{repeat.item}`` (inside a ``repeat``).
 
 Substitution is text, never evaluated. Templates are parsed once when a pack is
 loaded, so an unknown placeholder is an error at load time, not at run time.
@@ -22,9 +25,12 @@ from nerve.durations import parse_duration
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*", re.ASCII)
 
-ROOTS = ("event", "input", "var", "rule", "now", "run", "form")
+ROOTS = ("event", "input", "var", "rule", "now", "run", "form", "steps", "repeat")
 #: The placeholder for the clipboard's text.
 CLIPBOARD = "clipboard"
+#: What ``{repeat.*}`` names inside a repeat.
+REPEAT_FIELDS = ("index", "number", "item")
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\.([A-Za-z_]+)(.*))?", re.ASCII | re.DOTALL)
 #: ``now``, optionally moved by a duration (``now+1d``, ``now-2h30m``), then ``:FORMAT``.
 _NOW = re.compile(r"now(?:\s*([+-])\s*([0-9][0-9a-z. ]*?)\s*)?(?::(.*))?", re.DOTALL)
 
@@ -46,6 +52,10 @@ class Scope:
     form: Mapping[str, Any] = field(default_factory=dict)
     #: The clipboard's text, read for the action being run (see :data:`CLIPBOARD`).
     clipboard: str | None = None
+    #: Outputs of the steps with an ``id`` so far (``{steps.id.field}``).
+    steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The innermost repeat's ``index``, ``number`` and ``item`` (``{repeat.*}``).
+    repeat: Mapping[str, Any] = field(default_factory=dict)
 
 
 # A compiled part: literal text, or a function of the scope.
@@ -150,6 +160,14 @@ class Names:
     event_hint: str = ""
     #: Answers defined by the dialogs (form, ask, choose) before this point of the rule.
     forms: frozenset[str] = frozenset()
+    #: Steps (actions with an ``id``) run before this point, with the outputs each gives.
+    steps: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
+    #: The action type of each step, for messages.
+    step_kinds: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: Inside a ``repeat`` (``{repeat.*}`` may be used).
+    in_repeat: bool = False
+    #: Every step id of the rule, with where it is (to say "it runs later").
+    all_steps: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 EVENT_ATTRS = frozenset({"type", "id", "time", "source", "depth", "cause"})
@@ -213,10 +231,12 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
     if root not in ROOTS:
         raise TemplateError(
             f"unknown placeholder {{{expr}}}: placeholders start with "
-            "event., input., var., rule., run. or form., or are {now}, {now:FORMAT}, "
-            "{now+1d:FORMAT} / {now-2h:FORMAT} or {clipboard}"
+            "event., input., var., rule., run., form., steps. or repeat., "
+            "or are {now}, {now:FORMAT}, {now+1d:FORMAT} / {now-2h:FORMAT} or {clipboard}"
         )
-    if not rest or not _NAME.fullmatch(rest):
+    if root in ("steps", "repeat") and rest:
+        pass  # (their own syntax: list indexes in a JSON path)
+    elif not rest or not _NAME.fullmatch(rest):
         raise TemplateError(f"placeholder {{{expr}}} needs a name after '{root}.'")
     if root == "event":
         head = rest.split(".", 1)[0]
@@ -244,6 +264,10 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
                 f"point defines {rest!r} (defined here: {known})"
             )
         return lambda scope: scope.form.get(rest)
+    if root == "steps":
+        return _step_resolver(expr, rest, names)
+    if root == "repeat":
+        return _repeat_resolver(expr, rest, names)
     if root == "rule":
         if rest not in ("id", "name", "pack"):
             raise TemplateError(
@@ -253,6 +277,116 @@ def _resolver(expr: str, names: Names) -> Callable[[Scope], Any]:
     if rest not in ("id", "started"):
         raise TemplateError(f"unknown placeholder {{{expr}}}: use run.id or run.started")
     return lambda scope: scope.run.get(rest)
+
+
+def json_path(text: str) -> tuple[str, ...]:
+    """The keys and list indexes of ``a.b.0.c`` or ``a.b[0].c`` (empty: the whole value).
+
+    Raise TemplateError for an empty part or an unclosed ``[``."""
+    if not text:
+        return ()
+    parts: list[str] = []
+    for dotted in text.split("."):
+        head, bracket, tail = dotted.partition("[")
+        if head or not bracket:
+            parts.append(head)
+        while bracket:
+            index, closed, after = tail.partition("]")
+            if not closed or not re.fullmatch(r"-?[0-9]+", index, re.ASCII):
+                raise TemplateError(f"bad list index in {text!r}: write [0], [1]... or .0, .1...")
+            parts.append(index)
+            head, bracket, tail = after.partition("[")
+            if head:
+                raise TemplateError(f"bad path {text!r}: a '.' goes between parts")
+    if any(not p for p in parts):
+        raise TemplateError(f"bad path {text!r}: an empty part (two dots, or a dot at an end)")
+    return tuple(parts)
+
+
+def follow(value: Any, path: Sequence[str]) -> Any:
+    """The value at ``path`` in a JSON value (a list takes an index, -1 the last).
+
+    None where there is nothing."""
+    for part in path:
+        if isinstance(value, Mapping):
+            if part not in value:
+                return None
+            value = value[part]
+        elif isinstance(value, (list, tuple)):
+            try:
+                index = int(part)
+            except ValueError:
+                return None
+            if not -len(value) <= index < len(value):
+                return None
+            value = value[index]
+        else:
+            return None
+    return value
+
+
+def _step_resolver(expr: str, rest: str, names: Names) -> Callable[[Scope], Any]:
+    m = _STEP.fullmatch(rest)
+    if m is None:
+        raise TemplateError(
+            f"placeholder {{{expr}}}: write {{steps.ID.FIELD}}, with ID the 'id' of an "
+            "earlier action"
+        )
+    step, output, tail = m.groups()
+    if step not in names.steps:
+        known = ", ".join(sorted(names.steps)) or "none yet"
+        where = names.all_steps.get(step)
+        later = f"; the one at {where} may not have run here" if where else ""
+        raise TemplateError(
+            f"unknown placeholder {{{expr}}}: no action with 'id: {step}' runs before this "
+            f"point{later} (steps defined here: {known})"
+        )
+    fields = names.steps[step]
+    kind = names.step_kinds.get(step, "this action")
+    if not fields:
+        raise TemplateError(
+            f"unknown placeholder {{{expr}}}: step {step!r} ({kind}) gives no outputs; "
+            "run and shell with 'wait: true' give stdout, stderr and exit_code, http gives "
+            "status, body and json"
+        )
+    if output is None or output not in fields:
+        what = f"has no output {output!r}" if output else "needs an output"
+        raise TemplateError(
+            f"unknown placeholder {{{expr}}}: step {step!r} ({kind}) {what}; "
+            f"it gives {', '.join(sorted(fields))}"
+        )
+    path: tuple[str, ...] = ()
+    if tail:
+        if output != "json":
+            raise TemplateError(
+                f"unknown placeholder {{{expr}}}: only json has parts ({{steps.{step}.json.a.0}})"
+            )
+        if not tail.startswith((".", "[")):
+            raise TemplateError(f"unknown placeholder {{{expr}}}: a '.' goes after 'json'")
+        path = json_path(tail[1:] if tail.startswith(".") else tail)
+
+    def resolve(scope: Scope) -> Any:
+        outputs = scope.steps.get(step)
+        if outputs is None:
+            return None
+        return follow(outputs.get(output), path)
+
+    return resolve
+
+
+def _repeat_resolver(expr: str, rest: str, names: Names) -> Callable[[Scope], Any]:
+    if not names.in_repeat:
+        raise TemplateError(f"unknown placeholder {{{expr}}}: only inside a repeat's 'do'")
+    head, dot, tail = rest.partition(".")
+    if head not in REPEAT_FIELDS or (dot and head != "item"):
+        raise TemplateError(
+            f"unknown placeholder {{{expr}}}: use repeat.index (0, 1, ...), repeat.number "
+            "(1, 2, ...) or repeat.item (and repeat.item.KEY for a JSON item)"
+        )
+    path = json_path(tail) if dot else ()
+    if dot and not path:
+        raise TemplateError(f"placeholder {{{expr}}} needs a key after 'item.'")
+    return lambda scope: follow(scope.repeat.get(head), path)
 
 
 def _lookup(mapping: Mapping[str, Any], path: str) -> Any:

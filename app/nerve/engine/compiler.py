@@ -8,6 +8,7 @@ collected in the context with its path; nothing raises past this module.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -36,7 +37,14 @@ COMMON_ACTION_KEYS: dict[str, dict[str, Any]] = {
         "type": "boolean",
         "description": "Go on with the next action when this one fails",
     },
+    "id": {
+        "type": "string",
+        "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$",
+        "description": "A name for this step: later actions use its outputs as "
+        "{steps.ID.stdout}, {steps.ID.json.key}...",
+    },
 }
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z", re.ASCII)
 
 
 #: The key shown in "expected a trigger: a mapping such as {event: ...}".
@@ -129,7 +137,7 @@ def _compile_one(
 #: A placeholder in a trigger's or condition's options. Only the pack's inputs
 #: are known when a rule is loaded; anything else (``\d{2}`` in a regex) is text.
 _MATCH_PLACEHOLDER = re.compile(
-    r"\{\{|\}\}|\{(input|event|var|rule|run|form|now|clipboard)((?:[.+\-:][^{}]*)?)\}"
+    r"\{\{|\}\}|\{(input|event|var|rule|run|form|steps|repeat|now|clipboard)((?:[.+\-:][^{}]*)?)\}"
 )
 
 
@@ -284,6 +292,8 @@ def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action |
         ctx.placeholders = outer
     if outer is not None:
         outer |= used  # an ``if`` uses what its branches use
+    if "id" in siblings:
+        action = _define_step(action, str(siblings["id"]), key, ctx, path)
     if action is not None:
         action.path = format_path(path)
         action.continue_on_error = bool(siblings.get("continue_on_error", False))
@@ -293,7 +303,37 @@ def compile_action(node: Any, ctx: CompileContext, path: ConfigPath) -> Action |
     return action
 
 
+def _define_step(
+    action: Action | None, step: str, key: str, ctx: CompileContext, path: ConfigPath
+) -> Action | None:
+    """The actions after this one may use its outputs as ``{steps.<step>.*}``
+    (its id is taken even when the action itself has an error)."""
+    if not _STEP_ID.match(step):
+        ctx.error((*path, "id"), "an id is letters, digits, '_' and '-', not starting with a digit")
+        return None
+    where = ctx.step_ids.get(step)
+    if where is not None:
+        ctx.error((*path, "id"), f"id {step!r} is already used at {where}; ids are unique")
+        return None
+    ctx.step_ids[step] = format_path(path)
+    if action is None:
+        return None
+    action.step_id = step
+    names = ctx.names
+    ctx.names = dataclasses.replace(
+        names,
+        steps={**names.steps, step: action.outputs()},
+        step_kinds={**names.step_kinds, step: key},
+    )
+    return action
+
+
 def compile_actions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Action]:
+    if not ctx.current_path and not ctx.names.all_steps:  # a rule's own 'do'
+        found: dict[str, str] = {}
+        _find_steps(node, path, found)
+        if found:
+            ctx.names = dataclasses.replace(ctx.names, all_steps=found)
     if not isinstance(node, list):
         node_list: list[Any] = [node]
         paths: list[ConfigPath] = [path]
@@ -302,6 +342,20 @@ def compile_actions(node: Any, ctx: CompileContext, path: ConfigPath) -> list[Ac
         paths = [(*path, i) for i in range(len(node))]
     out = [compile_action(item, ctx, p) for item, p in zip(node_list, paths, strict=True)]
     return [a for a in out if a is not None]
+
+
+def _find_steps(node: Any, path: ConfigPath, found: dict[str, str]) -> None:
+    """Every ``id`` of an action under ``node``, with its path (for messages)."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _find_steps(item, (*path, i), found)
+    elif isinstance(node, Mapping):
+        step = node.get("id")
+        if isinstance(step, str) and any(k in actions for k in node):
+            found.setdefault(step, format_path(path))
+        for key, value in node.items():
+            if isinstance(value, (list, Mapping)):
+                _find_steps(value, (*path, str(key)), found)
 
 
 def format_path(path: ConfigPath) -> str:

@@ -28,7 +28,7 @@ from nerve import desktop, masking, matching, prompts
 from nerve.bus import Bus, Subscription
 from nerve.engine.model import Rule
 from nerve.engine.registry import ActionError, Matcher, Trigger
-from nerve.engine.runs import RunContext, Stop, run_actions
+from nerve.engine.runs import RunContext, Stop, Stopped, run_actions
 from nerve.engine.schedules import Schedules
 from nerve.engine.triggers import Cancellable
 from nerve.events import PRIVATE_TYPES, Event, TypePattern, freeze, thaw
@@ -42,6 +42,9 @@ T = TypeVar("T")
 DEFAULT_MAX_DEPTH = 8
 #: A rule re-fired by its own events more often than this within a second is suspended.
 SELF_FIRE_LIMIT = 5
+#: Loop iterations one run may make, all its repeats together (nested ones multiply):
+#: past it the run fails. Each repeat has its own ``max`` too (see ``actions.flow``).
+DEFAULT_MAX_ITERATIONS = 100_000
 _RECENT_RUNS = 10_000
 
 #: Why a rule that was about to run did not (the counts ``nerve status`` and the
@@ -177,6 +180,7 @@ class Engine:
         *,
         store: Any = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS,
         notifier: Callable[[str, str, str], str] | None = None,
         workers: int = 8,
     ) -> None:
@@ -184,6 +188,8 @@ class Engine:
         self.bus = bus
         self.store = store
         self.max_depth = max_depth
+        #: The cascade guard's bound on one run's loops (see ``DEFAULT_MAX_ITERATIONS``).
+        self.max_iterations = max_iterations
         self.notifier: Callable[[str, str, str], str] = notifier or (
             lambda title, body, urgency: desktop.notify(title, body, urgency=urgency)
         )
@@ -940,7 +946,7 @@ class Engine:
             ctx.status = "cancelled"
             ctx.error = self.pause_reason if self.paused else "cancelled"
         except Stop as exc:
-            ctx.status = "ok"
+            ctx.status = "stopped" if isinstance(exc, Stopped) else "ok"
             ctx.error = str(exc) or None
         except ActionError as exc:
             ctx.status = "failed"

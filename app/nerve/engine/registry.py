@@ -74,6 +74,8 @@ class CompileContext:
     counters: dict[str, int] = field(default_factory=dict)
     #: Where the options being compiled sit (for types that compile nested nodes).
     current_path: ConfigPath = ()
+    #: Step ids (``id:`` of an action) used so far in this rule, with where.
+    step_ids: dict[str, str] = field(default_factory=dict)
 
     def error(self, path: ConfigPath, message: str) -> None:
         self.errors.append((path, message))
@@ -214,6 +216,8 @@ class Action(ABC):
     concrete: frozenset[str] = frozenset()
     #: Set by the compiler: the action's text uses ``{clipboard}`` (read before it runs).
     reads_clipboard: bool = False
+    #: Its ``id:``, when later actions use its outputs (``{steps.ID.stdout}``).
+    step_id: str | None = None
 
     @classmethod
     @abstractmethod
@@ -233,6 +237,10 @@ class Action(ABC):
     def needs(self) -> Iterator[tuple[str, Hashable]]:
         """Listeners this action relies on (conditions of an ``if``)."""
         return iter(())
+
+    def outputs(self) -> frozenset[str]:
+        """What ``{steps.ID.*}`` this action gives when it carries an ``id``."""
+        return frozenset()
 
 
 class ActionError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
 import os
@@ -61,6 +62,10 @@ class Stop(Exception):
     """Ends a run early without failing it (a ``wait_for`` that may time out)."""
 
 
+class Stopped(Stop):
+    """The ``stop`` action ended the run: its status is ``stopped``, the reason its error."""
+
+
 class RunContext:
     """Everything an action or condition needs during one run."""
 
@@ -98,6 +103,29 @@ class RunContext:
         self.clipboard: str | None = None
         #: Clipboard texts this run read: never recorded (see :meth:`mask`).
         self._private: list[str] = []
+        #: Outputs of the steps with an ``id`` (``{steps.*}``): in memory only.
+        self.steps: dict[str, dict[str, Any]] = {}
+        #: The repeats this run is inside, innermost last (``{repeat.*}``).
+        self.loops: list[dict[str, Any]] = []
+        #: Loop iterations of this run so far (all repeats, nested ones too).
+        self.iterations = 0
+        self._parent: RunContext | None = None
+
+    def branch(self) -> RunContext:
+        """A view of this run for one branch of a ``parallel``: the same trace,
+        answers and step outputs, its own stack of repeats."""
+        view = copy.copy(self)
+        view.loops = list(self.loops)
+        view._parent = self
+        return view
+
+    def count_iteration(self) -> int:
+        """One more loop iteration of this run (shared by its parallel branches)."""
+        root = self
+        while root._parent is not None:
+            root = root._parent
+        root.iterations += 1
+        return root.iterations
 
     def now(self) -> dt.datetime:
         """The local time this run's conditions are checked at."""
@@ -159,6 +187,8 @@ class RunContext:
             run={"id": self.id, "started": self.started},
             form=self.form,
             clipboard=self.clipboard,
+            steps=self.steps,
+            repeat=self.loops[-1] if self.loops else {},
         )
 
     @property
@@ -264,6 +294,9 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
         except asyncio.CancelledError:
             entry["error"] = "cancelled"
             raise
+        except Stopped as exc:
+            entry["result"] = {"stopped": str(exc) or None}
+            raise
         except (ActionError, Stop) as exc:
             entry["error"] = str(exc)
             if isinstance(exc, Stop):
@@ -296,6 +329,8 @@ async def run_actions(actions: list[Action], run: RunContext) -> None:
 _SAFE_IN_DRY_RUN = frozenset({"if", "log", "delay", "set"})
 #: Dialogs show nothing in a dry run: their defaults stand in for the answers.
 _SAFE_IN_DRY_RUN |= {"form", "ask", "choose", "confirm"}
+#: Flow: what they run is dry in its turn (a repeat only a few times).
+_SAFE_IN_DRY_RUN |= {"repeat", "parallel", "stop"}
 
 
 async def _dry_children(action: Action, run: RunContext) -> None:

@@ -1,12 +1,12 @@
 """Actions about the run and the engine itself: ``delay``, ``wait_for``,
-``if``, ``set``, ``log``, ``notify``, ``emit``, ``pause``, ``rule.enable``
-and ``rule.disable``."""
+``if``, ``set``, ``log``, ``notify``, ``emit``, ``pause``, ``rule.enable``,
+``rule.disable``, and the flow of a run: ``stop``, ``repeat`` and ``parallel``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,10 +23,10 @@ from nerve.engine.registry import (
     ConfigError,
     actions,
 )
-from nerve.engine.runs import RunContext, run_actions
+from nerve.engine.runs import RunContext, Stop, Stopped, Trace, run_actions
 from nerve.engine.triggers import EventTrigger
-from nerve.events import reserved_type, valid_type
-from nerve.templates import Template
+from nerve.events import reserved_type, thaw, valid_type
+from nerve.templates import Names, Template, to_text
 
 log = logging.getLogger("nerve.rules")
 
@@ -140,12 +140,15 @@ class IfAction(Action):
         base = ctx.current_path[:-1]  # the item, not its 'if' key
         before = len(ctx.errors)
         conds = compile_conditions(options, ctx, ctx.current_path)
-        # A dialog's answer is defined after the 'if' only when both branches ask for it.
-        start = ctx.names
+        # A dialog's answer (a step's outputs) is defined after the 'if' only when
+        # both branches give it; the two branches may use the same step id.
+        start, ids = ctx.names, dict(ctx.step_ids)
         then = compile_actions(siblings["then"], ctx, (*base, "then"))
         after_then, ctx.names = ctx.names, start
+        then_ids, ctx.step_ids = ctx.step_ids, dict(ids)
         other = compile_actions(siblings.get("else", []), ctx, (*base, "else"))
-        ctx.names = replace(start, forms=after_then.forms & ctx.names.forms)
+        ctx.names = meet(start, after_then, ctx.names)
+        ctx.step_ids = {**then_ids, **ctx.step_ids}
         if len(ctx.errors) > before:
             raise AlreadyReported()
         return cls(conds, then, other)
@@ -170,6 +173,29 @@ class IfAction(Action):
                 return {"branch": "else", "because": f"[{i}] {cond.key}: {why}"}
         await run_actions(self.then, run)
         return {"branch": "then"}
+
+
+def meet(start: Names, one: Names, other: Names) -> Names:
+    """What is defined after two alternative branches: what both define."""
+    steps = {k: one.steps[k] & other.steps[k] for k in one.steps.keys() & other.steps.keys()}
+    return replace(
+        start,
+        forms=one.forms & other.forms,
+        steps=steps,
+        step_kinds={**start.step_kinds, **one.step_kinds, **other.step_kinds},
+    )
+
+
+def join(start: Names, *branches: Names) -> Names:
+    """What is defined after branches that all run: what any of them defines."""
+    steps: dict[str, frozenset[str]] = dict(start.steps)
+    kinds: dict[str, str] = dict(start.step_kinds)
+    forms = start.forms
+    for names in branches:
+        steps.update(names.steps)
+        kinds.update(names.step_kinds)
+        forms |= names.forms
+    return replace(start, forms=forms, steps=steps, step_kinds=kinds)
 
 
 @actions.register
@@ -418,3 +444,341 @@ class DisableAction(_RuleSwitch):
     key = "rule.disable"
     description = "Disable a rule (by id within this pack, or pack/rule)"
     enable = False
+
+
+# ----------------------------------------------------------------- stop
+
+
+@actions.register
+class StopAction(Action):
+    """End the run here; it is recorded as stopped (not failed), with the reason."""
+
+    key = "stop"
+    description = "End the run here, as stopped (not failed): 'stop: null' or 'stop: reason'"
+    schema = {
+        "anyOf": [
+            {"type": "null"},
+            {"type": "string", "description": "The reason, shown in the trace"},
+            {
+                "type": "object",
+                "properties": {"reason": {"type": "string"}},
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+    def __init__(self, reason: Template | None) -> None:
+        self.reason = reason
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> StopAction:
+        if isinstance(options, dict):
+            options = options.get("reason")
+        return cls(ctx.template(options, ("reason",)) if options else None)
+
+    async def execute(self, run: RunContext) -> Any:
+        reason = text(self.reason, run.scope) if self.reason is not None else ""
+        raise Stopped(reason or "stopped by a 'stop' action")
+
+
+# --------------------------------------------------------------- repeat
+
+#: A repeat's ``max`` when it gives none, and the most it may give (the engine's
+#: cascade guard also bounds all the loops of one run together).
+DEFAULT_REPEAT_MAX = 1000
+REPEAT_HARD_LIMIT = 100_000
+#: A dry run (the editor's Test) goes round a loop at most this often.
+DRY_RUN_ITERATIONS = 3
+#: Iterations whose actions each appear in the trace (the first ones; a failing one too).
+TRACED_ITERATIONS = 20
+
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": REPEAT_HARD_LIMIT}
+
+
+def split_lines(value: str) -> list[str]:
+    """The lines of a program's output: split at line feeds, a CR before one dropped,
+    no empty last line for a final line feed. Empty lines inside are kept."""
+    if not value:
+        return []
+    parts = value.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    return [p[:-1] if p.endswith("\r") else p for p in parts]
+
+
+@actions.register
+class RepeatAction(Action):
+    """``repeat: {times | while | until | for_each, max, do}``."""
+
+    key = "repeat"
+    description = (
+        "Repeat 'do': 'times' N, 'while' / 'until' conditions hold (until: checked after "
+        "each round), or 'for_each' item of a list or line of a text ({repeat.item}, "
+        f"{{repeat.index}} from 0, {{repeat.number}} from 1); at most 'max' rounds "
+        f"(default {DEFAULT_REPEAT_MAX:,}, at most {REPEAT_HARD_LIMIT:,})"
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "times": {
+                "anyOf": [_COUNT, {"type": "string", "pattern": r"\{"}],
+                "description": "How many rounds (a number, or a placeholder)",
+            },
+            "while": {"$ref": "#/$defs/conditions"},
+            "until": {"$ref": "#/$defs/conditions"},
+            "for_each": {
+                "anyOf": [{"type": "array"}, {"type": "string"}],
+                "description": "A list, or a text whose lines are the items "
+                '("{steps.ls.stdout}"); a placeholder giving a list gives its items',
+            },
+            "max": {**_COUNT, "minimum": 1, "description": "The most rounds (else the run fails)"},
+            "do": {"$ref": "#/$defs/actions"},
+        },
+        "required": ["do"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self) -> None:
+        self.times: int | Template | None = None
+        self.while_: list[Condition] = []
+        self.until: list[Condition] = []
+        self.for_each: Any = None
+        self.max = DEFAULT_REPEAT_MAX
+        self.body: list[Action] = []
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> RepeatAction:
+        kinds = [k for k in ("times", "while", "until", "for_each") if k in options]
+        if len(kinds) != 1:
+            raise ConfigError(
+                "a repeat needs one of 'times', 'while', 'until' or 'for_each'"
+                + (f", not {' and '.join(kinds)}" if kinds else "")
+            )
+        self = cls()
+        here = ctx.current_path
+        before = len(ctx.errors)
+        self.max = int(options.get("max", DEFAULT_REPEAT_MAX))
+        times = options.get("times")
+        if isinstance(times, str):
+            self.times = ctx.template(times, ("times",))
+        elif times is not None:
+            self.times = int(times)
+            if self.times > self.max:
+                raise ConfigError(
+                    f"times: {self.times} is more than max ({self.max}); raise 'max' "
+                    f"(at most {REPEAT_HARD_LIMIT:,})",
+                    ("times",),
+                )
+        if "while" in options:
+            self.while_ = compile_conditions(options["while"], ctx, (*here, "while"))
+        if "for_each" in options:
+            self.for_each = templated(options["for_each"], ctx, ("for_each",))
+        start = ctx.names
+        ctx.names = replace(start, in_repeat=True)
+        self.body = compile_actions(options["do"], ctx, (*here, "do"))
+        if "until" in options:  # checked after each round: what the body defines is known
+            self.until = compile_conditions(options["until"], ctx, (*here, "until"))
+        after = replace(ctx.names, in_repeat=start.in_repeat)
+        # What the body defines is known after the loop only when it surely runs once.
+        once = "until" in options or (isinstance(self.times, int) and self.times > 0)
+        ctx.names = after if once else start
+        if len(ctx.errors) > before:
+            raise AlreadyReported()
+        return self
+
+    def children(self) -> Iterator[Action]:
+        yield from self.body
+
+    def action_capabilities(self) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self) -> Iterator[tuple[str, Hashable]]:
+        for cond in (*self.while_, *self.until):
+            yield from cond.needs()
+
+    def _items(self, run: RunContext) -> list[Any] | None:
+        if self.for_each is None:
+            return None
+        if isinstance(self.for_each, Template):
+            value = self.for_each.value(run.scope)
+            if value is None:
+                return []
+            if isinstance(value, Mapping):
+                raise ActionError(
+                    f"repeat: for_each {self.for_each.source!r} gives a mapping, "
+                    "not a list or a text"
+                )
+            if isinstance(value, (list, tuple)):
+                return [thaw(v) for v in value]
+            return split_lines(to_text(value))
+        return list(rendered(self.for_each, run.scope))
+
+    def _count(self, run: RunContext) -> int | None:
+        if isinstance(self.times, Template):
+            value = self.times.render(run.scope).strip()
+            try:
+                number = float(value)
+                if not number.is_integer():
+                    raise ValueError(value)
+                count = int(number)
+            except (ValueError, OverflowError):
+                raise ActionError(f"repeat: times is {value[:80]!r}, not a whole number") from None
+            if count < 0:
+                raise ActionError(f"repeat: times is {count}, below 0")
+            return count
+        return self.times
+
+    def _check(self, conds: list[Condition], name: str, run: RunContext, traced: bool) -> bool:
+        """Whether all ``conds`` hold; traced in the first rounds and when it ends the loop."""
+        checks: list[tuple[int, str, bool, str]] = []
+        holds = True
+        for i, cond in enumerate(conds):
+            ok, why = cond.check(run)
+            checks.append((i, cond.key, ok, why))
+            if not ok:
+                holds = False
+                break
+        if traced or holds == (name == "until"):
+            for i, key, ok, why in checks:
+                run.trace.condition(f"{self.path}.repeat.{name}[{i}]", key, ok, why)
+        return holds
+
+    async def execute(self, run: RunContext) -> Any:
+        items = self._items(run)
+        total = len(items) if items is not None else self._count(run)
+        if total is not None and total > self.max:
+            what = "items" if items is not None else "rounds"
+            raise ActionError(
+                f"repeat: {total} {what}, more than max {self.max}; raise 'max' "
+                f"(at most {REPEAT_HARD_LIMIT:,})"
+            )
+        guard = run.engine.max_iterations
+        done = 0
+        result: dict[str, Any] = {}
+        while total is None or done < total:
+            traced = done < TRACED_ITERATIONS
+            if self.while_ and not self._check(self.while_, "while", run, traced):
+                break
+            if done >= self.max:
+                raise ActionError(f"repeat: still going after max {self.max} rounds; stopped it")
+            if run.dry_run and done >= DRY_RUN_ITERATIONS:
+                result["dry_run"] = (
+                    f"went round {DRY_RUN_ITERATIONS} times only (a dry run repeats at most "
+                    f"{DRY_RUN_ITERATIONS} times)"
+                )
+                break
+            if run.count_iteration() > guard:
+                raise ActionError(
+                    f"repeat: this run made more than {guard:,} loop rounds in all (the "
+                    "cascade guard's limit for one run); stopped it"
+                )
+            frame = {"index": done, "number": done + 1}
+            if items is not None:
+                frame["item"] = items[done]
+            await self._round(run, frame, traced)
+            done += 1
+            if self.until and self._check(self.until, "until", run, traced):
+                break
+            # A body that never waits would hold the loop: let a pause or a
+            # cancellation in between rounds.
+            await asyncio.sleep(0)
+        result["rounds"] = done
+        if done > TRACED_ITERATIONS:
+            result["traced_rounds"] = TRACED_ITERATIONS
+        return result
+
+    async def _round(self, run: RunContext, frame: dict[str, Any], traced: bool) -> None:
+        view = run.branch()
+        view.loops.append(frame)
+        if traced:
+            await run_actions(self.body, view)
+            return
+        view.trace = Trace()  # past the first rounds, only a failing round is traced
+        try:
+            await run_actions(self.body, view)
+        except BaseException:
+            run.trace.actions.extend(view.trace.actions)
+            run.trace.conditions.extend(view.trace.conditions)
+            raise
+
+
+# ------------------------------------------------------------- parallel
+
+
+@actions.register
+class ParallelAction(Action):
+    """Branches (lists of actions) run at once; the run goes on when all are done."""
+
+    key = "parallel"
+    description = (
+        "Run lists of actions at the same time and wait for all; when one fails, "
+        "the others are cancelled"
+    )
+    schema = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/actions"},
+        "minItems": 1,
+        "description": "The branches: each a list of actions",
+    }
+
+    def __init__(self, branches: list[list[Action]]) -> None:
+        self.branches = branches
+
+    @classmethod
+    def compile(cls, options: Any, ctx: CompileContext, siblings: Any) -> ParallelAction:
+        here = ctx.current_path
+        before = len(ctx.errors)
+        start = ctx.names
+        branches: list[list[Action]] = []
+        ends: list[Names] = []
+        for i, branch in enumerate(options):
+            # A branch sees what came before the parallel, not what the others define.
+            ctx.names = start
+            branches.append(compile_actions(branch, ctx, (*here, i)))
+            ends.append(ctx.names)
+        ctx.names = join(start, *ends)
+        if len(ctx.errors) > before:
+            raise AlreadyReported()
+        return cls(branches)
+
+    def children(self) -> Iterator[Action]:
+        for branch in self.branches:
+            yield from branch
+
+    def action_capabilities(self) -> frozenset[str]:
+        return frozenset()
+
+    async def execute(self, run: RunContext) -> Any:
+        tasks = [
+            asyncio.ensure_future(run_actions(branch, run.branch())) for branch in self.branches
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            await _cancel(tasks)
+            raise
+        failed = next(
+            (i for i, t in enumerate(tasks) if t.done() and not t.cancelled() and t.exception()),
+            None,
+        )
+        if failed is None:
+            return {"branches": len(tasks)}
+        cancelled = [i for i, t in enumerate(tasks) if not t.done()]
+        await _cancel(tasks)
+        exc = tasks[failed].exception()
+        assert exc is not None
+        if isinstance(exc, Stop):
+            raise exc
+        others = (
+            f"; cancelled branch{'es' if len(cancelled) > 1 else ''} "
+            + ", ".join(map(str, cancelled))
+            if cancelled
+            else ""
+        )
+        raise ActionError(f"parallel: branch {failed} failed: {exc}{others}") from None
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

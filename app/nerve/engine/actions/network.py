@@ -18,7 +18,11 @@ from nerve.templates import Template
 if TYPE_CHECKING:
     import urllib.request
 
+#: The most of an answer kept in the run's trace (characters).
 _BODY_LIMIT = 2048
+#: The most of an answer read, for ``{steps.ID.body}`` and ``.json`` (bytes; an
+#: answer cut here has no ``json``).
+BODY_LIMIT = 1024 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
@@ -76,6 +80,9 @@ class HttpAction(Action):
             options = {"url": options}
         return cls(options, ctx)
 
+    def outputs(self) -> frozenset[str]:
+        return frozenset({"status", "body", "json"})
+
     async def execute(self, run: RunContext) -> Any:
         scope = run.scope
         url = render_url(self.url, scope)
@@ -108,21 +115,68 @@ class HttpAction(Action):
         import urllib.request
 
         request = urllib.request.Request(url, data=data, headers=headers, method=self.method)
-        return await run.blocking(_send, request, self.timeout)
+        try:
+            status, raw = await run.blocking(_send, request, self.timeout)
+        except _HttpFailed as exc:  # (a later step may look at the status and the answer)
+            if self.step_id is not None:
+                cut = len(exc.body) > BODY_LIMIT
+                run.steps[self.step_id] = {
+                    "status": exc.status,
+                    "body": exc.body[:BODY_LIMIT].decode("utf-8", "replace"),
+                    "json": _json(exc.body, cut),
+                }
+            raise
+        cut = len(raw) > BODY_LIMIT
+        body = raw[:BODY_LIMIT].decode("utf-8", "replace")
+        if self.step_id is not None:
+            run.steps[self.step_id] = {"status": status, "body": body, "json": _json(raw, cut)}
+        result: dict[str, Any] = {
+            "status": status,
+            "body": body[:_BODY_LIMIT],
+            "truncated": len(body) > _BODY_LIMIT or cut,
+        }
+        if cut:
+            result["kept_bytes"] = BODY_LIMIT
+        return result
 
 
-def _send(request: urllib.request.Request, timeout: float) -> dict[str, Any]:
+class _HttpFailed(ActionError):
+    """An answer with a status of 400 or more."""
+
+    def __init__(self, message: str, status: int, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def _json(raw: bytes, cut: bool) -> Any:
+    """The answer as JSON, or None (not JSON, or cut short)."""
+    if cut or not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _send(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read(_BODY_LIMIT + 1)
+            body = response.read(BODY_LIMIT + 1)
             status = response.status
     except urllib.error.HTTPError as exc:
-        detail = exc.read(200).decode("utf-8", "replace").strip()
-        raise ActionError(
-            f"{request.full_url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+        try:
+            answer = exc.read(BODY_LIMIT + 1)
+        except (OSError, ValueError):
+            answer = b""
+        detail = answer[:200].decode("utf-8", "replace").strip()
+        raise _HttpFailed(
+            f"{request.full_url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else ""),
+            exc.code,
+            answer,
         ) from None
     except urllib.error.URLError as exc:
         raise ActionError(f"{request.full_url}: {exc.reason}") from None
@@ -130,8 +184,4 @@ def _send(request: urllib.request.Request, timeout: float) -> dict[str, Any]:
         raise ActionError(f"{request.full_url}: {exc}") from None
     except ValueError as exc:  # http.client's checks: an invalid URL, header or port
         raise ActionError(f"{request.full_url[:200]}: {exc}") from None
-    return {
-        "status": status,
-        "body": body[:_BODY_LIMIT].decode("utf-8", "replace"),
-        "truncated": len(body) > _BODY_LIMIT,
-    }
+    return status, body

@@ -21,7 +21,12 @@ from nerve.shellscript import ShellScriptError, rewrite
 from nerve.spawn import spawn_detached
 from nerve.templates import Template
 
-_OUTPUT_LIMIT = 4096
+#: The most of each of stdout and stderr a waited-for program gives ``{steps.ID.*}``
+#: (bytes; the rest is read and dropped, so a chatty program cannot fill the memory).
+OUTPUT_LIMIT = 1024 * 1024
+#: The most of each kept in the run's trace (characters).
+TRACE_LIMIT = 4096
+_CHUNK = 64 * 1024
 #: Shells that read "${NAME}" as the shell action writes it.
 _POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "yash", "busybox", "ash"})
 _URL_START = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|(?:mailto|tel|sms|magnet):)")
@@ -59,6 +64,9 @@ class _Spawn(Action):
 
     def argv(self, run: RunContext) -> list[str]:
         raise NotImplementedError
+
+    def outputs(self) -> frozenset[str]:
+        return frozenset({"stdout", "stderr", "exit_code"}) if self.wait else frozenset()
 
     def extra_env(self, run: RunContext) -> dict[str, str]:
         return {}
@@ -103,7 +111,9 @@ class _Spawn(Action):
             run.note_process(proc.pid)
             run.engine.reap_later(proc)
             return {"pid": proc.pid, "argv": argv}
-        return await _run_and_wait(argv, cwd, env, self.timeout, self.check, run=run)
+        return await _run_and_wait(
+            argv, cwd, env, self.timeout, self.check, run=run, step=self.step_id
+        )
 
 
 def _child_env(env: dict[str, str] | None, run: RunContext) -> dict[str, str]:
@@ -121,9 +131,10 @@ async def _run_and_wait(
     check: bool,
     *,
     run: RunContext,
+    step: str | None = None,
 ) -> dict[str, Any]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=env,
@@ -132,6 +143,20 @@ async def _run_and_wait(
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+    )
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled (a pause) while the program starts: let it start, then take
+        # its whole group with it. (Cancelling the start itself would leave the
+        # program's children running, and the run waiting for their pipes.)
+        try:
+            started = await spawning
+        except Exception:
+            raise asyncio.CancelledError from None
+        _kill_group(started.pid)
+        await started.wait()
+        raise
     except FileNotFoundError:
         raise ActionError(f"program not found: {argv[0]}") from None
     except OSError as exc:
@@ -140,7 +165,7 @@ async def _run_and_wait(
         raise ActionError(f"cannot start {argv[0]}: {exc}") from None
     run.note_process(proc.pid)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(_communicate(proc), timeout)
     except asyncio.CancelledError:
         _kill_group(proc.pid)  # a paused or restarted run takes its program with it
         await proc.wait()
@@ -151,17 +176,48 @@ async def _run_and_wait(
         raise ActionError(f"{argv[0]} did not finish within {timeout:g}s; stopped it") from None
     finally:
         run.engine.bus.causes.process_ended(proc.pid)
+    stdout = out[0].decode("utf-8", "replace")
+    stderr = err[0].decode("utf-8", "replace")
+    if step is not None:
+        run.steps[step] = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode}
     result: dict[str, Any] = {
         "exit_code": proc.returncode,
-        "stdout": out[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
-        "stderr": err[:_OUTPUT_LIMIT].decode("utf-8", "replace"),
+        "stdout": stdout[:TRACE_LIMIT],
+        "stderr": stderr[:TRACE_LIMIT],
     }
+    truncated = {
+        name: {"bytes": size, "kept": min(size, OUTPUT_LIMIT), "traced": TRACE_LIMIT}
+        for name, size, text in (("stdout", out[1], stdout), ("stderr", err[1], stderr))
+        if size > OUTPUT_LIMIT or len(text) > TRACE_LIMIT
+    }
+    if truncated:
+        result["truncated"] = truncated
     if check and proc.returncode != 0:
         detail = result["stderr"].strip().splitlines()[-1:] or [""]
         raise ActionError(
             f"{argv[0]} exited with {proc.returncode}" + (f": {detail[0]}" if detail[0] else "")
         )
     return result
+
+
+async def _communicate(proc: asyncio.subprocess.Process) -> tuple[tuple[bytes, int], ...]:
+    """Each of stdout and stderr: its first ``OUTPUT_LIMIT`` bytes and its whole size."""
+
+    async def drain(stream: asyncio.StreamReader | None) -> tuple[bytes, int]:
+        kept = bytearray()
+        size = 0
+        while stream is not None:
+            chunk = await stream.read(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if len(kept) < OUTPUT_LIMIT:
+                kept += chunk[: OUTPUT_LIMIT - len(kept)]
+        return bytes(kept), size
+
+    out, err = await asyncio.gather(drain(proc.stdout), drain(proc.stderr))
+    await proc.wait()
+    return out, err
 
 
 def _kill_group(pid: int) -> None:

@@ -1506,11 +1506,14 @@ class TypedItemField(Field):
             out = dict(original)
             out[self.type_key] = None if options is UNSET else options
         for key in [k for k in out if k != self.type_key and k not in self.extras]:
-            del out[key]
+            if key not in self.siblings:
+                del out[key]
         for key, field in self.siblings.items():
             value = field.value()
-            if value is not UNSET:
-                out[key] = value
+            if value is UNSET:
+                out.pop(key, None)
+            else:
+                out[key] = value  # (one written before keeps its place)
         return out
 
 

@@ -174,6 +174,7 @@ class TestPanel(QWidget):
             "condition": "✘ A condition does not hold: the actions would not run.",
             "failed": "✘ The run failed.",
             "cancelled": "Stopped.",
+            "stopped": "✔ The rule would run, and a 'stop' action ends it:",
         }.get(status, status)
         if error and status != "cancelled":
             text += f" {error}"
