@@ -118,7 +118,7 @@ def test_a_cancelled_type_stops_and_releases_every_key(
         """
   - id: long
     when: {event: test.go}
-    do: [{type: "%s"}]
+    do: [{type: {text: "%s", method: type}}]
 """
         % ("x" * 5000)
     )
