@@ -43,8 +43,8 @@ from nerve.engine.actions import network
 import urllib.request
 
 url = f"http://127.0.0.1:{server.server_port}/"
-result = network._send(urllib.request.Request(url), 10)
-assert result["status"] == 200 and result["body"] == "hello", result
+status, body = network._send(urllib.request.Request(url), 10)
+assert (status, body) == (200, b"hello"), (status, body)
 
 
 async def main():
